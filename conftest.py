@@ -1,0 +1,7 @@
+"""Root pytest configuration: the shared fixtures of ``alchemiser_common.testing``."""
+
+pytest_plugins = [
+    "alchemiser_common.testing.broker",
+    "alchemiser_common.testing.registry",
+    "alchemiser_common.testing.database",
+]

@@ -1,0 +1,8 @@
+"""Shared contracts and runtime for the Alchemiser services.
+
+Event models, Avro serde, the schema registry server, the Kafka runtime, the inbox store,
+settings, observability and the ``alchemiser`` operator command. This package never imports
+a service package.
+"""
+
+__all__: list[str] = []

@@ -1,0 +1,138 @@
+"""Process settings: pydantic-settings with the ``ALCHEMISER_`` prefix and ``__`` nesting.
+
+Every service builds on :class:`CommonSettings`. A bad value stops the process at start-up:
+:func:`load_settings` turns pydantic's validation error into a :class:`ConfigurationError`
+whose message names the environment variable, in one line.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from alchemiser_common.errors import ConfigurationError
+
+__all__ = [
+    "ENV_PREFIX",
+    "CommonSettings",
+    "DatabaseSettings",
+    "KafkaSettings",
+    "RegistrySettings",
+    "TopicSettings",
+    "load_settings",
+    "masked",
+]
+
+ENV_PREFIX = "ALCHEMISER_"
+ENV_NESTED_DELIMITER = "__"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class KafkaSettings(_Section):
+    """How to reach the Kafka cluster."""
+
+    bootstrap_servers: str = Field(
+        default="127.0.0.1:9092", description="Comma-separated host:port list."
+    )
+    security_protocol: str = Field(default="PLAINTEXT")
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    session_timeout_ms: int = Field(default=6000, ge=1000)
+    heartbeat_interval_ms: int = Field(default=1000, ge=100)
+    fetch_wait_max_ms: int = Field(default=5, ge=0)
+
+    def client_config(self) -> dict[str, Any]:
+        """The librdkafka settings shared by producers, consumers and the admin client."""
+        config: dict[str, Any] = {
+            "bootstrap.servers": self.bootstrap_servers,
+            "security.protocol": self.security_protocol,
+        }
+        if self.sasl_mechanism:
+            config["sasl.mechanism"] = self.sasl_mechanism
+        if self.sasl_username:
+            config["sasl.username"] = self.sasl_username
+        if self.sasl_password is not None:
+            config["sasl.password"] = self.sasl_password.get_secret_value()
+        return config
+
+
+class TopicSettings(_Section):
+    """How topics are created by ``alchemiser topics create``."""
+
+    partitions: int = Field(default=3, ge=1)
+    replication_factor: int = Field(default=1, ge=1)
+
+
+class RegistrySettings(_Section):
+    """Where the schema registry answers."""
+
+    url: str = Field(default="http://127.0.0.1:8081", pattern=r"^(https?|mock)://")
+    basic_auth_user_info: SecretStr | None = None
+
+    def client_config(self) -> dict[str, Any]:
+        """Configuration for confluent-kafka's ``SchemaRegistryClient``."""
+        config: dict[str, Any] = {"url": self.url}
+        if self.basic_auth_user_info is not None:
+            config["basic.auth.user.info"] = self.basic_auth_user_info.get_secret_value()
+        return config
+
+
+class DatabaseSettings(_Section):
+    """The service's own database (inbox table and state)."""
+
+    url: SecretStr = Field(
+        default=SecretStr("sqlite:///var/alchemiser.db"),
+        description="SQLAlchemy URL; PostgreSQL in production, SQLite as embedded default.",
+    )
+
+
+class CommonSettings(BaseSettings):
+    """Settings every Alchemiser process reads."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter=ENV_NESTED_DELIMITER,
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        frozen=True,
+    )
+
+    service_name: str = Field(default="alchemiser", pattern=r"^[a-z][a-z0-9-]*$")
+    instance_id: str = Field(default="0", pattern=r"^[A-Za-z0-9._-]+$")
+    environment: str = "dev"
+    kafka: KafkaSettings = KafkaSettings()
+    topics: TopicSettings = TopicSettings()
+    registry: RegistrySettings = RegistrySettings()
+    database: DatabaseSettings = DatabaseSettings()
+
+
+SettingsT = TypeVar("SettingsT", bound=BaseSettings)
+
+
+def _env_name(location: tuple[int | str, ...]) -> str:
+    return ENV_PREFIX + ENV_NESTED_DELIMITER.join(str(part).upper() for part in location)
+
+
+def load_settings(cls: type[SettingsT], **overrides: Any) -> SettingsT:
+    """Build settings from the environment; raise ``ConfigurationError`` naming the variable."""
+    try:
+        return cls(**overrides)
+    except ValidationError as err:
+        first = err.errors()[0]
+        name = _env_name(tuple(first["loc"]))
+        extra = f" (and {err.error_count() - 1} more)" if err.error_count() > 1 else ""
+        raise ConfigurationError(
+            f"invalid setting {name}: {first['msg']} (got {first.get('input')!r}){extra}"
+        ) from None
+
+
+def masked(settings: BaseModel) -> dict[str, Any]:
+    """The effective configuration as a dict, secrets replaced by ``'**********'``."""
+    return settings.model_dump(mode="json")

@@ -1,0 +1,1 @@
+"""Pytest fixtures: broker (see the package docstring)."""

@@ -1,0 +1,1 @@
+"""Pytest fixtures: registry (see the package docstring)."""

@@ -1,0 +1,3 @@
+"""Alchemiser execution service."""
+
+__all__: list[str] = []

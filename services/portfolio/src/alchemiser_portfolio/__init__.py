@@ -1,0 +1,3 @@
+"""Alchemiser portfolio service."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""Alchemiser strategy service."""
+
+__all__: list[str] = []
