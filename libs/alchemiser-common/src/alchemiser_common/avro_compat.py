@@ -117,7 +117,8 @@ def _field_path(schema_json: Any, location: str) -> str:
 def _pair(
     reader: avro.schema.Schema, writer: avro.schema.Schema, version: int, direction: str
 ) -> list[Incompatibility]:
-    result = ReaderWriterCompatibilityChecker().get_compatibility(reader, writer)
+    checker = ReaderWriterCompatibilityChecker()  # type: ignore[no-untyped-call]
+    result = checker.get_compatibility(reader, writer)
     if result.compatibility is SchemaCompatibilityType.compatible:
         return []
     reader_json = reader.to_json()

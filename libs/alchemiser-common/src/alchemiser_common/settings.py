@@ -20,6 +20,7 @@ __all__ = [
     "DatabaseSettings",
     "KafkaSettings",
     "RegistrySettings",
+    "RuntimeSettings",
     "TopicSettings",
     "load_settings",
     "masked",
@@ -92,6 +93,24 @@ class DatabaseSettings(_Section):
     )
 
 
+class RuntimeSettings(_Section):
+    """Tunables of the processing loop."""
+
+    batch_size: int = Field(default=100, ge=1, le=10_000)
+    poll_timeout_ms: int = Field(default=500, ge=1, le=60_000)
+    handler_attempts: int = Field(default=3, ge=1, le=100)
+    backoff_initial_ms: int = Field(default=200, ge=1)
+    backoff_max_ms: int = Field(default=10_000, ge=1)
+    transaction_timeout_ms: int = Field(default=60_000, ge=1_000, le=900_000)
+    shutdown_timeout_s: float = Field(default=20.0, gt=0, le=300)
+    pause_at: str | None = Field(
+        default=None,
+        description="Test hook for crash tests: block at this protocol step "
+        "(before_db_commit, after_db_commit, after_kafka_commit) after writing pause_file.",
+    )
+    pause_file: str | None = None
+
+
 class CommonSettings(BaseSettings):
     """Settings every Alchemiser process reads."""
 
@@ -111,6 +130,7 @@ class CommonSettings(BaseSettings):
     topics: TopicSettings = TopicSettings()
     registry: RegistrySettings = RegistrySettings()
     database: DatabaseSettings = DatabaseSettings()
+    runtime: RuntimeSettings = RuntimeSettings()
 
 
 SettingsT = TypeVar("SettingsT", bound=BaseSettings)

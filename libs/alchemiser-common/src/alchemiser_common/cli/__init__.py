@@ -1,8 +1,8 @@
 """The ``alchemiser`` operator command.
 
 Built-in command groups live in this package; each installed service adds its own group
-through the ``alchemiser.commands`` entry-point group (``strategy = "alchemiser_strategy.cli:app"``),
-so this library never imports a service.
+through the ``alchemiser.commands`` entry-point group
+(``strategy = "alchemiser_strategy.cli:app"``), so this library never imports a service.
 """
 
 from __future__ import annotations

@@ -1,0 +1,47 @@
+"""The inbox (dedupe) store: one effect per input, outputs kept for byte-exact re-emission.
+
+See :mod:`alchemiser_common.inbox.store` for the transaction protocol. Typical set-up::
+
+    engine = create_engine_from_url(settings.database_url)
+    store = inbox_store_for(engine)
+    store.migrate()
+"""
+
+from alchemiser_common.inbox.exceptions import (
+    InboxError,
+    InboxStoreError,
+    InboxUnavailableError,
+    InboxUsageError,
+    TransientError,
+)
+from alchemiser_common.inbox.model import ClaimOutcome, InboxRecord, StoredOutput, content_hash
+from alchemiser_common.inbox.schema import inbox_output_table, inbox_table, metadata
+from alchemiser_common.inbox.store import (
+    INBOX_VERSION_TABLE,
+    InboxStore,
+    PostgresInboxStore,
+    SqliteInboxStore,
+    inbox_store_for,
+)
+from alchemiser_common.inbox.transaction import InboxTransaction
+
+__all__ = [
+    "INBOX_VERSION_TABLE",
+    "ClaimOutcome",
+    "InboxError",
+    "InboxRecord",
+    "InboxStore",
+    "InboxStoreError",
+    "InboxTransaction",
+    "InboxUnavailableError",
+    "InboxUsageError",
+    "PostgresInboxStore",
+    "SqliteInboxStore",
+    "StoredOutput",
+    "TransientError",
+    "content_hash",
+    "inbox_output_table",
+    "inbox_store_for",
+    "inbox_table",
+    "metadata",
+]

@@ -1,0 +1,35 @@
+"""The released Avro schemas (``schemas/avro``) and the offline compatibility gate."""
+
+from __future__ import annotations
+
+from alchemiser_common.schemas.catalog import (
+    SCHEMAS_DIR_ENV,
+    SUBJECT_SUFFIX,
+    SchemaCatalog,
+    SchemaVersion,
+    find_schemas_dir,
+    subject_for_topic,
+    topic_for_subject,
+)
+from alchemiser_common.schemas.check import (
+    DEFAULT_LEVEL,
+    CheckReport,
+    SchemaProblem,
+    check_all,
+    check_catalog,
+)
+
+__all__ = [
+    "DEFAULT_LEVEL",
+    "SCHEMAS_DIR_ENV",
+    "SUBJECT_SUFFIX",
+    "CheckReport",
+    "SchemaCatalog",
+    "SchemaProblem",
+    "SchemaVersion",
+    "check_all",
+    "check_catalog",
+    "find_schemas_dir",
+    "subject_for_topic",
+    "topic_for_subject",
+]
