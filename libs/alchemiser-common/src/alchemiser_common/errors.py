@@ -10,11 +10,20 @@ __all__ = [
     "SchemaCompatibilityError",
     "SchemaError",
     "SerializationError",
+    "TransientError",
 ]
 
 
 class AlchemiserError(Exception):
     """Root of all errors raised deliberately by Alchemiser code."""
+
+
+class TransientError(AlchemiserError):
+    """Infrastructure is unavailable for now (database, registry, broker): retry, never drop.
+
+    The runtime aborts the Kafka transaction, rewinds to the committed offsets and retries after
+    a backoff; such an input is never dead-lettered.
+    """
 
 
 class ConfigurationError(AlchemiserError):

@@ -7,7 +7,7 @@ by :func:`alchemiser_common.db.is_transient_database_error`; the store raises
 
 from __future__ import annotations
 
-from alchemiser_common.errors import AlchemiserError
+from alchemiser_common.errors import AlchemiserError, TransientError
 
 __all__ = [
     "InboxError",
@@ -16,10 +16,6 @@ __all__ = [
     "InboxUsageError",
     "TransientError",
 ]
-
-
-class TransientError(AlchemiserError):
-    """An infrastructure failure that may succeed on retry; the input must be handled again."""
 
 
 class InboxError(AlchemiserError):
