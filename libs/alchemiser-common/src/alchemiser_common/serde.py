@@ -18,29 +18,43 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from confluent_kafka.serialization import SerializationError as KafkaSerializationError
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 from confluent_kafka.serialization import MessageField, SerializationContext
+from confluent_kafka.serialization import SerializationError as KafkaSerializationError
 from pydantic import ValidationError
 
-from alchemiser_common.errors import AlchemiserError, DeserializationError, SerializationError
+from alchemiser_common.errors import DeserializationError, SerializationError, TransientError
 from alchemiser_common.events import Event, event_class_for_topic, from_avro_dict, to_avro_dict
 from alchemiser_common.schemas import SchemaCatalog
 
 __all__ = [
+    "REGISTRY_TRANSPORT_ERRORS",
     "EventSerde",
     "RegistryUnavailableError",
     "subject_for",
 ]
+
+
+def _transport_errors() -> tuple[type[Exception], ...]:
+    """Network errors of the HTTP library the registry client actually uses (httpx or httpx2)."""
+    try:
+        from confluent_kafka.schema_registry.common import _httpx_compat
+    except ImportError:  # an older confluent-kafka uses httpx directly
+        return (httpx.TransportError,)
+    return (httpx.TransportError, _httpx_compat.httpx.TransportError)
+
+
+#: Exceptions meaning "the registry could not be reached": transient, never dead-lettered.
+REGISTRY_TRANSPORT_ERRORS = _transport_errors()
 
 _MAGIC_BYTE = 0
 _HEADER_SIZE = 5
 _NOT_FOUND_CODES = frozenset({40401, 40402, 40403})
 
 
-class RegistryUnavailableError(AlchemiserError):
+class RegistryUnavailableError(TransientError):
     """The schema registry did not answer (network, 5xx): transient, retry later."""
 
 
@@ -91,7 +105,7 @@ class EventSerde:
                 f"cannot serialise {event.event_type} for {topic}: {err}"
                 " (is the schema registered? run `alchemiser schemas register`)"
             ) from err
-        except httpx.TransportError as err:
+        except REGISTRY_TRANSPORT_ERRORS as err:
             raise RegistryUnavailableError(f"schema registry unreachable: {err}") from err
         except (KafkaSerializationError, ValueError, TypeError) as err:
             raise SerializationError(f"cannot serialise {event.event_type}: {err}") from err
@@ -138,7 +152,7 @@ class EventSerde:
             if _is_transient(err):
                 raise RegistryUnavailableError(f"schema registry: {err}") from err
             raise DeserializationError("unknown_schema", str(err)) from err
-        except httpx.TransportError as err:
+        except REGISTRY_TRANSPORT_ERRORS as err:
             raise RegistryUnavailableError(f"schema registry unreachable: {err}") from err
         except Exception as err:  # fastavro raises many types on a corrupt body
             raise DeserializationError("undecodable", f"{type(err).__name__}: {err}") from err

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from alchemiser_common.errors import ConfigurationError
+from alchemiser_common.observability.settings import ObservabilitySettings
 
 __all__ = [
     "ENV_PREFIX",
@@ -131,6 +132,7 @@ class CommonSettings(BaseSettings):
     registry: RegistrySettings = RegistrySettings()
     database: DatabaseSettings = DatabaseSettings()
     runtime: RuntimeSettings = RuntimeSettings()
+    observability: ObservabilitySettings = ObservabilitySettings()
 
 
 SettingsT = TypeVar("SettingsT", bound=BaseSettings)

@@ -75,13 +75,13 @@ def register(
     The deploy step runs this before the services start; services never auto-register.
     An incompatible schema (HTTP 409) stops with a message naming the subject and version.
     """
-    from alchemiser_common.schemas.register import RegistrationRefused, register_all
+    from alchemiser_common.schemas.register import RegistrationRefusedError, register_all
     from alchemiser_common.settings import CommonSettings, load_settings
 
     url = registry or load_settings(CommonSettings).registry.url
     try:
         results = register_all(url, SchemaCatalog.discover(directory))
-    except RegistrationRefused as err:
+    except RegistrationRefusedError as err:
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(code=1) from err
     except SchemaError as err:

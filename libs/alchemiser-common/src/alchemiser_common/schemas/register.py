@@ -9,19 +9,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import httpx
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
 from alchemiser_common.errors import AlchemiserError
 from alchemiser_common.schemas.catalog import SchemaCatalog
+from alchemiser_common.serde import REGISTRY_TRANSPORT_ERRORS
 
-__all__ = ["RegistrationRefused", "RegistrationResult", "register_all"]
+__all__ = ["RegistrationRefusedError", "RegistrationResult", "register_all"]
 
 _HTTP_CONFLICT = 409
 
 
-class RegistrationRefused(AlchemiserError):
+class RegistrationRefusedError(AlchemiserError):
     """The registry refused a schema (incompatible, invalid) or could not be reached."""
 
 
@@ -45,15 +45,16 @@ def register_all(url: str, catalog: SchemaCatalog) -> list[RegistrationResult]:
                 schema_id = client.register_schema(subject, schema, normalize_schemas=True)
             except SchemaRegistryError as err:
                 if err.http_status_code == _HTTP_CONFLICT:
-                    raise RegistrationRefused(
+                    raise RegistrationRefusedError(
                         f"{subject} v{version.version} is incompatible with the versions "
                         f"already registered (HTTP 409): {err.error_message}"
                     ) from err
-                raise RegistrationRefused(
+                raise RegistrationRefusedError(
                     f"{subject} v{version.version} refused (HTTP {err.http_status_code}, "
                     f"code {err.error_code}): {err.error_message}"
                 ) from err
-            except httpx.TransportError as err:
-                raise RegistrationRefused(f"schema registry at {url} unreachable: {err}") from err
+            except REGISTRY_TRANSPORT_ERRORS as err:
+                message = f"schema registry at {url} unreachable: {err}"
+                raise RegistrationRefusedError(message) from err
             results.append(RegistrationResult(subject, version.version, schema_id))
     return results

@@ -1,0 +1,1 @@
+"""The Kafka processing runtime every service runs on."""

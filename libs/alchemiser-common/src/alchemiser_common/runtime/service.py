@@ -1,0 +1,254 @@
+"""Run one service process: settings, observability, database, Kafka, the loop, shutdown.
+
+A service's ``__main__`` is one line: ``raise SystemExit(run_service("strategy",
+register_handlers))``. Exit codes: 0 after a clean stop (SIGTERM/SIGINT), 1 on a fatal runtime
+error (fenced, fatal Kafka error), 2 on bad configuration.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import structlog
+from confluent_kafka.schema_registry import SchemaRegistryClient
+from sqlalchemy import Engine
+
+from alchemiser_common.db import create_engine_from_url
+from alchemiser_common.errors import AlchemiserError, ConfigurationError, TransientError
+from alchemiser_common.events import event_class_for_type
+from alchemiser_common.inbox import InboxStore, inbox_store_for
+from alchemiser_common.kafka.clients import KafkaConsumer, KafkaProducer
+from alchemiser_common.observability import (
+    Metrics,
+    ObservabilityServer,
+    configure_logging,
+    configure_tracing,
+)
+from alchemiser_common.runtime.handlers import EventHandlerRegistry, RegisterHandlers
+from alchemiser_common.runtime.loop import (
+    FatalRuntimeError,
+    LoopConfig,
+    ProcessingLoop,
+    ProtocolStep,
+)
+from alchemiser_common.schemas import SchemaCatalog
+from alchemiser_common.serde import EventSerde
+from alchemiser_common.settings import CommonSettings, load_settings, masked
+
+__all__ = ["ServiceContainer", "run_service"]
+
+_log = structlog.get_logger("alchemiser.service")
+
+EXIT_OK = 0
+EXIT_FATAL = 1
+EXIT_CONFIG = 2
+
+
+@dataclass(slots=True)
+class ServiceContainer:
+    """What ``register_handlers(container, registry)`` may use to build its handlers."""
+
+    settings: CommonSettings
+    engine: Engine
+    metrics: Metrics
+    now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+def _pause_hook(settings: CommonSettings) -> Callable[[ProtocolStep], None]:
+    """The crash tests' hook: block forever at one protocol step, once, after saying so."""
+    target = settings.runtime.pause_at
+    if not target:
+        return lambda step: None
+    try:
+        wanted = ProtocolStep(target)
+    except ValueError as err:
+        raise ConfigurationError(
+            f"invalid setting ALCHEMISER_RUNTIME__PAUSE_AT: {target!r} is not one of "
+            f"{[step.value for step in ProtocolStep]}"
+        ) from err
+    done = threading.Event()
+
+    def pause(step: ProtocolStep) -> None:
+        if step is not wanted or done.is_set():
+            return
+        done.set()
+        _log.warning("pausing at protocol step (test hook)", step=step.value)
+        if settings.runtime.pause_file:
+            Path(settings.runtime.pause_file).write_text(step.value)
+        threading.Event().wait()
+
+    return pause
+
+
+def run_service(
+    service_name: str,
+    register_handlers: RegisterHandlers,
+    settings_cls: type[CommonSettings] = CommonSettings,
+) -> int:
+    """Run the service until SIGTERM/SIGINT; return the process exit code."""
+    try:
+        settings = load_settings(settings_cls)
+    except ConfigurationError as err:
+        print(f"{service_name}: configuration error: {err}", flush=True)
+        return EXIT_CONFIG
+    name = settings.service_name if settings.service_name != "alchemiser" else service_name
+    obs = settings.observability
+    configure_logging(obs.log_level, obs.log_format, name)
+    _log.info("starting", service=name, config=masked(settings))
+    try:
+        return _run(name, settings, register_handlers)
+    except ConfigurationError as err:
+        _log.error("configuration error; not starting", error=str(err))
+        return EXIT_CONFIG
+    except FatalRuntimeError as err:
+        _log.error("fatal runtime error; exiting to be restarted", error=str(err))
+        return EXIT_FATAL
+
+
+def _run(name: str, settings: CommonSettings, register_handlers: RegisterHandlers) -> int:
+    obs = settings.observability
+    configure_tracing(
+        obs.otel_service_name or name,
+        obs.otel_exporter,
+        obs.otel_endpoint,
+        instance_id=settings.instance_id,
+    )
+    metrics = Metrics(process_metrics=True)
+    engine = create_engine_from_url(settings.database.url.get_secret_value(), application_name=name)
+    inbox = _migrated_inbox(engine)
+    container = ServiceContainer(settings=settings, engine=engine, metrics=metrics)
+    registry = EventHandlerRegistry()
+    register_handlers(container, registry)
+    if not len(registry):
+        raise ConfigurationError(f"{name} registered no handlers")
+    topics = sorted({_topic_of(event_type) for event_type in registry.event_types()})
+
+    serde = EventSerde(
+        SchemaRegistryClient(settings.registry.client_config()), SchemaCatalog.discover()
+    )
+    producer = KafkaProducer(
+        settings.kafka,
+        transactional_id=f"{name}-{settings.instance_id}",
+        overrides={"transaction.timeout.ms": settings.runtime.transaction_timeout_ms},
+    )
+    consumer = KafkaConsumer(settings.kafka, group_id=name)
+    assigned = threading.Event()
+    loop = ProcessingLoop(
+        config=LoopConfig(
+            consumer_name=name,
+            batch_size=settings.runtime.batch_size,
+            poll_timeout_s=settings.runtime.poll_timeout_ms / 1000,
+            handler_attempts=settings.runtime.handler_attempts,
+            backoff_initial_s=settings.runtime.backoff_initial_ms / 1000,
+            backoff_max_s=settings.runtime.backoff_max_ms / 1000,
+        ),
+        consumer=consumer,
+        producer=producer,
+        serde=serde,
+        inbox=inbox,
+        registry=registry,
+        metrics=metrics,
+        pause_at=_pause_hook(settings),
+    )
+
+    def on_assign(_consumer: Any, partitions: list[Any]) -> None:
+        assigned.set()
+        _log.info(
+            "partitions assigned", partitions=[f"{p.topic}[{p.partition}]" for p in partitions]
+        )
+
+    def on_revoke(kafka_consumer: Any, partitions: list[Any]) -> None:
+        loop.on_revoke(kafka_consumer, partitions)
+        assigned.clear()
+        _log.info("partitions revoked", count=len(partitions))
+
+    server = ObservabilityServer.from_settings(obs, metrics.registry)
+    server.add_readiness_check("partitions-assigned", assigned.is_set)
+    server.add_readiness_check("database", lambda: _reachable(inbox))
+    server.start()
+    _install_signal_handlers(loop, settings.runtime.shutdown_timeout_s)
+    try:
+        _kafka_call_with_retry(producer.init_transactions, "init_transactions")
+        consumer.subscribe(topics, on_assign=on_assign, on_revoke=on_revoke, on_lost=on_revoke)
+        _log.info("running", topics=topics, metrics_port=server.port)
+        loop.run()
+    finally:
+        _log.info("stopping: leaving the consumer group")
+        consumer.close()
+        producer.close()
+        server.stop()
+        engine.dispose()
+    _log.info("stopped cleanly")
+    return EXIT_OK
+
+
+def _topic_of(event_type: str) -> str:
+    return event_class_for_type(event_type).TOPIC
+
+
+def _reachable(inbox: InboxStore) -> bool:
+    try:
+        inbox.ping()
+    except AlchemiserError:
+        return False
+    return True
+
+
+def _migrated_inbox(engine: Engine) -> InboxStore:
+    """Migrate the inbox tables, waiting (bounded backoff, forever) for the database."""
+    inbox = inbox_store_for(engine)
+    delay = 0.5
+    while True:
+        try:
+            inbox.migrate()
+            return inbox
+        except TransientError as err:
+            _log.warning("database unavailable at start-up; retrying", error=str(err), in_s=delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 10.0)
+
+
+def _kafka_call_with_retry(call: Callable[[], None], what: str, attempts: int = 10) -> None:
+    delay = 0.5
+    for attempt in range(1, attempts + 1):
+        try:
+            call()
+            return
+        except Exception as err:
+            if attempt == attempts:
+                raise FatalRuntimeError(f"{what} failed {attempts} times: {err}") from err
+            _log.warning(f"{what} failed; retrying", error=str(err), attempt=attempt)
+            time.sleep(delay)
+            delay = min(delay * 2, 10.0)
+
+
+def _install_signal_handlers(loop: ProcessingLoop, timeout_s: float) -> None:
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        if loop.stopping:
+            _log.warning("second signal; exiting now, the open transaction is abandoned")
+            os._exit(EXIT_FATAL)
+        _log.info(
+            "signal received; finishing the current batch", signal=signal.Signals(signum).name
+        )
+        loop.stop()
+        watchdog = threading.Timer(timeout_s, _give_up, args=(timeout_s,))
+        watchdog.daemon = True
+        watchdog.start()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+
+def _give_up(timeout_s: float) -> None:
+    _log.error("shutdown took longer than the bound; exiting", timeout_s=timeout_s)
+    os._exit(EXIT_FATAL)
