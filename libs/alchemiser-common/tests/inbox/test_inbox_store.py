@@ -167,6 +167,23 @@ class InboxStoreContract:
         assert record is not None
         assert (record.event_id, record.offset) == ("evt-1", 7)
 
+    def test_mark_published_when_marked_then_duplicate_reports_published(
+        self, store: InboxStore, consumer: str
+    ) -> None:
+        for key in ("k1", "k2"):
+            with store.transaction(consumer, key, "hash-a", **_claim_args()) as tx:
+                tx.record_outputs(OUTPUTS)
+        store.mark_published(consumer, ["k1"])
+        store.mark_published(consumer, [])
+
+        with store.transaction(consumer, "k1", "hash-a", **_claim_args()) as published:
+            assert published.outcome is ClaimOutcome.DUPLICATE
+            assert published.stored_published is True
+        with store.transaction(consumer, "k2", "hash-a", **_claim_args()) as unpublished:
+            assert unpublished.outcome is ClaimOutcome.DUPLICATE
+            assert unpublished.stored_published is False
+            assert unpublished.stored_outputs == OUTPUTS
+
     def test_transaction_when_new_without_outputs_then_duplicate_replays_nothing(
         self, store: InboxStore, consumer: str
     ) -> None:

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+
 from alchemiser_common.observability import (
     Metrics,
     ObservabilityServer,

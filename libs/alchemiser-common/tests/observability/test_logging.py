@@ -9,6 +9,9 @@ from uuid import uuid4
 
 import pytest
 import structlog
+from opentelemetry.sdk.trace import TracerProvider
+from pydantic import SecretStr
+
 from alchemiser_common.observability import (
     MASK,
     ObservabilityConfigurationError,
@@ -16,8 +19,6 @@ from alchemiser_common.observability import (
     configure_logging,
     get_logger,
 )
-from opentelemetry.sdk.trace import TracerProvider
-from pydantic import SecretStr
 
 
 @pytest.fixture

@@ -1,7 +1,8 @@
 from __future__ import annotations
 
-from alchemiser_common.observability import MASK, mask_secrets
 from pydantic import SecretBytes, SecretStr
+
+from alchemiser_common.observability import MASK, mask_secrets
 
 
 def test_mask_when_nested_secret_keys_and_types_then_masked_without_mutating_input() -> None:

@@ -1,8 +1,9 @@
 from __future__ import annotations
 
 import httpx
-from alchemiser_common.observability import Metrics, ObservabilityServer
 from prometheus_client.parser import text_string_to_metric_families
+
+from alchemiser_common.observability import Metrics, ObservabilityServer
 
 # Written out here, not imported, so a renamed metric fails this test.
 EXPECTED_NAMES = {

@@ -3,8 +3,9 @@ from __future__ import annotations
 import logging
 
 import pytest
-from alchemiser_common.observability import ObservabilitySettings
 from pydantic import ValidationError
+
+from alchemiser_common.observability import ObservabilitySettings
 
 
 def test_settings_when_defaults_then_loopback_json_and_no_exporter() -> None:

@@ -28,7 +28,9 @@ def serde(registry_url: str) -> EventSerde:
 
 
 @pytest.mark.parametrize("event", sample_events(), ids=lambda event: event.event_type)
-def test_round_trip_when_schema_registered_then_event_equal(serde: EventSerde, event: Event) -> None:
+def test_round_trip_when_schema_registered_then_event_equal(
+    serde: EventSerde, event: Event
+) -> None:
     data = serde.serialize(event)
     assert data[0] == 0  # Confluent framing: magic byte, then the schema id
     assert serde.deserialize(event.TOPIC, data) == event

@@ -32,6 +32,7 @@ inbox_table = sa.Table(
     sa.Column("source_partition", sa.Integer(), nullable=False),
     sa.Column("source_offset", sa.BigInteger(), nullable=False),
     sa.Column("processed_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("published_at", sa.DateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint("consumer", "dedupe_key", name="pk_inbox"),
     sa.Index("ix_inbox_processed_at", "processed_at"),
 )

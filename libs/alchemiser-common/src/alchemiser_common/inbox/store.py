@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -229,8 +229,32 @@ class InboxStore(ABC):
             stored_outputs=self._read_outputs(connection, consumer, dedupe_key),
             stored_content_hash=existing.content_hash,
             stored_event_id=existing.event_id,
+            stored_published=existing.published_at is not None,
             **common,
         )
+
+    def mark_published(self, consumer: str, dedupe_keys: Sequence[str]) -> None:
+        """Record that the outputs of these inputs are committed to Kafka.
+
+        Called after the Kafka transaction commits. A later duplicate of a published input
+        re-emits nothing; one of an unpublished input (crash before this call) re-emits the
+        stored outputs, which downstream dedupe recognises by their event ids.
+        """
+        if not dedupe_keys:
+            return
+        statement = (
+            sa.update(inbox_table)
+            .where(
+                inbox_table.c.consumer == consumer,
+                inbox_table.c.dedupe_key.in_(list(dedupe_keys)),
+                inbox_table.c.published_at.is_(None),
+            )
+            .values(published_at=self._clock().astimezone(UTC))
+        )
+        with translated_errors(f"marking {len(dedupe_keys)} input(s) published"):
+            with self._connect() as connection:
+                connection.execute(statement)
+                connection.commit()
 
     @staticmethod
     def _read_row(connection: Connection, consumer: str, dedupe_key: str) -> sa.Row[Any] | None:

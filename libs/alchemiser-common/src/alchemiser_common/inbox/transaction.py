@@ -52,7 +52,8 @@ class InboxTransaction:
     transaction (state writes through it commit or roll back with the inbox row);
     ``stored_outputs`` the first run's outputs in order (DUPLICATE, else empty);
     ``stored_content_hash`` / ``stored_event_id`` those of the committed row (DUPLICATE and
-    CONFLICT, else ``None``).
+    CONFLICT, else ``None``); ``stored_published`` whether the outputs are known to be committed
+    to Kafka already (see :meth:`InboxStore.mark_published`), so a duplicate need not re-emit.
     """
 
     def __init__(
@@ -66,6 +67,7 @@ class InboxTransaction:
         stored_outputs: tuple[StoredOutput, ...] = (),
         stored_content_hash: str | None = None,
         stored_event_id: str | None = None,
+        stored_published: bool = False,
     ) -> None:
         self.consumer = consumer
         self.dedupe_key = dedupe_key
@@ -75,6 +77,7 @@ class InboxTransaction:
         self.stored_outputs = stored_outputs
         self.stored_content_hash = stored_content_hash
         self.stored_event_id = stored_event_id
+        self.stored_published = stored_published
         self._recorded: list[StoredOutput] = []
         self._open = True
 

@@ -107,7 +107,7 @@ def configure_tracing(
     provider = TracerProvider(resource=Resource.create(attributes))
     if exporter == "otlp":
         # Imported here: it pulls in requests and protobuf, which "none" does not need.
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # noqa: PLC0415
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
             OTLPSpanExporter,
         )
 

@@ -126,6 +126,7 @@ class ProcessingLoop:
         self._stopping = threading.Event()
         self._in_transaction = False
         self._backoff_s = config.backoff_initial_s
+        self._unpublished: list[str] = []
 
     # -- lifecycle -------------------------------------------------------------------------
     def stop(self) -> None:
@@ -191,6 +192,8 @@ class ProcessingLoop:
         4. ``send_offsets_to_transaction`` with the consumer's positions (last processed + 1) and
            its group metadata.
         5. ``commit_transaction``: outputs and offsets become visible together.
+        6. Mark the batch's inbox rows published, so a later duplicate re-emits nothing. A crash
+           before this step only means a duplicate re-emits the stored (identical) outputs.
 
         Error classes: a transient infrastructure error in step 2 (database or registry down)
         raises :class:`TransientError`; :meth:`run` aborts, rewinds to the committed offsets and
@@ -202,6 +205,7 @@ class ProcessingLoop:
         """
         self._kafka_call(self._producer.begin_transaction)
         self._in_transaction = True
+        self._unpublished = []
         produced: list[StoredOutput] = []
         try:
             for record in records:
@@ -222,6 +226,7 @@ class ProcessingLoop:
             return
         self._in_transaction = False
         self._metrics.transactions.labels(outcome="committed").inc()
+        self._mark_published()
         for output in produced:
             event_type = dict(output.headers).get("event_type", b"dead_letter").decode()
             self._metrics.event_published.labels(topic=output.topic, event_type=event_type).inc()
@@ -324,9 +329,13 @@ class ProcessingLoop:
                     consumer=consumer, event_type=event.event_type
                 ).inc()
                 self._count(event, record, "duplicate")
+                if tx.stored_published or dedupe_key(event) in self._unpublished:
+                    _log.info("duplicate input; its outputs are already published or in flight")
+                    return []
                 _log.info(
                     "duplicate input; re-emitting stored outputs", outputs=len(tx.stored_outputs)
                 )
+                self._unpublished.append(dedupe_key(event))
                 return list(tx.stored_outputs)
             if tx.outcome is ClaimOutcome.CONFLICT:
                 self._metrics.dedupe_conflicts.labels(
@@ -344,12 +353,23 @@ class ProcessingLoop:
                     outputs.append(self._stored(produced))
             tx.record_outputs(outputs)
             self._pause_at(ProtocolStep.BEFORE_DB_COMMIT)
+        self._unpublished.append(dedupe_key(event))
         self._pause_at(ProtocolStep.AFTER_DB_COMMIT)
         self._metrics.event_handler_latency_ms.labels(
             topic=record.topic(), event_type=event.event_type
         ).observe((time.perf_counter() - started) * 1000)
         self._count(event, record, "handled")
         return outputs
+
+    def _mark_published(self) -> None:
+        """Step 6 (an optimisation, not part of correctness): remember the outputs are out."""
+        try:
+            self._inbox.mark_published(self._config.consumer_name, self._unpublished)
+        except TransientError as err:
+            _log.warning(
+                "could not mark inputs published; a redelivery will re-emit", error=str(err)
+            )
+        self._unpublished = []
 
     def _count(self, event: Event, record: Any, outcome: str) -> None:
         self._metrics.event_consumed.labels(

@@ -28,6 +28,7 @@ def upgrade() -> None:
         sa.Column("source_partition", sa.Integer(), nullable=False),
         sa.Column("source_offset", sa.BigInteger(), nullable=False),
         sa.Column("processed_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("published_at", sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("consumer", "dedupe_key", name="pk_inbox"),
     )
     op.create_table(
