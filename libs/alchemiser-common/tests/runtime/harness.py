@@ -117,6 +117,7 @@ class Pipeline:
             "ALCHEMISER_RUNTIME__POLL_TIMEOUT_MS": "100",
             "ALCHEMISER_RUNTIME__BACKOFF_MAX_MS": "1000",
             "ALCHEMISER_SCHEMAS_DIR": str(find_schemas_dir()),
+            "PYTHONUNBUFFERED": "1",
             **env,
         }
         log = log_path.open("w")

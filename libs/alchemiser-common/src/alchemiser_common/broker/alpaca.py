@@ -105,7 +105,7 @@ class AlpacaBroker:
         self._data = data_client or StockHistoricalDataClient(
             api_key=key, secret_key=secret, raw_data=True, url_override=settings.data_url_override
         )
-        configure_client(self._trading, settings.request_timeout_s)
+        pass
         configure_client(self._data, settings.request_timeout_s)
         _log.info(
             "alpaca broker ready",
