@@ -4,4 +4,5 @@ pytest_plugins = [
     "alchemiser_common.testing.broker",
     "alchemiser_common.testing.registry",
     "alchemiser_common.testing.database",
+    "alchemiser_common.testing.fake_alpaca.fixtures",
 ]

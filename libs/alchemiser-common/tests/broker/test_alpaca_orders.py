@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from decimal import Decimal
 
 import pytest
@@ -16,19 +17,23 @@ from alchemiser_common.broker import (
     OrderType,
 )
 from alchemiser_common.broker.alpaca import AlpacaBroker
-from alchemiser_common.testing.fake_alpaca import FakeAlpaca, FillMode
-from alchemiser_common.testing.fake_alpaca.fixtures import (
-    alpaca_settings_for,
-    fake_alpaca,  # noqa: F401 - the fixture, until the root conftest loads the plugin
-)
+from alchemiser_common.testing.fake_alpaca import FakeAlpaca, Fault, FillMode
+from alchemiser_common.testing.fake_alpaca.fixtures import alpaca_settings_for
 
 ORDERS = "POST /v2/orders"
 
 
 @pytest.fixture
-def broker(fake_alpaca: FakeAlpaca) -> AlpacaBroker:
-    fake_alpaca.set_price("SPY", "500.25")
-    return AlpacaBroker(alpaca_settings_for(fake_alpaca), sleep=lambda _: None)
+def fake() -> Iterator[FakeAlpaca]:
+    """A fake Alpaca server for one test (same as the ``fake_alpaca`` plugin fixture)."""
+    with FakeAlpaca() as server:
+        yield server
+
+
+@pytest.fixture
+def broker(fake: FakeAlpaca) -> AlpacaBroker:
+    fake.set_price("SPY", "500.25")
+    return AlpacaBroker(alpaca_settings_for(fake), sleep=lambda _: None)
 
 
 def _buy(cid: str, qty: str = "2", symbol: str = "SPY") -> OrderRequest:
@@ -40,7 +45,7 @@ def test_alpaca_broker_when_built_then_satisfies_the_port(broker: AlpacaBroker) 
 
 
 def test_submit_when_market_buy_then_filled_and_cash_reduced_exactly(
-    fake_alpaca: FakeAlpaca, broker: AlpacaBroker
+    fake: FakeAlpaca, broker: AlpacaBroker
 ) -> None:
     order = broker.submit_order(_buy("wf1-leg0", qty="1.5"))
 
@@ -52,11 +57,11 @@ def test_submit_when_market_buy_then_filled_and_cash_reduced_exactly(
     assert order.side is OrderSide.BUY and order.order_type is OrderType.MARKET
     assert order.submitted_at is not None and order.filled_at is not None
     assert broker.get_account().cash == Decimal(100_000) - Decimal("1.5") * Decimal("500.25")
-    assert fake_alpaca.orders_created("wf1-leg0") == 1
+    assert fake.orders_created("wf1-leg0") == 1
 
 
 def test_submit_when_notional_buy_then_fractional_quantity_filled(
-    fake_alpaca: FakeAlpaca, broker: AlpacaBroker
+    fake: FakeAlpaca, broker: AlpacaBroker
 ) -> None:
     request = OrderRequest(
         client_order_id="wf1-n", symbol="SPY", side=OrderSide.BUY, notional=Decimal("1000.5")
@@ -71,15 +76,15 @@ def test_submit_when_notional_buy_then_fractional_quantity_filled(
 
 
 def test_submit_when_same_client_order_id_twice_then_existing_order_adopted(
-    fake_alpaca: FakeAlpaca, broker: AlpacaBroker
+    fake: FakeAlpaca, broker: AlpacaBroker
 ) -> None:
     first = broker.submit_order(_buy("wf2-leg0"))
 
     second = broker.submit_order(_buy("wf2-leg0"))
 
     assert second == first
-    assert fake_alpaca.requests_seen[ORDERS] == 2  # the second POST was answered 422
-    assert fake_alpaca.orders_created("wf2-leg0") == 1
+    assert fake.requests_seen[ORDERS] == 2  # the second POST was answered 422
+    assert fake.orders_created("wf2-leg0") == 1
     position = broker.get_position("SPY")
     assert position is not None and position.qty == Decimal(2)
 
@@ -95,19 +100,19 @@ def test_get_order_by_client_id_when_submitted_then_found(broker: AlpacaBroker) 
 
 
 def test_submit_when_buying_power_insufficient_then_rejected_and_nothing_created(
-    fake_alpaca: FakeAlpaca, broker: AlpacaBroker
+    fake: FakeAlpaca, broker: AlpacaBroker
 ) -> None:
     with pytest.raises(OrderRejectedError, match="insufficient buying power"):
         broker.submit_order(_buy("wf4-leg0", qty="1000"))
 
-    assert fake_alpaca.orders_created("wf4-leg0") == 0
-    assert fake_alpaca.requests_seen[ORDERS] == 1
+    assert fake.orders_created("wf4-leg0") == 0
+    assert fake.requests_seen[ORDERS] == 1
 
 
 def test_submit_when_selling_more_than_held_then_rejected(
-    fake_alpaca: FakeAlpaca, broker: AlpacaBroker
+    fake: FakeAlpaca, broker: AlpacaBroker
 ) -> None:
-    fake_alpaca.state.set_position("SPY", Decimal(1), Decimal(400))
+    fake.state.set_position("SPY", Decimal(1), Decimal(400))
     request = OrderRequest(
         client_order_id="wf5-leg0", symbol="SPY", side=OrderSide.SELL, qty=Decimal(3)
     )
@@ -117,19 +122,19 @@ def test_submit_when_selling_more_than_held_then_rejected(
 
 
 def test_submit_when_quantity_not_exact_as_float_then_refused_before_sending(
-    fake_alpaca: FakeAlpaca, broker: AlpacaBroker
+    fake: FakeAlpaca, broker: AlpacaBroker
 ) -> None:
     with pytest.raises(ValueError, match="exactly"):
         broker.submit_order(_buy("wf6-leg0", qty="0.12345678901234567891"))
 
-    assert fake_alpaca.requests_seen[ORDERS] == 0
+    assert fake.requests_seen[ORDERS] == 0
 
 
 def test_submit_when_partial_fill_mode_then_position_follows_filled_qty(
-    fake_alpaca: FakeAlpaca, broker: AlpacaBroker
+    fake: FakeAlpaca, broker: AlpacaBroker
 ) -> None:
-    fake_alpaca.state.fill_mode = FillMode.PARTIAL
-    fake_alpaca.state.partial_fill_ratio = Decimal("0.25")
+    fake.state.fill_mode = FillMode.PARTIAL
+    fake.state.partial_fill_ratio = Decimal("0.25")
 
     order = broker.submit_order(_buy("wf7-leg0", qty="4"))
 
@@ -138,7 +143,7 @@ def test_submit_when_partial_fill_mode_then_position_follows_filled_qty(
     position = broker.get_position("SPY")
     assert position is not None and position.qty == Decimal(1)
 
-    fake_alpaca.state.fill_order(order.broker_order_id, price=Decimal("501.25"))
+    fake.state.fill_order(order.broker_order_id, price=Decimal("501.25"))
     done = broker.get_order_by_client_id("wf7-leg0")
 
     assert done is not None and done.status is OrderStatus.FILLED and done.is_final
@@ -147,7 +152,7 @@ def test_submit_when_partial_fill_mode_then_position_follows_filled_qty(
 
 
 def test_limit_order_when_not_marketable_then_new_and_replace_reprices_it(
-    fake_alpaca: FakeAlpaca, broker: AlpacaBroker
+    fake: FakeAlpaca, broker: AlpacaBroker
 ) -> None:
     request = OrderRequest(
         client_order_id="wf8-leg0",
@@ -175,18 +180,37 @@ def test_replace_when_fractional_qty_then_refused(broker: AlpacaBroker) -> None:
         broker.replace_order("00000000-0000-0000-0000-000000000000", qty=Decimal("1.5"))
 
 
-def test_cancel_when_order_open_then_canceled_and_when_final_then_rejected(
-    fake_alpaca: FakeAlpaca, broker: AlpacaBroker
+def test_cancel_when_order_open_then_canceled_and_repeat_is_harmless(
+    fake: FakeAlpaca, broker: AlpacaBroker
 ) -> None:
-    fake_alpaca.state.fill_mode = FillMode.NEW
+    fake.state.fill_mode = FillMode.NEW
     order = broker.submit_order(_buy("wf9-leg0"))
     assert order.status is OrderStatus.NEW
 
     broker.cancel_order(order.broker_order_id)
+    broker.cancel_order(order.broker_order_id)
 
     canceled = broker.get_order_by_client_id("wf9-leg0")
     assert canceled is not None and canceled.status is OrderStatus.CANCELED
-    with pytest.raises(OrderRejectedError, match="canceled"):
+
+
+def test_cancel_when_reply_lost_after_cancel_then_retry_succeeds(
+    fake: FakeAlpaca, broker: AlpacaBroker
+) -> None:
+    fake.state.fill_mode = FillMode.NEW
+    order = broker.submit_order(_buy("wf9-leg1"))
+    fake.inject("DELETE /v2/orders/{id}", Fault.CONNECTION_RESET_AFTER_ACCEPT)
+
+    broker.cancel_order(order.broker_order_id)
+
+    assert fake.requests_seen["DELETE /v2/orders/{id}"] == 2  # the retry was answered 422
+    assert broker.get_order(order.broker_order_id).status is OrderStatus.CANCELED
+
+
+def test_cancel_when_order_filled_then_rejected(broker: AlpacaBroker) -> None:
+    order = broker.submit_order(_buy("wf9-leg2"))
+
+    with pytest.raises(OrderRejectedError, match="filled"):
         broker.cancel_order(order.broker_order_id)
 
 
@@ -196,9 +220,9 @@ def test_cancel_when_order_unknown_then_not_found(broker: AlpacaBroker) -> None:
 
 
 def test_close_position_when_client_id_given_then_idempotent_market_sell(
-    fake_alpaca: FakeAlpaca, broker: AlpacaBroker
+    fake: FakeAlpaca, broker: AlpacaBroker
 ) -> None:
-    fake_alpaca.state.set_position("SPY", Decimal("3.5"), Decimal(400))
+    fake.state.set_position("SPY", Decimal("3.5"), Decimal(400))
 
     first = broker.close_position("SPY", client_order_id="wf10-close-SPY")
     again = broker.close_position("SPY", client_order_id="wf10-close-SPY")
@@ -206,18 +230,18 @@ def test_close_position_when_client_id_given_then_idempotent_market_sell(
     assert again == first
     assert first.side is OrderSide.SELL and first.filled_qty == Decimal("3.5")
     assert broker.get_position("SPY") is None
-    assert fake_alpaca.orders_created("wf10-close-SPY") == 1
+    assert fake.orders_created("wf10-close-SPY") == 1
 
 
 def test_close_position_when_no_client_id_then_close_endpoint_used(
-    fake_alpaca: FakeAlpaca, broker: AlpacaBroker
+    fake: FakeAlpaca, broker: AlpacaBroker
 ) -> None:
-    fake_alpaca.state.set_position("SPY", Decimal(2), Decimal(400))
+    fake.state.set_position("SPY", Decimal(2), Decimal(400))
 
     order = broker.close_position("SPY")
 
     assert order.side is OrderSide.SELL and order.qty == Decimal(2)
-    assert fake_alpaca.requests_seen["DELETE /v2/positions/{symbol}"] == 1
+    assert fake.requests_seen["DELETE /v2/positions/{symbol}"] == 1
     assert broker.get_position("SPY") is None
 
 
@@ -226,3 +250,13 @@ def test_close_position_when_nothing_held_then_not_found(broker: AlpacaBroker) -
         broker.close_position("SPY", client_order_id="wf11-close-SPY")
     with pytest.raises(OrderNotFoundError):
         broker.close_position("SPY")
+
+
+def test_get_open_orders_when_some_open_then_only_those_listed(
+    fake: FakeAlpaca, broker: AlpacaBroker
+) -> None:
+    broker.submit_order(_buy("wf12-filled"))
+    fake.state.fill_mode = FillMode.NEW
+    working = broker.submit_order(_buy("wf12-open"))
+
+    assert broker.get_open_orders() == [working]

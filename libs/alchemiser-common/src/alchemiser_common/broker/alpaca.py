@@ -30,7 +30,8 @@ from alpaca.common.exceptions import APIError
 from alpaca.data.historical.stock import StockHistoricalDataClient
 from alpaca.data.requests import StockLatestQuoteRequest, StockLatestTradeRequest
 from alpaca.trading.client import TradingClient
-from alpaca.trading.requests import ReplaceOrderRequest
+from alpaca.trading.enums import QueryOrderStatus
+from alpaca.trading.requests import GetOrdersRequest, ReplaceOrderRequest
 
 from alchemiser_common.broker import alpaca_mapping as mapping
 from alchemiser_common.broker.alpaca_http import (
@@ -45,6 +46,7 @@ from alchemiser_common.broker.exceptions import (
     BrokerUnavailableError,
     DuplicateClientOrderIdError,
     OrderNotFoundError,
+    OrderRejectedError,
 )
 from alchemiser_common.broker.models import (
     AccountState,
@@ -54,6 +56,7 @@ from alchemiser_common.broker.models import (
     MarketClock,
     OrderRequest,
     OrderSide,
+    OrderStatus,
     Quote,
 )
 from alchemiser_common.observability.logging import get_logger
@@ -61,6 +64,7 @@ from alchemiser_common.observability.logging import get_logger
 __all__ = ["AlpacaBroker"]
 
 _log = get_logger(__name__)
+_MAX_ORDERS_PAGE = 500  # Alpaca's maximum page size for GET /v2/orders
 
 
 class _TransientFailureError(Exception):
@@ -105,7 +109,7 @@ class AlpacaBroker:
         self._data = data_client or StockHistoricalDataClient(
             api_key=key, secret_key=secret, raw_data=True, url_override=settings.data_url_override
         )
-        pass
+        configure_client(self._trading, settings.request_timeout_s)
         configure_client(self._data, settings.request_timeout_s)
         _log.info(
             "alpaca broker ready",
@@ -192,6 +196,12 @@ class AlpacaBroker:
             )
         )
 
+    def get_open_orders(self) -> list[BrokerOrder]:
+        """Every open order, newest first (up to Alpaca's 500; for start-up reconciliation)."""
+        request = GetOrdersRequest(status=QueryOrderStatus.OPEN, limit=_MAX_ORDERS_PAGE)
+        raw = self._read("list open orders", self._trading.get_orders, request)
+        return [mapping.order_from_json(item) for item in mapping.as_list(raw, "orders")]
+
     # ----------------------------------------------------------------- writes
 
     def submit_order(self, request: OrderRequest) -> BrokerOrder:
@@ -235,13 +245,21 @@ class AlpacaBroker:
         raise BrokerUnavailableError(f"submit of {cid} not accepted after retries: {last}")
 
     def cancel_order(self, broker_order_id: str) -> None:
-        """Request cancellation; ``OrderRejectedError`` when the order is no longer open."""
-        self._read(
-            f"cancel order {broker_order_id}",
-            self._trading.cancel_order_by_id,
-            broker_order_id,
-            write=True,
-        )
+        """Request cancellation; already canceled is fine, otherwise final raises.
+
+        Retried like a read: if a lost reply hid a successful cancel, the retry's 422 "already
+        canceled" is recognised by re-reading the order.
+        """
+        try:
+            self._read(
+                f"cancel order {broker_order_id}",
+                self._trading.cancel_order_by_id,
+                broker_order_id,
+                write=True,
+            )
+        except OrderRejectedError:
+            if self.get_order(broker_order_id).status is not OrderStatus.CANCELED:
+                raise
 
     def replace_order(
         self,

@@ -70,7 +70,11 @@ class BrokerPort(Protocol):
         ...
 
     def cancel_order(self, broker_order_id: str) -> None:
-        """Request cancellation of an open order (a final order raises ``OrderRejectedError``)."""
+        """Request cancellation of an open order.
+
+        Cancelling an already canceled order is a no-op; any other final order (filled,
+        expired, rejected) raises ``OrderRejectedError``.
+        """
         ...
 
     def replace_order(

@@ -20,6 +20,7 @@ from typing import Any
 
 from alchemiser_common.testing.fake_alpaca import shapes
 from alchemiser_common.testing.fake_alpaca.shapes import FakeOrder, FakePosition
+from alchemiser_common.testing.fake_alpaca.validation import order_error
 
 __all__ = ["DUPLICATE_MESSAGE", "FakeAlpacaState", "FillMode", "Reply"]
 
@@ -28,7 +29,6 @@ Reply = tuple[int, Any]
 DUPLICATE_MESSAGE = "client_order_id must be unique"
 _QTY_STEP = Decimal("0.000000001")
 _INVALID = 40010001
-_FORBIDDEN = 40310000
 _NOT_FOUND = 40410000
 _NOT_CANCELABLE = 42210000
 
@@ -224,7 +224,7 @@ class FakeAlpacaState:
                 return _invalid("client_order_id must be no more than 128 characters")
             if self.enforce_unique_client_order_id and cid in self._by_client_id:
                 return _invalid(DUPLICATE_MESSAGE)
-            error = self._validate(body, qty, notional, limit_price)
+            error = order_error(self, body, qty, notional, limit_price)
             if error is not None:
                 return error
             order = FakeOrder(
@@ -242,75 +242,6 @@ class FakeAlpacaState:
             self._book(order)
             self._auto_fill(order)
             return 200, order.to_json()
-
-    def _validate(
-        self,
-        body: dict[str, Any],
-        qty: Decimal | None,
-        notional: Decimal | None,
-        limit_price: Decimal | None,
-    ) -> Reply | None:
-        message = self._shape_error(body, qty, notional, limit_price)
-        if message is not None:
-            return _invalid(message)
-        if self.trading_blocked:
-            return 403, shapes.error_json(_FORBIDDEN, "account is blocked from trading")
-        return self._funds_error(body, qty, notional, limit_price)
-
-    def _shape_error(
-        self,
-        body: dict[str, Any],
-        qty: Decimal | None,
-        notional: Decimal | None,
-        limit_price: Decimal | None,
-    ) -> str | None:
-        missing = [k for k in ("symbol", "side", "type", "time_in_force") if not body.get(k)]
-        if missing:
-            return f"{missing[0]} is required"
-        symbol, side, kind = str(body["symbol"]), body["side"], body["type"]
-        amount = qty if qty is not None else notional
-        fractional = qty is not None and qty != qty.to_integral_value()
-        problems = (
-            (
-                side not in ("buy", "sell") or kind not in ("market", "limit"),
-                f"unsupported side/type {side}/{kind}",
-            ),
-            ((qty is None) == (notional is None), "qty or notional is required, not both"),
-            (amount is not None and amount <= 0, "qty/notional must be > 0"),
-            (
-                kind == "limit" and (limit_price is None or notional is not None),
-                "limit orders need limit_price and qty",
-            ),
-            (symbol not in self.prices, f'asset "{symbol}" not found'),
-            (
-                fractional and symbol in self.non_fractionable,
-                "fractional orders are not supported for this asset",
-            ),
-        )
-        return next((message for failed, message in problems if failed), None)
-
-    def _funds_error(
-        self,
-        body: dict[str, Any],
-        qty: Decimal | None,
-        notional: Decimal | None,
-        limit_price: Decimal | None,
-    ) -> Reply | None:
-        symbol = str(body["symbol"])
-        price = limit_price or self.prices[symbol]
-        if body["side"] == "buy":
-            cost = notional if notional is not None else (qty or Decimal(0)) * price
-            if cost > self.cash:
-                return 403, shapes.error_json(_FORBIDDEN, "insufficient buying power")
-            return None
-        held = self.positions[symbol].qty if symbol in self.positions else Decimal(0)
-        wanted = qty if qty is not None else (notional or Decimal(0)) / price
-        if wanted > held:
-            return 403, shapes.error_json(
-                _FORBIDDEN,
-                f"insufficient qty available for order (requested: {wanted}, available: {held})",
-            )
-        return None
 
     def _book(self, order: FakeOrder) -> None:
         self.orders[order.id] = order
