@@ -10,9 +10,8 @@ import pytest
 from alchemiser_common.kafka.embedded import EmbeddedBroker
 from alchemiser_common.schemas import SchemaCatalog
 from alchemiser_common.schemas.register import register_all
+from alchemiser_common.testing.harness import Pipeline
 from alchemiser_common.topics import create_topics
-
-from .harness import Pipeline
 
 
 @pytest.fixture(scope="module")

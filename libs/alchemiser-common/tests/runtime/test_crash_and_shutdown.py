@@ -8,8 +8,7 @@ import pytest
 
 from alchemiser_common.events import SignalGenerated, WorkflowStarted
 from alchemiser_common.runtime.loop import ProtocolStep
-
-from .harness import STAGE_ONE, Pipeline, distinct_ids
+from alchemiser_common.testing.harness import STAGE_ONE, Pipeline, distinct_ids
 
 pytestmark = pytest.mark.integration
 

@@ -8,9 +8,9 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from alchemiser_common.events import SignalGenerated, WorkflowStarted
+from alchemiser_common.testing.harness import STAGE_ONE, Pipeline
 from alchemiser_common.topics import dlq_topic
 
-from .harness import STAGE_ONE, Pipeline
 from .tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.integration

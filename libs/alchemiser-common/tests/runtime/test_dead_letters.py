@@ -11,10 +11,9 @@ import pytest
 
 from alchemiser_common.events import SignalGenerated, WorkflowStarted, to_avro_dict
 from alchemiser_common.schemas import SchemaCatalog
+from alchemiser_common.testing.harness import STAGE_ONE, Pipeline, iter_dlq
 from alchemiser_common.testing.pipeline import REJECTED_REQUESTER
 from alchemiser_common.topics import dlq_topic
-
-from .harness import STAGE_ONE, Pipeline, iter_dlq
 
 pytestmark = pytest.mark.integration
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 from alchemiser_common.events import RebalancePlanned, SignalGenerated, WorkflowStarted
-
-from .harness import Pipeline, distinct_ids
+from alchemiser_common.testing.harness import Pipeline, distinct_ids
 
 pytestmark = pytest.mark.integration
 

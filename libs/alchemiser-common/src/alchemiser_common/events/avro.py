@@ -11,8 +11,11 @@ means the dict was not produced by fastavro from our schemas).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import date, datetime
+from decimal import Decimal
 from enum import Enum
 from typing import Any, TypeVar
+from uuid import UUID
 
 from pydantic import ValidationError
 
@@ -24,7 +27,17 @@ __all__ = ["from_avro_dict", "to_avro_dict"]
 E = TypeVar("E", bound=Event)
 
 
+_LEAVES = frozenset({str, int, bool, type(None), Decimal, datetime, date, UUID})
+
+
 def _avro_value(value: Any) -> Any:
+    kind = type(value)
+    if kind in _LEAVES:  # the hot path: no isinstance chain for plain values
+        return value
+    if kind is dict:
+        return {key: _avro_value(item) for key, item in value.items()}
+    if kind is list:
+        return [_avro_value(item) for item in value]
     if isinstance(value, Enum):
         return value.value
     if isinstance(value, Mapping):

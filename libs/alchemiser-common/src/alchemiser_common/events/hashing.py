@@ -36,8 +36,18 @@ EVENT_ID_NAMESPACE = UUID("6f1c7a52-3d0e-5b8a-9c41-2e7d8f5a0b93")
 re-emitted events would stop matching the originals."""
 
 
+_PASS_THROUGH = frozenset({str, int, bool, type(None)})
+
+
 def _plain(value: Any) -> Any:
     """Reduce a value to JSON types deterministically (see :func:`canonical_json`)."""
+    kind = type(value)
+    if kind in _PASS_THROUGH:  # the common case first: no isinstance chain
+        return value
+    if kind is dict:
+        return {str(key): _plain(item) for key, item in value.items()}
+    if kind is Decimal:
+        return _plain_scalar(value)
     if isinstance(value, BaseModel):
         value = value.model_dump(mode="python")
     if isinstance(value, Mapping):

@@ -7,6 +7,7 @@ See :mod:`alchemiser_common.inbox.store` for the transaction protocol. Typical s
     store.migrate()
 """
 
+from alchemiser_common.inbox.batch import Claim, ClaimRequest, InboxBatch
 from alchemiser_common.inbox.exceptions import (
     InboxError,
     InboxStoreError,
@@ -27,7 +28,10 @@ from alchemiser_common.inbox.transaction import InboxTransaction
 
 __all__ = [
     "INBOX_VERSION_TABLE",
+    "Claim",
     "ClaimOutcome",
+    "ClaimRequest",
+    "InboxBatch",
     "InboxError",
     "InboxRecord",
     "InboxStore",

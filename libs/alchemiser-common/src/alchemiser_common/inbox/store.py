@@ -44,6 +44,7 @@ from alchemiser_common.db import (
     upgrade_to_head,
 )
 from alchemiser_common.errors import ConfigurationError
+from alchemiser_common.inbox.batch import InboxBatch
 from alchemiser_common.inbox.exceptions import InboxUnavailableError
 from alchemiser_common.inbox.model import ClaimOutcome, InboxRecord, StoredOutput
 from alchemiser_common.inbox.schema import (
@@ -202,6 +203,53 @@ class InboxStore(ABC):
         finally:
             _close_quietly(connection)
 
+    def now(self) -> datetime:
+        """The store's clock, in UTC."""
+        return self._clock().astimezone(UTC)
+
+    def claim_many_statement(self) -> sa.Executable:
+        """``INSERT ... ON CONFLICT DO NOTHING RETURNING dedupe_key``, run with many rows.
+
+        SQLAlchemy's "insertmanyvalues" turns the executemany into multi-row inserts with one
+        cached compiled form, so a batch of claims costs a round trip, not one per row.
+        """
+        dialect_insert = (
+            postgresql.insert if self._engine.dialect.name == "postgresql" else sqlite.insert
+        )
+        return (
+            dialect_insert(inbox_table)
+            .on_conflict_do_nothing(index_elements=["consumer", "dedupe_key"])
+            .returning(inbox_table.c.dedupe_key)
+        )
+
+    @contextmanager
+    def batch(self, consumer: str) -> Iterator[InboxBatch]:
+        """One database transaction for many inputs (see :mod:`alchemiser_common.inbox.batch`).
+
+        Commits when the block ends normally (after writing the recorded outputs), rolls back
+        on an exception; transient database failures surface as :class:`InboxUnavailableError`.
+        """
+        with translated_errors("opening an inbox batch"):
+            connection = self._connect()
+        try:
+            with translated_errors(f"beginning a batch of {consumer}"):
+                connection.begin()
+            batch = InboxBatch(self, consumer, connection)
+            try:
+                yield batch
+                batch.flush()
+            except BaseException as err:
+                _rollback_quietly(connection)
+                if isinstance(err, DRIVER_ERRORS) and is_transient_database_error(err):
+                    raise InboxUnavailableError(
+                        f"database unavailable in a batch of {consumer}: {describe_error(err)}"
+                    ) from err
+                raise
+            with translated_errors(f"committing a batch of {consumer}"):
+                connection.commit()
+        finally:
+            _close_quietly(connection)
+
     def _claim(self, connection: Connection, row: Mapping[str, Any]) -> InboxTransaction:
         consumer, dedupe_key = row["consumer"], row["dedupe_key"]
         common = {
@@ -251,10 +299,12 @@ class InboxStore(ABC):
             )
             .values(published_at=self._clock().astimezone(UTC))
         )
-        with translated_errors(f"marking {len(dedupe_keys)} input(s) published"):
-            with self._connect() as connection:
-                connection.execute(statement)
-                connection.commit()
+        with (
+            translated_errors(f"marking {len(dedupe_keys)} input(s) published"),
+            self._connect() as connection,
+        ):
+            connection.execute(statement)
+            connection.commit()
 
     @staticmethod
     def _read_row(connection: Connection, consumer: str, dedupe_key: str) -> sa.Row[Any] | None:

@@ -14,7 +14,6 @@ See :meth:`ProcessingLoop.process_batch` for the protocol, step by step.
 
 from __future__ import annotations
 
-import hashlib
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -25,10 +24,16 @@ from typing import Any
 
 import structlog
 
-from alchemiser_common.errors import AlchemiserError, DeserializationError, TransientError
+from alchemiser_common.errors import AlchemiserError, TransientError
 from alchemiser_common.events import Event
-from alchemiser_common.events.hashing import canonical_json
-from alchemiser_common.inbox import ClaimOutcome, InboxStore, StoredOutput
+from alchemiser_common.inbox import (
+    Claim,
+    ClaimOutcome,
+    ClaimRequest,
+    InboxBatch,
+    InboxStore,
+    StoredOutput,
+)
 from alchemiser_common.kafka.clients import (
     KafkaConsumer,
     KafkaErrorClass,
@@ -38,12 +43,13 @@ from alchemiser_common.kafka.clients import (
 from alchemiser_common.observability.logging import bind_event_context
 from alchemiser_common.observability.metrics import Metrics
 from alchemiser_common.observability.tracing import consume_span, inject_headers
-from alchemiser_common.runtime.dlq import DeadLetterReason, dead_letter
+from alchemiser_common.runtime.dlq import DeadLetterReason
 from alchemiser_common.runtime.handlers import (
     EventHandlerRegistry,
     HandlerContext,
     InvalidEventError,
 )
+from alchemiser_common.runtime.inputs import Input, content_hash, decode, dedupe_key
 from alchemiser_common.serde import EventSerde
 
 __all__ = [
@@ -88,16 +94,6 @@ class LoopConfig:
     backoff_max_s: float = 10.0
 
 
-def dedupe_key(event: Event) -> str:
-    """The inbox key of an input: one effect per (event type, workflow)."""
-    return f"{event.event_type}:{event.correlation_id}"
-
-
-def content_hash(event: Event) -> str:
-    """sha256 of the event's canonical content; a different hash for one key is a conflict."""
-    return hashlib.sha256(canonical_json(event.model_dump(mode="python"))).hexdigest()
-
-
 class ProcessingLoop:
     """Consume, handle, record and produce, with one documented commit protocol."""
 
@@ -127,6 +123,7 @@ class ProcessingLoop:
         self._in_transaction = False
         self._backoff_s = config.backoff_initial_s
         self._unpublished: list[str] = []
+        self._after_commit: list[Callable[[], None]] = []
 
     # -- lifecycle -------------------------------------------------------------------------
     def stop(self) -> None:
@@ -142,7 +139,7 @@ class ProcessingLoop:
         """Rebalance callback: a revoked partition must not keep an open transaction."""
         if self._in_transaction:
             _log.warning("partitions revoked mid-transaction; aborting", count=len(partitions))
-            self._abort_and_rewind(rewind=False)
+            self._abort_and_rewind()
 
     def run(self) -> None:
         """Process batches until :meth:`stop`; raise :class:`FatalRuntimeError` on fatal errors."""
@@ -165,7 +162,7 @@ class ProcessingLoop:
                     error=str(err),
                     retry_in_s=round(delay, 2),
                 )
-                self._abort_and_rewind(rewind=True)
+                self._abort_and_rewind()
                 self._stopping.wait(delay)
 
     def _usable(self, record: Any) -> bool:
@@ -179,39 +176,207 @@ class ProcessingLoop:
 
     # -- the commit protocol ---------------------------------------------------------------
     def process_batch(self, records: Sequence[Any]) -> None:
-        """Handle a batch of records in one Kafka transaction. The commit protocol:
+        """Handle a batch of records: one database transaction, then one Kafka transaction.
 
-        1. ``begin_transaction`` on the process's transactional producer.
-        2. Per record, in offset order: decode (failures become dead-letter outputs); open one
-           database transaction and claim the inbox row ``(consumer, event_type:correlation_id)``
-           by its primary key. NEW: run the handlers, serialise their outputs, store them with
-           the row, and commit the database transaction (state, inbox row and outputs together).
-           DUPLICATE (same content hash): take the stored outputs, do nothing else. CONFLICT
-           (different content hash): a dead-letter output with reason ``conflict``.
-        3. Produce every output of the record into the Kafka transaction.
-        4. ``send_offsets_to_transaction`` with the consumer's positions (last processed + 1) and
-           its group metadata.
+        1. Decode every record (a record that cannot be decoded becomes a dead-letter output).
+        2. Open ONE database transaction for the batch and claim every input's inbox row
+           ``(consumer, event_type:correlation_id)`` with one multi-row insert; the primary key
+           decides. NEW: run the handlers (their state writes use the same transaction) and
+           serialise their outputs. DUPLICATE (same content hash): the stored outputs, or nothing
+           if they are known to be published. CONFLICT (different content hash): a dead-letter
+           output with reason ``conflict``. Store the outputs with their rows and commit: state,
+           inbox rows and outputs become durable together. A handler that rejects its input
+           (``InvalidEventError``) or keeps failing rolls the batch back; the batch is redone
+           with that input dead-lettered.
+        3. ``begin_transaction`` and produce every output, in input order.
+        4. ``send_offsets_to_transaction`` with the consumer's positions (last processed + 1)
+           and its group metadata.
         5. ``commit_transaction``: outputs and offsets become visible together.
         6. Mark the batch's inbox rows published, so a later duplicate re-emits nothing. A crash
            before this step only means a duplicate re-emits the stored (identical) outputs.
 
-        Error classes: a transient infrastructure error in step 2 (database or registry down)
-        raises :class:`TransientError`; :meth:`run` aborts, rewinds to the committed offsets and
-        retries after a backoff — records whose database commit already happened are then found
-        in the inbox and re-emitted. A Kafka error that is retriable retries the same call; one
-        that requires abort aborts and rewinds; a fatal (or fenced) one raises
-        :class:`FatalRuntimeError`. A crash anywhere leaves either nothing committed (the batch is
-        redelivered) or inbox rows whose stored outputs are re-emitted: one effect per input.
+        Error classes: a transient infrastructure error (database or registry down) raises
+        :class:`TransientError`; :meth:`run` aborts any open transaction, rewinds to the
+        committed offsets and retries after a backoff. A Kafka error that is retriable retries
+        the same call; one that requires abort aborts and rewinds (the redelivered inputs find
+        their inbox rows and re-emit the same bytes); a fatal (or fenced) one raises
+        :class:`FatalRuntimeError`. A crash anywhere leaves either nothing committed or inbox
+        rows whose stored outputs are re-emitted: one effect per input.
         """
+        inputs = [decode(record, self._serde, self._registry) for record in records]
+        results = self._database_phase(inputs)
+        self._kafka_phase([output for outputs in results for output in outputs])
+
+    def _database_phase(self, inputs: Sequence[Input]) -> list[list[StoredOutput]]:
+        """Step 2, redone with a failing input dead-lettered until the batch commits."""
+        poisoned: dict[int, tuple[str, str | BaseException]] = {}
+        attempts: dict[int, int] = {}
+        while True:
+            try:
+                return self._database_transaction(inputs, poisoned)
+            except _HandlerFailedError as failed:
+                index, error = failed.index, failed.error
+                if isinstance(error, InvalidEventError):
+                    poisoned[index] = (DeadLetterReason.HANDLER_REJECTED, error)
+                    continue
+                attempts[index] = attempts.get(index, 0) + 1
+                if attempts[index] >= self._config.handler_attempts:
+                    _log.error(
+                        "handler failed repeatedly; dead-lettering",
+                        attempts=attempts[index],
+                        error=repr(error),
+                    )
+                    poisoned[index] = (DeadLetterReason.HANDLER_ERROR, error)
+                else:
+                    _log.warning(
+                        "handler failed; retrying", attempt=attempts[index], error=repr(error)
+                    )
+
+    def _database_transaction(
+        self, inputs: Sequence[Input], poisoned: dict[int, tuple[str, str | BaseException]]
+    ) -> list[list[StoredOutput]]:
+        consumer = self._config.consumer_name
+        results: list[list[StoredOutput]] = [[] for _ in inputs]
+        self._unpublished = []
+        self._after_commit = []
+        seen: dict[str, tuple[str, ClaimOutcome]] = {}
+        with self._inbox.batch(consumer) as batch:
+            claims = batch.claim_many(
+                [
+                    ClaimRequest(
+                        dedupe_key=item.dedupe_key,
+                        content_hash=content_hash(item.event),
+                        event_id=str(item.event.event_id),
+                        topic=item.topic,
+                        partition=item.partition,
+                        offset=item.offset,
+                    )
+                    for index, item in enumerate(inputs)
+                    if item.event is not None and index not in poisoned
+                ]
+            )
+            for index, item in enumerate(inputs):
+                failure = item.failure or poisoned.get(index)
+                if failure is not None or item.event is None:
+                    reason, error = failure or ("undecodable", "no event")
+                    results[index] = self._dead(item, reason, error)
+                    continue
+                event, key, digest = item.event, item.dedupe_key, content_hash(item.event)
+                if key in seen:  # a second copy inside this batch
+                    first_digest, first_outcome = seen[key]
+                    conflicting = digest != first_digest or first_outcome is ClaimOutcome.CONFLICT
+                    results[index] = (
+                        self._conflict(item) if conflicting else self._duplicate_in_flight(item)
+                    )
+                    continue
+                claim = claims[key]
+                seen[key] = (digest, claim.outcome)
+                if claim.outcome is ClaimOutcome.CONFLICT:
+                    results[index] = self._conflict(item)
+                elif claim.outcome is ClaimOutcome.DUPLICATE:
+                    results[index] = self._duplicate(item, claim)
+                else:
+                    results[index] = self._handle(index, item, event, batch)
+            self._pause_at(ProtocolStep.BEFORE_DB_COMMIT)
+        self._pause_at(ProtocolStep.AFTER_DB_COMMIT)
+        return results
+
+    def _handle(
+        self, index: int, item: Input, event: Event, batch: InboxBatch
+    ) -> list[StoredOutput]:
+        started = time.perf_counter()
+        context = HandlerContext(
+            consumer=self._config.consumer_name, connection=batch.connection, now=self._now
+        )
+        outputs: list[StoredOutput] = []
+        with (
+            bind_event_context(
+                event_id=str(event.event_id),
+                event_type=event.event_type,
+                correlation_id=str(event.correlation_id),
+                causation_id=str(event.causation_id) if event.causation_id else None,
+                account_id=event.account_id,
+            ),
+            consume_span(item.topic, event.event_type, item.headers),
+        ):
+            try:
+                for handler in self._registry.handlers_for(event.event_type):
+                    outputs.extend(self._stored(produced) for produced in handler(event, context))
+            except TransientError:
+                raise
+            except Exception as err:
+                raise _HandlerFailedError(index, err) from err
+        batch.record_outputs(item.dedupe_key, outputs)
+        self._unpublished.append(item.dedupe_key)
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        self._after_commit.append(lambda: self._observe_handled(item, event, elapsed_ms))
+        return outputs
+
+    def _observe_handled(self, item: Input, event: Event, elapsed_ms: float) -> None:
+        self._metrics.event_handler_latency_ms.labels(
+            topic=item.topic, event_type=event.event_type
+        ).observe(elapsed_ms)
+        self._count(item, "handled")
+
+    def _duplicate(self, item: Input, claim: Claim) -> list[StoredOutput]:
+        self._after_commit.append(lambda: self._count_duplicate(item))
+        if claim.stored_published:
+            return []
+        self._unpublished.append(item.dedupe_key)
+        _log.info("duplicate input; re-emitting stored outputs", outputs=len(claim.stored_outputs))
+        return list(claim.stored_outputs)
+
+    def _duplicate_in_flight(self, item: Input) -> list[StoredOutput]:
+        self._after_commit.append(lambda: self._count_duplicate(item))
+        return []
+
+    def _count_duplicate(self, item: Input) -> None:
+        assert item.event is not None
+        self._metrics.dedupe_hits.labels(
+            consumer=self._config.consumer_name, event_type=item.event.event_type
+        ).inc()
+        self._count(item, "duplicate")
+
+    def _conflict(self, item: Input) -> list[StoredOutput]:
+        event = item.event
+        assert event is not None
+
+        def count() -> None:
+            self._metrics.dedupe_conflicts.labels(
+                consumer=self._config.consumer_name, event_type=event.event_type
+            ).inc()
+
+        self._after_commit.append(count)
+        return self._dead(
+            item,
+            DeadLetterReason.CONFLICT,
+            f"a different {event.event_type} was already handled for workflow "
+            f"{event.correlation_id}",
+        )
+
+    def _dead(self, item: Input, reason: str, error: str | BaseException) -> list[StoredOutput]:
+        def count() -> None:
+            self._metrics.dlq_messages.labels(topic=item.topic, reason=str(reason)).inc()
+            self._count(item, "dead_lettered")
+
+        self._after_commit.append(count)
+        _log.warning(
+            "dead-lettering record",
+            topic=item.topic,
+            partition=item.partition,
+            offset=item.offset,
+            reason=str(reason),
+            error=str(error),
+        )
+        return [item.dead_letter(reason, error, self._config.consumer_name)]
+
+    def _kafka_phase(self, outputs: Sequence[StoredOutput]) -> None:
+        """Steps 3-6: produce, send offsets, commit, mark published."""
         self._kafka_call(self._producer.begin_transaction)
         self._in_transaction = True
-        self._unpublished = []
-        produced: list[StoredOutput] = []
         try:
-            for record in records:
-                for output in self._process_record(record):
-                    self._produce(output)
-                    produced.append(output)
+            for output in outputs:
+                self._produce(output)
             positions = self._consumer.position(self._consumer.assignment())
             metadata = self._consumer.consumer_group_metadata()
             self._kafka_call(
@@ -222,144 +387,18 @@ class ProcessingLoop:
             self._kafka_call(lambda: self._producer.commit_transaction(KAFKA_CALL_TIMEOUT_S))
         except _AbortRequiredError as err:
             _log.warning("transaction must abort; rewinding to committed offsets", error=str(err))
-            self._abort_and_rewind(rewind=True)
+            self._abort_and_rewind()
             return
         self._in_transaction = False
         self._metrics.transactions.labels(outcome="committed").inc()
         self._mark_published()
-        for output in produced:
+        for observe in self._after_commit:
+            observe()
+        self._after_commit = []
+        for output in outputs:
             event_type = dict(output.headers).get("event_type", b"dead_letter").decode()
             self._metrics.event_published.labels(topic=output.topic, event_type=event_type).inc()
         self._pause_at(ProtocolStep.AFTER_KAFKA_COMMIT)
-
-    def _process_record(self, record: Any) -> list[StoredOutput]:
-        topic, partition, offset = record.topic(), record.partition(), record.offset()
-        headers: list[tuple[str, bytes]] = list(record.headers() or [])
-
-        def to_dlq(
-            reason: DeadLetterReason | str, error: BaseException | str
-        ) -> list[StoredOutput]:
-            self._metrics.dlq_messages.labels(topic=topic, reason=str(reason)).inc()
-            self._metrics.event_consumed.labels(
-                topic=topic, event_type="unknown", outcome="dead_lettered"
-            ).inc()
-            _log.warning(
-                "dead-lettering record",
-                topic=topic,
-                partition=partition,
-                offset=offset,
-                reason=str(reason),
-                error=str(error),
-            )
-            return [
-                dead_letter(
-                    topic=topic,
-                    partition=partition,
-                    offset=offset,
-                    key=record.key(),
-                    value=record.value(),
-                    headers=headers,
-                    reason=reason,
-                    error=error,
-                    consumer=self._config.consumer_name,
-                )
-            ]
-
-        try:
-            event = self._serde.deserialize(topic, record.value())
-        except DeserializationError as err:
-            return to_dlq(err.reason, err)
-        if not self._registry.registrations_for(event.event_type):
-            return to_dlq(
-                DeadLetterReason.UNEXPECTED_EVENT_TYPE, f"no handler for {event.event_type}"
-            )
-
-        with (
-            bind_event_context(
-                event_id=str(event.event_id),
-                event_type=event.event_type,
-                correlation_id=str(event.correlation_id),
-                causation_id=str(event.causation_id) if event.causation_id else None,
-                account_id=event.account_id,
-            ),
-            consume_span(topic, event.event_type, headers),
-        ):
-            return self._handle_with_retries(event, record, to_dlq)
-
-    def _handle_with_retries(
-        self,
-        event: Event,
-        record: Any,
-        to_dlq: Callable[[DeadLetterReason | str, BaseException | str], list[StoredOutput]],
-    ) -> list[StoredOutput]:
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                return self._handle_once(event, record, to_dlq)
-            except TransientError:
-                raise
-            except InvalidEventError as err:
-                return to_dlq(DeadLetterReason.HANDLER_REJECTED, err)
-            except Exception as err:  # a bug in a handler: bounded retries, then the DLQ
-                if attempt >= self._config.handler_attempts:
-                    _log.exception("handler failed repeatedly; dead-lettering", attempts=attempt)
-                    return to_dlq(DeadLetterReason.HANDLER_ERROR, err)
-                _log.warning("handler failed; retrying", attempt=attempt, error=repr(err))
-
-    def _handle_once(
-        self,
-        event: Event,
-        record: Any,
-        to_dlq: Callable[[DeadLetterReason | str, BaseException | str], list[StoredOutput]],
-    ) -> list[StoredOutput]:
-        consumer = self._config.consumer_name
-        started = time.perf_counter()
-        with self._inbox.transaction(
-            consumer,
-            dedupe_key(event),
-            content_hash(event),
-            event_id=str(event.event_id),
-            topic=record.topic(),
-            partition=record.partition(),
-            offset=record.offset(),
-        ) as tx:
-            if tx.outcome is ClaimOutcome.DUPLICATE:
-                self._metrics.dedupe_hits.labels(
-                    consumer=consumer, event_type=event.event_type
-                ).inc()
-                self._count(event, record, "duplicate")
-                if tx.stored_published or dedupe_key(event) in self._unpublished:
-                    _log.info("duplicate input; its outputs are already published or in flight")
-                    return []
-                _log.info(
-                    "duplicate input; re-emitting stored outputs", outputs=len(tx.stored_outputs)
-                )
-                self._unpublished.append(dedupe_key(event))
-                return list(tx.stored_outputs)
-            if tx.outcome is ClaimOutcome.CONFLICT:
-                self._metrics.dedupe_conflicts.labels(
-                    consumer=consumer, event_type=event.event_type
-                ).inc()
-                return to_dlq(
-                    DeadLetterReason.CONFLICT,
-                    f"a different {event.event_type} was already handled for workflow "
-                    f"{event.correlation_id}",
-                )
-            context = HandlerContext(consumer=consumer, connection=tx.connection, now=self._now)
-            outputs: list[StoredOutput] = []
-            for handler in self._registry.handlers_for(event.event_type):
-                for produced in handler(event, context):
-                    outputs.append(self._stored(produced))
-            tx.record_outputs(outputs)
-            self._pause_at(ProtocolStep.BEFORE_DB_COMMIT)
-        self._unpublished.append(dedupe_key(event))
-        self._pause_at(ProtocolStep.AFTER_DB_COMMIT)
-        self._metrics.event_handler_latency_ms.labels(
-            topic=record.topic(), event_type=event.event_type
-        ).observe((time.perf_counter() - started) * 1000)
-        self._count(event, record, "handled")
-        return outputs
 
     def _mark_published(self) -> None:
         """Step 6 (an optimisation, not part of correctness): remember the outputs are out."""
@@ -371,9 +410,10 @@ class ProcessingLoop:
             )
         self._unpublished = []
 
-    def _count(self, event: Event, record: Any, outcome: str) -> None:
+    def _count(self, item: Input, outcome: str) -> None:
+        event_type = item.event.event_type if item.event is not None else "unknown"
         self._metrics.event_consumed.labels(
-            topic=record.topic(), event_type=event.event_type, outcome=outcome
+            topic=item.topic, event_type=event_type, outcome=outcome
         ).inc()
 
     def _stored(self, event: Event) -> StoredOutput:
@@ -427,16 +467,18 @@ class ProcessingLoop:
             raise _AbortRequiredError(str(err)) from err
         raise FatalRuntimeError(f"fatal Kafka error: {err}") from err
 
-    def _abort_and_rewind(self, *, rewind: bool) -> None:
-        try:
-            self._producer.abort_transaction(KAFKA_CALL_TIMEOUT_S)
-        except Exception as err:
-            if self._classify(err) is KafkaErrorClass.FATAL or self._classify(err) is None:
-                raise FatalRuntimeError(f"abort_transaction failed: {err}") from err
-        self._in_transaction = False
-        self._metrics.transactions.labels(outcome="aborted").inc()
-        if rewind:
-            self._rewind()
+    def _abort_and_rewind(self) -> None:
+        """Abort the open Kafka transaction (if any) and seek back to the committed offsets."""
+        if self._in_transaction:
+            try:
+                self._producer.abort_transaction(KAFKA_CALL_TIMEOUT_S)
+            except Exception as err:
+                if self._classify(err) in (KafkaErrorClass.FATAL, None):
+                    raise FatalRuntimeError(f"abort_transaction failed: {err}") from err
+            self._in_transaction = False
+            self._metrics.transactions.labels(outcome="aborted").inc()
+        self._after_commit = []
+        self._rewind()
 
     def _rewind(self) -> None:
         assignment = self._consumer.assignment()
@@ -453,3 +495,12 @@ _OFFSET_BEGINNING = -2
 
 class _AbortRequiredError(AlchemiserError):
     """Internal: a Kafka error that requires aborting the transaction and rewinding."""
+
+
+class _HandlerFailedError(AlchemiserError):
+    """Internal: the handler of input ``index`` raised; the batch's database work is undone."""
+
+    def __init__(self, index: int, error: Exception) -> None:
+        super().__init__(f"handler failed on input {index}: {error!r}")
+        self.index = index
+        self.error = error

@@ -1,4 +1,13 @@
-"""Test harness: run runtime stages as real processes against a real broker and database."""
+"""Test harness: run services (or runtime stages) as real processes against a real broker,
+the registry server and a real database, then inspect topics, metrics and effects.
+
+Used by the runtime's own tests and by every service's integration tests::
+
+    harness = Pipeline(bootstrap, registry_url, database_url, tmp_path)
+    strategy = harness.start_module("alchemiser_strategy", "strategy", ALCHEMISER_...="...")
+    harness.produce([harness.trigger()])
+    harness.wait_for(lambda: ..., "a signal")
+"""
 
 from __future__ import annotations
 
@@ -102,12 +111,18 @@ class Pipeline:
         return f"stage-{stage}-{self.prefix}"
 
     def start(self, register: str, stage: str, **env: str) -> StageProcess:
-        """Start a stage as its own process."""
-        name = self.service_name(stage)
-        log_path = self.workdir / f"{name}-{len(self.processes)}.log"
-        environment = {
+        """Start ``module:function`` on the generic runtime entry point as its own process."""
+        return self._spawn(["-m", "alchemiser_common.runtime", register], stage, env)
+
+    def start_module(self, module: str, stage: str, **env: str) -> StageProcess:
+        """Start ``python -m module`` (a service) as its own process."""
+        return self._spawn(["-m", module], stage, env)
+
+    def environment(self, stage: str, **env: str) -> dict[str, str]:
+        """The environment a process of ``stage`` runs with (settings pointing at this test)."""
+        return {
             **os.environ,
-            "ALCHEMISER_SERVICE_NAME": name,
+            "ALCHEMISER_SERVICE_NAME": self.service_name(stage),
             "ALCHEMISER_INSTANCE_ID": "0",
             "ALCHEMISER_KAFKA__BOOTSTRAP_SERVERS": self.bootstrap,
             "ALCHEMISER_KAFKA__FETCH_WAIT_MAX_MS": "10",
@@ -120,14 +135,18 @@ class Pipeline:
             "PYTHONUNBUFFERED": "1",
             **env,
         }
-        log = log_path.open("w")
-        process = subprocess.Popen(
-            [sys.executable, "-m", "alchemiser_common.runtime", register],
-            env=environment,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
+
+    def _spawn(self, args: list[str], stage: str, env: dict[str, str]) -> StageProcess:
+        name = self.service_name(stage)
+        log_path = self.workdir / f"{name}-{len(self.processes)}.log"
+        with log_path.open("w") as log:
+            process = subprocess.Popen(
+                [sys.executable, *args],
+                env=self.environment(stage, **env),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
         stage_process = StageProcess(name, process, log_path)
         self.processes.append(stage_process)
         return stage_process

@@ -1,0 +1,91 @@
+"""Input records as the loop sees them: decoded (or not), with their identity and DLQ form."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+from alchemiser_common.errors import DeserializationError
+from alchemiser_common.events import Event
+from alchemiser_common.inbox import StoredOutput
+from alchemiser_common.runtime.dlq import DeadLetterReason, dead_letter
+from alchemiser_common.runtime.handlers import EventHandlerRegistry
+from alchemiser_common.serde import EventSerde
+
+__all__ = ["Input", "content_hash", "decode", "dedupe_key"]
+
+
+def dedupe_key(event: Event) -> str:
+    """The inbox key of an input: one effect per (event type, workflow)."""
+    return f"{event.event_type}:{event.correlation_id}"
+
+
+def content_hash(event: Event) -> str:
+    """sha256 of the event's content; a different hash for the same key is a conflict.
+
+    pydantic's JSON of the decoded model is deterministic (fields in declaration order, values
+    normalised by the model), so the same event read from any compatible schema version hashes
+    the same.
+    """
+    return hashlib.sha256(event.model_dump_json().encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Input:
+    """One consumed record and what decoding it gave: an event, or why it is dead."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[tuple[str, bytes], ...]
+    event: Event | None = None
+    failure: tuple[str, str | BaseException] | None = None
+
+    @property
+    def dedupe_key(self) -> str:
+        """The event's inbox key (only for decoded inputs)."""
+        assert self.event is not None
+        return dedupe_key(self.event)
+
+    def dead_letter(
+        self, reason: DeadLetterReason | str, error: BaseException | str, consumer: str
+    ) -> StoredOutput:
+        """The dead-letter record of this input."""
+        return dead_letter(
+            topic=self.topic,
+            partition=self.partition,
+            offset=self.offset,
+            key=self.key,
+            value=self.value,
+            headers=self.headers,
+            reason=reason,
+            error=error,
+            consumer=consumer,
+        )
+
+
+def decode(record: Any, serde: EventSerde, registry: EventHandlerRegistry) -> Input:
+    """Decode a consumed record; decoding failures are kept on the input, not raised.
+
+    A transient registry failure (:class:`~alchemiser_common.errors.TransientError`) is raised:
+    the batch is retried, never dead-lettered.
+    """
+    base = {
+        "topic": record.topic(),
+        "partition": record.partition(),
+        "offset": record.offset(),
+        "key": record.key(),
+        "value": record.value(),
+        "headers": tuple(record.headers() or ()),
+    }
+    try:
+        event = serde.deserialize(base["topic"], base["value"])
+    except DeserializationError as err:
+        return Input(**base, failure=(err.reason, err))
+    if not registry.registrations_for(event.event_type):
+        reason = DeadLetterReason.UNEXPECTED_EVENT_TYPE
+        return Input(**base, failure=(reason, f"no handler for {event.event_type}"))
+    return Input(**base, event=event)
