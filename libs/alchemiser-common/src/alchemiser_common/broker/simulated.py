@@ -411,11 +411,17 @@ class SimulatedBroker:
     def _transaction(
         self, what: str, *, write: bool, client_order_id: str | None = None
     ) -> Iterator[Connection]:
-        """One database transaction; reads on SQLite do not queue behind writers."""
-        mode = "IMMEDIATE" if write else "DEFERRED"
+        """One database transaction.
+
+        Writes serialise on the account row (see :mod:`simulated_store`). Reads see one
+        snapshot (PostgreSQL ``REPEATABLE READ``; SQLite WAL) and never queue behind writers.
+        """
+        options: dict[str, Any] = {"sqlite_begin": "IMMEDIATE" if write else "DEFERRED"}
+        if not write and self._engine.dialect.name == "postgresql":
+            options["isolation_level"] = "REPEATABLE READ"
         with (
             self._translated(what, client_order_id),
-            self._engine.connect().execution_options(sqlite_begin=mode) as connection,
+            self._engine.connect().execution_options(**options) as connection,
             connection.begin(),
         ):
             yield connection

@@ -75,6 +75,11 @@ _MIGRATIONS = Path(__file__).parent / "migrations"
 _log = logging.getLogger(__name__)
 
 
+#: Rows per multi-row INSERT in a batch. Small pages keep each statement short enough for
+#: psycopg's query-conversion cache; measured here, 25 beat both 10 and 100+ (make bench).
+INSERT_PAGE_ROWS = 25
+
+
 class InboxStore(ABC):
     """The inbox port: claim an input key, keep its outputs, re-emit them on redelivery.
 
@@ -230,7 +235,9 @@ class InboxStore(ABC):
         on an exception; transient database failures surface as :class:`InboxUnavailableError`.
         """
         with translated_errors("opening an inbox batch"):
-            connection = self._connect()
+            connection = self._connect().execution_options(
+                insertmanyvalues_page_size=INSERT_PAGE_ROWS
+            )
         try:
             with translated_errors(f"beginning a batch of {consumer}"):
                 connection.begin()
