@@ -31,7 +31,11 @@ from alchemiser_common.inbox import inbox_store_for
 from alchemiser_common.kafka.clients import KafkaConsumer, KafkaProducer
 from alchemiser_common.kafka.embedded import EmbeddedBroker
 from alchemiser_common.observability import Metrics
-from alchemiser_common.runtime.handlers import EventHandlerRegistry, HandlerRegistration
+from alchemiser_common.runtime.handlers import (
+    EventHandlerRegistry,
+    HandlerContext,
+    HandlerRegistration,
+)
 from alchemiser_common.runtime.loop import LoopConfig, ProcessingLoop
 from alchemiser_common.schemas import SchemaCatalog
 from alchemiser_common.schemas.register import register_all
@@ -119,12 +123,16 @@ def _runtime_loop(bootstrap: str, serde: EventSerde, database_url: str) -> float
     template = sample_signal_generated()
     payload = template.model_dump(
         include={
-            "signal_hash", "market_snapshot_id", "as_of", "signals",
-            "strategy_allocations", "consolidated_portfolio",
+            "signal_hash",
+            "market_snapshot_id",
+            "as_of",
+            "signals",
+            "strategy_allocations",
+            "consolidated_portfolio",
         }
     )
 
-    def handler(event: Event, _context: object) -> list[Event]:
+    def handler(event: Event, _context: HandlerContext) -> list[Event]:
         return [
             SignalGenerated.caused_by(
                 event, source=template.source, occurred_at=template.occurred_at, **payload
@@ -152,9 +160,11 @@ def _runtime_loop(bootstrap: str, serde: EventSerde, database_url: str) -> float
     thread.start()
 
     def handled() -> float:
-        return metrics.event_consumed.labels(
-            topic=WorkflowStarted.TOPIC, event_type="WorkflowStarted", outcome="handled"
-        )._value.get()
+        value = metrics.registry.get_sample_value(
+            "event_consumed_total",
+            {"topic": WorkflowStarted.TOPIC, "event_type": "WorkflowStarted", "outcome": "handled"},
+        )
+        return value or 0.0
 
     while handled() == 0:
         time.sleep(0.005)

@@ -104,7 +104,7 @@ class RegistryServerProcess:
             str(self.data_dir),
         ]
         with os.fdopen(fd, "wb") as log:
-            self._process = subprocess.Popen(  # noqa: S603 - our own module, fixed arguments
+            self._process = subprocess.Popen(
                 command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
             )
         try:
