@@ -24,8 +24,7 @@ from pydantic import TypeAdapter, ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from alchemiser_common.events import hashing, payloads
-from alchemiser_common.events.enums import PlanAction
+from alchemiser_common.events import hashing
 from alchemiser_common.events.types import Symbol
 from alchemiser_portfolio.domain import (
     AccountSnapshot,
@@ -35,13 +34,13 @@ from alchemiser_portfolio.domain import (
     plan_rebalance,
 )
 from alchemiser_portfolio.exceptions import InvalidTargetsError, PlanInputError, PortfolioError
+from alchemiser_portfolio.mapping import event_plan
 
 __all__ = [
     "DRY_RUN_CORRELATION_ID",
     "DRY_RUN_PLAN_ID",
     "EXIT_INPUT_ERROR",
     "app",
-    "event_plan",
     "load_account",
     "load_targets",
     "plan_document",
@@ -210,39 +209,9 @@ def _item_document(item: PlanItem) -> dict[str, Any]:
     }
 
 
-def event_plan(plan: RebalancePlan, plan_id: str = DRY_RUN_PLAN_ID) -> payloads.RebalancePlan:
-    """The plan as the ``RebalancePlanned`` event carries it (items in execution order).
-
-    The event has no ``deployable_value`` and no ``full_liquidation``; the latter is a SELL
-    with ``target_value`` 0. Raises pydantic's ``ValidationError`` for values the event
-    cannot hold (a symbol outside the event's pattern, an amount beyond its precision).
-    """
-    items = [
-        payloads.PlanItem(
-            symbol=item.symbol,
-            action=PlanAction(item.action.value),
-            current_weight=item.current_weight,
-            target_weight=item.target_weight,
-            weight_diff=item.weight_diff,
-            current_value=item.current_value,
-            target_value=item.target_value,
-            trade_amount=item.trade_amount,
-            priority=item.priority,
-        )
-        for item in plan.items
-    ]
-    return payloads.RebalancePlan(
-        plan_id=plan_id,
-        items=items,
-        total_portfolio_value=plan.total_portfolio_value,
-        total_trade_value=plan.total_trade_value,
-        cash_reserve_pct=plan.cash_reserve_pct,
-    )
-
-
 def plan_hash(plan: RebalancePlan) -> str:
     """The shared plan hash of the dry-run plan (see the module docstring)."""
-    return hashing.plan_hash(event_plan(plan), DRY_RUN_CORRELATION_ID)
+    return hashing.plan_hash(event_plan(plan, DRY_RUN_PLAN_ID), DRY_RUN_CORRELATION_ID)
 
 
 def plan_document(plan: RebalancePlan) -> dict[str, Any]:

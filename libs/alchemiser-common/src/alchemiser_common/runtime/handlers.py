@@ -51,7 +51,7 @@ class HandlerContext:
 class EventHandler(Protocol):
     """A handler: one decoded event in, the events to emit out."""
 
-    def __call__(self, event: Event, context: HandlerContext) -> Sequence[Event]:
+    def __call__(self, event: Event, context: HandlerContext, /) -> Sequence[Event]:
         """Handle ``event``; return the output events (possibly none)."""
         ...
 
