@@ -308,6 +308,11 @@ class KafkaConsumer(_LazyClient[Consumer]):
         """The next offset to fetch per partition (last consumed + 1)."""
         return self.client.position(list(partitions))
 
+    def get_watermark_offsets(self, partition: TopicPartition) -> tuple[int, int] | None:
+        """The (low, high) watermarks last seen in fetch responses (no broker round trip)."""
+        offsets = self.client.get_watermark_offsets(partition, cached=True)
+        return None if offsets is None else (int(offsets[0]), int(offsets[1]))
+
     def committed(
         self, partitions: Sequence[TopicPartition], timeout: float = API_TIMEOUT_S
     ) -> list[TopicPartition]:

@@ -140,6 +140,8 @@ class ProcessingLoop:
         if self._in_transaction:
             _log.warning("partitions revoked mid-transaction; aborting", count=len(partitions))
             self._abort_and_rewind()
+        for partition in partitions:
+            self._metrics.forget_partition(partition.topic, partition.partition)
 
     def run(self) -> None:
         """Process batches until :meth:`stop`; raise :class:`FatalRuntimeError` on fatal errors."""
@@ -392,6 +394,7 @@ class ProcessingLoop:
         self._in_transaction = False
         self._metrics.transactions.labels(outcome="committed").inc()
         self._mark_published()
+        self._record_lag(positions)
         for observe in self._after_commit:
             observe()
         self._after_commit = []
@@ -399,6 +402,19 @@ class ProcessingLoop:
             event_type = dict(output.headers).get("event_type", b"dead_letter").decode()
             self._metrics.event_published.labels(topic=output.topic, event_type=event_type).inc()
         self._pause_at(ProtocolStep.AFTER_KAFKA_COMMIT)
+
+    def _record_lag(self, positions: Sequence[Any]) -> None:
+        """Consumer lag per partition: cached high watermark minus our position.
+
+        The embedded broker reports wrong watermarks (see PLATFORM.md), so there the gauge is
+        only indicative; on Apache Kafka it is exact as of the last fetch.
+        """
+        for position in positions:
+            watermarks = self._consumer.get_watermark_offsets(position)
+            if watermarks is not None and position.offset >= 0:
+                self._metrics.set_consumer_lag(
+                    position.topic, position.partition, watermarks[1] - position.offset
+                )
 
     def _mark_published(self) -> None:
         """Step 6 (an optimisation, not part of correctness): remember the outputs are out."""

@@ -1,0 +1,78 @@
+"""Start-up configuration: a bad value stops the process naming the setting; secrets masked."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+STAGE = "alchemiser_common.testing.pipeline:register_stage_one"
+
+
+def _run(env: dict[str, str], *, timeout: float) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "alchemiser_common.runtime", STAGE],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def test_start_when_setting_invalid_then_exit_2_with_one_line_naming_it() -> None:
+    result = _run({"ALCHEMISER_RUNTIME__BATCH_SIZE": "0"}, timeout=60)
+    assert result.returncode == 2
+    lines = [line for line in result.stdout.splitlines() if line.strip()]
+    assert len(lines) == 1
+    assert "ALCHEMISER_RUNTIME__BATCH_SIZE" in lines[0]
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_start_when_pause_step_unknown_then_exit_2_naming_it(tmp_path: Path) -> None:
+    result = _run(
+        {
+            "ALCHEMISER_RUNTIME__PAUSE_AT": "somewhere",
+            "ALCHEMISER_DATABASE__URL": f"sqlite:///{tmp_path / 'db.sqlite'}",
+        },
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "ALCHEMISER_RUNTIME__PAUSE_AT" in result.stdout
+
+
+def test_start_when_secrets_configured_then_effective_config_logged_masked(tmp_path: Path) -> None:
+    secrets = {
+        "ALCHEMISER_KAFKA__SASL_PASSWORD": "kafka-secret-3141",
+        "ALCHEMISER_REGISTRY__BASIC_AUTH_USER_INFO": "user:registry-secret-2718",
+        "ALCHEMISER_DATABASE__URL": f"sqlite:///{tmp_path / 'db-secret-1618.sqlite'}",
+    }
+    env = {
+        **os.environ,
+        **secrets,
+        "ALCHEMISER_KAFKA__BOOTSTRAP_SERVERS": "127.0.0.1:9",
+        "ALCHEMISER_OBSERVABILITY__METRICS_PORT": "0",
+        "PYTHONUNBUFFERED": "1",
+    }
+    log_path = tmp_path / "out.log"
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "alchemiser_common.runtime", STAGE],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while '"message": "starting"' not in log_path.read_text() and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        process.kill()
+        process.wait(timeout=10)
+    output = log_path.read_text()
+    assert '"message": "starting"' in output
+    assert "**********" in output
+    for marker in ("kafka-secret-3141", "registry-secret-2718", "db-secret-1618"):
+        assert marker not in output
