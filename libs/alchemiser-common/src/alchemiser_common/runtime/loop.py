@@ -171,9 +171,11 @@ class ProcessingLoop:
         error = record.error()
         if error is None:
             return True
-        if classify_kafka_error(error) is KafkaErrorClass.FATAL:
+        # Per-record errors (unknown topic not created yet, partition EOF, ...) are reported
+        # and librdkafka carries on; only an error librdkafka flags fatal ends the process.
+        if error.fatal():
             raise FatalRuntimeError(f"fatal consumer error: {error}")
-        _log.warning("consumer error; continuing", error=str(error))
+        _log.warning("consumer error; librdkafka keeps retrying", error=str(error))
         return False
 
     # -- the commit protocol ---------------------------------------------------------------
