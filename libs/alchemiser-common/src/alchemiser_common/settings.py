@@ -151,8 +151,22 @@ def load_settings(cls: type[SettingsT], **overrides: Any) -> SettingsT:
         name = _env_name(tuple(first["loc"]))
         extra = f" (and {err.error_count() - 1} more)" if err.error_count() > 1 else ""
         raise ConfigurationError(
-            f"invalid setting {name}: {first['msg']} (got {first.get('input')!r}){extra}"
+            f"invalid setting {name}: {first['msg']}{_shown_input(name, first.get('input'))}{extra}"
         ) from None
+
+
+_SECRET_HINTS = ("KEY", "SECRET", "PASSWORD", "TOKEN", "USER_INFO", "URL", "CREDENTIAL")
+
+
+def _shown_input(name: str, value: Any) -> str:
+    """The rejected value for the message, unless it could hold a secret.
+
+    A section (dict) may contain credentials, and names such as ``..._KEY`` or ``..._URL`` may
+    be secrets themselves (a database URL carries a password): those values are not echoed.
+    """
+    if isinstance(value, dict | list) or any(hint in name for hint in _SECRET_HINTS):
+        return ""
+    return f" (got {value!r})"
 
 
 def masked(settings: BaseModel) -> dict[str, Any]:

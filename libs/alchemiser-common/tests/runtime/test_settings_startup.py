@@ -8,6 +8,11 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
+from alchemiser_common.errors import ConfigurationError
+from alchemiser_common.settings import CommonSettings, load_settings
+
 STAGE = "alchemiser_common.testing.pipeline:register_stage_one"
 
 
@@ -76,3 +81,20 @@ def test_start_when_secrets_configured_then_effective_config_logged_masked(tmp_p
     assert "**********" in output
     for marker in ("kafka-secret-3141", "registry-secret-2718", "db-secret-1618"):
         assert marker not in output
+
+
+def test_load_settings_when_secret_section_invalid_then_value_not_echoed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ALCHEMISER_DATABASE__URL", "postgresql://u:hunter2@db/x")
+    monkeypatch.setenv("ALCHEMISER_TOPICS__PARTITIONS", "zero")
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings(CommonSettings)
+    assert "ALCHEMISER_TOPICS__PARTITIONS" in str(caught.value)
+    assert "'zero'" in str(caught.value)
+    monkeypatch.setenv("ALCHEMISER_TOPICS__PARTITIONS", "3")
+    monkeypatch.setenv("ALCHEMISER_REGISTRY__URL", "ftp://user:hunter2@registry")
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings(CommonSettings)
+    assert "ALCHEMISER_REGISTRY__URL" in str(caught.value)
+    assert "hunter2" not in str(caught.value)

@@ -87,6 +87,11 @@ class EventHandlerRegistry:
         entries.append(registration)
         entries.sort(key=lambda entry: entry.priority)
 
+    def clear(self) -> None:
+        """Forget every registration (a start-up step that failed transiently is redone)."""
+        self._registrations.clear()
+        self._handlers.clear()
+
     def event_types(self) -> list[str]:
         """Every event type with at least one handler, sorted."""
         return sorted(self._registrations)

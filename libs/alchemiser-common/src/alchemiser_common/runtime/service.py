@@ -125,10 +125,16 @@ def _run(name: str, settings: CommonSettings, register_handlers: RegisterHandler
     )
     metrics = Metrics(process_metrics=True)
     engine = create_engine_from_url(settings.database.url.get_secret_value(), application_name=name)
-    inbox = _migrated_inbox(engine)
+    inbox = inbox_store_for(engine)
+    _retry_transient(inbox.migrate, "migrating the inbox")
     container = ServiceContainer(settings=settings, engine=engine, metrics=metrics)
     registry = EventHandlerRegistry()
-    register_handlers(container, registry)
+
+    def register() -> None:
+        registry.clear()
+        register_handlers(container, registry)
+
+    _retry_transient(register, "registering handlers")
     if not len(registry):
         raise ConfigurationError(f"{name} registered no handlers")
     topics = sorted({_topic_of(event_type) for event_type in registry.event_types()})
@@ -204,16 +210,21 @@ def _reachable(inbox: InboxStore) -> bool:
     return True
 
 
-def _migrated_inbox(engine: Engine) -> InboxStore:
-    """Migrate the inbox tables, waiting (bounded backoff, forever) for the database."""
-    inbox = inbox_store_for(engine)
+def _retry_transient(step: Callable[[], None], what: str) -> None:
+    """Run a start-up step, waiting out transient outages (database, broker) with backoff.
+
+    Start-up never gives up on a transient error: Kubernetes' probes report the pod not ready
+    meanwhile. Any other error propagates and stops the process.
+    """
     delay = 0.5
     while True:
         try:
-            inbox.migrate()
-            return inbox
+            step()
+            return
         except TransientError as err:
-            _log.warning("database unavailable at start-up; retrying", error=str(err), in_s=delay)
+            _log.warning(
+                f"{what}: infrastructure unavailable; retrying", error=str(err), in_s=delay
+            )
             time.sleep(delay)
             delay = min(delay * 2, 10.0)
 

@@ -1,0 +1,198 @@
+"""The portfolio handler: ``SignalGenerated`` in, ``RebalancePlanned`` (or ``WorkflowFailed``) out.
+
+Outcomes, by what went wrong:
+
+* nothing: one ``RebalancePlanned`` whose ``plan`` lists the items in execution order (SELL,
+  BUY, HOLD), ``plan_id`` derived from the correlation id, ``plan_hash`` from the shared
+  :func:`~alchemiser_common.events.plan_hash`, the snapshot id of the account read and the
+  allocation comparison. An empty consolidated portfolio (all cash) sells every position.
+* the input is invalid (weights summing outside the configured range): ``InvalidEventError``,
+  which the runtime dead-letters. Checked before the broker is asked anything.
+* the broker is unavailable (a ``TransientError``): it propagates; the runtime retries.
+* planning fails (a price is missing, the account is unreadable or malformed, the plan cannot
+  be expressed as an event): one ``WorkflowFailed`` with ``failure_step=portfolio``.
+
+Nothing else is persisted: the runtime's inbox stores the output with the input's row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from decimal import Decimal
+
+from pydantic import TypeAdapter, ValidationError
+
+from alchemiser_common.broker import BrokerError, BrokerPort
+from alchemiser_common.errors import AlchemiserError, TransientError
+from alchemiser_common.events import (
+    Event,
+    EventSource,
+    RebalancePlanned,
+    SignalGenerated,
+    WorkflowFailed,
+    plan_hash,
+)
+from alchemiser_common.events.enums import FailureStep
+from alchemiser_common.events.types import Symbol
+from alchemiser_common.observability.logging import get_logger
+from alchemiser_common.runtime.handlers import HandlerContext, InvalidEventError
+from alchemiser_portfolio.adapters.account import read_account_snapshot
+from alchemiser_portfolio.domain import (
+    AccountSnapshot,
+    PlannerConfig,
+    account_snapshot_id,
+    allocation_comparison,
+    plan_rebalance,
+)
+from alchemiser_portfolio.exceptions import InvalidTargetsError, PortfolioError
+from alchemiser_portfolio.mapping import (
+    event_allocation_comparison,
+    event_plan,
+    plan_id_for,
+    targets_from_signal,
+)
+
+__all__ = ["SignalGeneratedHandler", "missing_prices"]
+
+_log = get_logger("alchemiser.portfolio")
+_SYMBOL = TypeAdapter(Symbol)
+
+
+def missing_prices(targets: Mapping[str, Decimal], account: AccountSnapshot) -> list[str]:
+    """Symbols the planner would refuse for lack of a price, sorted.
+
+    Every held position (non-zero quantity) needs a price, and so does every target with a
+    positive weight that is not held.
+    """
+    held = {symbol for symbol, position in account.positions.items() if position.qty != 0}
+    needed = held | {symbol for symbol, weight in targets.items() if weight > 0}
+    return sorted(symbol for symbol in needed if account.price_of(symbol) is None)
+
+
+def _event_symbols(symbols: Sequence[str]) -> list[str]:
+    """The symbols a ``WorkflowFailed`` can carry (the event's pattern); others are dropped."""
+    valid: list[str] = []
+    for symbol in symbols:
+        try:
+            valid.append(_SYMBOL.validate_python(symbol))
+        except ValidationError:
+            continue
+    return valid
+
+
+class _PlanningFailedError(AlchemiserError):
+    """Internal: the workflow fails at this step with ``reason`` (never leaves this module)."""
+
+    def __init__(
+        self, reason: str, details: dict[str, str], failed_symbols: Sequence[str] = ()
+    ) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.details = details
+        self.failed_symbols = list(failed_symbols)
+
+
+class SignalGeneratedHandler:
+    """Plans the rebalance of the account for one ``SignalGenerated`` (see the module doc)."""
+
+    def __init__(self, broker: BrokerPort, config: PlannerConfig, source: EventSource) -> None:
+        self._broker = broker
+        self._config = config
+        self._source = source
+
+    def __call__(self, event: Event, context: HandlerContext) -> Sequence[Event]:
+        """Handle one signal; return the plan, or the failed workflow."""
+        if not isinstance(event, SignalGenerated):
+            raise InvalidEventError(f"expected SignalGenerated, got {event.event_type}")
+        try:
+            targets = targets_from_signal(event, self._config)
+        except InvalidTargetsError as err:
+            raise InvalidEventError(str(err)) from err
+        now = context.now()
+        try:
+            return [self._planned(event, targets, now)]
+        except _PlanningFailedError as failure:
+            _log.warning(
+                "planning failed; emitting WorkflowFailed",
+                reason=failure.reason,
+                failed_symbols=failure.failed_symbols,
+            )
+            return [self._failed(event, failure, now)]
+
+    def _snapshot(self, targets: Mapping[str, Decimal]) -> AccountSnapshot:
+        """Read the account; transient errors propagate, the others fail the workflow."""
+        try:
+            return read_account_snapshot(self._broker, targets)
+        except TransientError:
+            raise
+        except (BrokerError, PortfolioError) as err:
+            raise _PlanningFailedError(
+                f"account unreadable: {err}", {"error_type": type(err).__name__}
+            ) from err
+
+    def _planned(
+        self, event: SignalGenerated, targets: Mapping[str, Decimal], now: datetime
+    ) -> RebalancePlanned:
+        account = self._snapshot(targets)
+        snapshot_id = account_snapshot_id(account)
+        missing = missing_prices(targets, account)
+        if missing:
+            raise _PlanningFailedError(
+                f"no price for {', '.join(missing)}",
+                {
+                    "error_type": "MissingPriceError",
+                    "missing_prices": ",".join(missing),
+                    "account_snapshot_id": snapshot_id,
+                },
+                missing,
+            )
+        try:
+            plan = plan_rebalance(targets, account, self._config)
+            comparison = event_allocation_comparison(allocation_comparison(targets, account))
+            payload = event_plan(plan, plan_id_for(event.correlation_id))
+        except PortfolioError as err:
+            raise _PlanningFailedError(
+                str(err),
+                {"error_type": type(err).__name__, "account_snapshot_id": snapshot_id},
+            ) from err
+        except ValidationError as err:
+            first = err.errors()[0]
+            where = ".".join(str(part) for part in first["loc"])
+            raise _PlanningFailedError(
+                f"the plan cannot be expressed as an event: {where}: {first['msg']}",
+                {"error_type": "ValidationError", "account_snapshot_id": snapshot_id},
+            ) from err
+        planned = RebalancePlanned.caused_by(
+            event,
+            source=self._source,
+            occurred_at=now,
+            plan_hash=plan_hash(payload, event.correlation_id),
+            account_snapshot_id=snapshot_id,
+            plan=payload,
+            allocation_comparison=comparison,
+        )
+        _log.info(
+            "rebalance planned",
+            plan_id=payload.plan_id,
+            sells=len(plan.sells),
+            buys=len(plan.buys),
+            holds=len(plan.holds),
+            total_portfolio_value=str(plan.total_portfolio_value),
+            total_trade_value=str(plan.total_trade_value),
+            account_snapshot_id=snapshot_id,
+        )
+        return planned
+
+    def _failed(
+        self, event: SignalGenerated, failure: _PlanningFailedError, now: datetime
+    ) -> WorkflowFailed:
+        return WorkflowFailed.caused_by(
+            event,
+            source=self._source,
+            occurred_at=now,
+            failure_step=FailureStep.PORTFOLIO,
+            reason=failure.reason,
+            details={"signal_event_id": str(event.event_id), **failure.details},
+            failed_symbols=_event_symbols(failure.failed_symbols),
+        )

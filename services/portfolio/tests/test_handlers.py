@@ -1,0 +1,347 @@
+"""The SignalGenerated handler against an in-test broker: plans, failures and rejections."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, cast
+
+import pytest
+
+from alchemiser_common.broker import (
+    AccountState,
+    AssetInfo,
+    BrokerAuthError,
+    BrokerOrder,
+    BrokerPort,
+    BrokerPosition,
+    BrokerUnavailableError,
+    MarketClock,
+    OrderRequest,
+    Quote,
+)
+from alchemiser_common.events import (
+    Event,
+    EventSource,
+    RebalancePlanned,
+    SignalGenerated,
+    TargetWeight,
+    WorkflowFailed,
+    derive_event_id,
+    plan_hash,
+)
+from alchemiser_common.events.enums import FailureStep, PlanAction
+from alchemiser_common.events.samples import sample_signal_generated
+from alchemiser_common.runtime.handlers import HandlerContext, InvalidEventError
+from alchemiser_portfolio.domain import PlannerConfig
+from alchemiser_portfolio.handlers import SignalGeneratedHandler
+
+NOW = datetime(2025, 3, 14, 19, 45, 6, tzinfo=UTC)
+SOURCE = EventSource(service="portfolio", version="test")
+
+
+class FakeBroker:
+    """A :class:`BrokerPort` holding an account in memory; order methods are not used here."""
+
+    def __init__(
+        self,
+        cash: str,
+        positions: dict[str, tuple[str, str]] | None = None,
+        prices: dict[str, str] | None = None,
+        *,
+        error: Exception | None = None,
+    ) -> None:
+        self.cash = Decimal(cash)
+        self.positions = {
+            symbol: (Decimal(qty), Decimal(price))
+            for symbol, (qty, price) in (positions or {}).items()
+        }
+        self.prices = {symbol: Decimal(price) for symbol, price in (prices or {}).items()}
+        self.error = error
+        self.price_requests: list[list[str]] = []
+        self.calls = 0
+
+    def _raise_if_failing(self) -> None:
+        self.calls += 1
+        if self.error is not None:
+            raise self.error
+
+    def get_account(self) -> AccountState:
+        self._raise_if_failing()
+        return AccountState(
+            account_id="fake", cash=self.cash, buying_power=self.cash, equity=self.cash
+        )
+
+    def get_positions(self) -> list[BrokerPosition]:
+        self._raise_if_failing()
+        return [
+            BrokerPosition(
+                symbol=symbol,
+                qty=qty,
+                avg_entry_price=price,
+                market_value=qty * price,
+                current_price=price,
+            )
+            for symbol, (qty, price) in sorted(self.positions.items())
+        ]
+
+    def get_position(self, symbol: str) -> BrokerPosition | None:
+        return next((p for p in self.get_positions() if p.symbol == symbol), None)
+
+    def get_latest_prices(self, symbols: Iterable[str]) -> dict[str, Decimal]:
+        self._raise_if_failing()
+        wanted = list(symbols)
+        self.price_requests.append(wanted)
+        return {symbol: self.prices[symbol] for symbol in wanted if symbol in self.prices}
+
+    def get_quote(self, symbol: str) -> Quote | None:
+        raise NotImplementedError
+
+    def get_clock(self) -> MarketClock:
+        raise NotImplementedError
+
+    def get_asset(self, symbol: str) -> AssetInfo:
+        raise NotImplementedError
+
+    def submit_order(self, request: OrderRequest) -> BrokerOrder:
+        raise NotImplementedError
+
+    def get_order_by_client_id(self, client_order_id: str) -> BrokerOrder | None:
+        raise NotImplementedError
+
+    def cancel_order(self, broker_order_id: str) -> None:
+        raise NotImplementedError
+
+    def replace_order(
+        self,
+        broker_order_id: str,
+        *,
+        qty: Decimal | None = None,
+        limit_price: Decimal | None = None,
+    ) -> BrokerOrder:
+        raise NotImplementedError
+
+    def close_position(self, symbol: str, client_order_id: str | None = None) -> BrokerOrder:
+        raise NotImplementedError
+
+
+def _context() -> HandlerContext:
+    # The handler persists nothing itself, so it never touches the connection.
+    return HandlerContext(consumer="portfolio", connection=cast(Any, None), now=lambda: NOW)
+
+
+def _signal(weights: dict[str, str]) -> SignalGenerated:
+    portfolio = [TargetWeight(symbol=s, weight=Decimal(w)) for s, w in weights.items()]
+    return sample_signal_generated().model_copy(update={"consolidated_portfolio": portfolio})
+
+
+def _handle(broker: FakeBroker, event: SignalGenerated) -> Sequence[Event]:
+    assert isinstance(broker, BrokerPort)
+    return SignalGeneratedHandler(broker, PlannerConfig(), SOURCE)(event, _context())
+
+
+def _only(outputs: Sequence[Event], kind: type[Event]) -> Any:
+    assert len(outputs) == 1
+    assert isinstance(outputs[0], kind)
+    return outputs[0]
+
+
+def _worked_example_broker() -> FakeBroker:
+    # value = 1000 + 10 x 50 + 5 x 100 + 2 x 108 = 2216; deployable = 2216 x 0.99 = 2193.84
+    return FakeBroker(
+        "1000.00",
+        {"SOXL": ("10", "50.00"), "TQQQ": ("5", "100.00"), "BIL": ("2", "108.00")},
+        {"SMR": "20.00", "SOXL": "49.00"},
+    )
+
+
+def test_handle_when_signal_and_account_then_exact_plan_in_execution_order() -> None:
+    broker = _worked_example_broker()
+    signal = _signal({"TQQQ": "0.4", "SMR": "0.5", "BIL": "0.1"})
+
+    planned = _only(_handle(broker, signal), RebalancePlanned)
+
+    rows = [
+        (i.symbol, i.action, i.current_value, i.target_value, i.trade_amount, i.priority)
+        for i in planned.plan.items
+    ]
+    assert rows == [
+        ("SOXL", PlanAction.SELL, Decimal("500"), Decimal("0"), Decimal("-500"), 3),
+        ("SMR", PlanAction.BUY, Decimal("0"), Decimal("1096.92"), Decimal("1096.92"), 2),
+        ("TQQQ", PlanAction.BUY, Decimal("500"), Decimal("877.54"), Decimal("377.54"), 3),
+        ("BIL", PlanAction.HOLD, Decimal("216"), Decimal("219.38"), Decimal("3.38"), 5),
+    ]
+    weights = {
+        i.symbol: (i.current_weight, i.target_weight, i.weight_diff) for i in planned.plan.items
+    }
+    assert weights == {
+        "SOXL": (Decimal("0.225631768953"), Decimal("0"), Decimal("-0.225631768953")),
+        "SMR": (Decimal("0"), Decimal("0.495"), Decimal("0.495")),
+        "TQQQ": (Decimal("0.225631768953"), Decimal("0.396"), Decimal("0.170368231047")),
+        "BIL": (Decimal("0.097472924188"), Decimal("0.099"), Decimal("0.001527075812")),
+    }
+    assert planned.plan.total_portfolio_value == Decimal("2216.00")
+    assert planned.plan.total_trade_value == Decimal("1974.46")
+    assert planned.plan.cash_reserve_pct == Decimal("0.01")
+    # only the unheld target is priced separately; held positions use their own price
+    assert broker.price_requests == [["SMR"]]
+
+
+def test_handle_when_signal_then_envelope_ids_and_hash_derive_from_the_signal() -> None:
+    signal = _signal({"TQQQ": "0.4", "SMR": "0.5", "BIL": "0.1"})
+
+    planned = _only(_handle(_worked_example_broker(), signal), RebalancePlanned)
+
+    assert planned.event_id == derive_event_id(signal.event_id, "RebalancePlanned")
+    assert planned.causation_id == signal.event_id
+    assert planned.correlation_id == signal.correlation_id
+    assert planned.account_id == signal.account_id
+    assert planned.source == SOURCE
+    assert planned.occurred_at == NOW
+    assert planned.plan.plan_id == f"plan-{signal.correlation_id}"
+    assert planned.plan_hash == plan_hash(planned.plan, signal.correlation_id)
+    assert len(planned.account_snapshot_id) == 64
+
+
+def test_handle_when_signal_then_allocation_comparison_uses_strategy_weights() -> None:
+    signal = _signal({"TQQQ": "0.4", "SMR": "0.5", "BIL": "0.1"})
+
+    planned = _only(_handle(_worked_example_broker(), signal), RebalancePlanned)
+
+    comparison = {
+        row.symbol: (row.target_weight, row.current_weight, row.weight_diff)
+        for row in planned.allocation_comparison
+    }
+    assert comparison == {
+        "BIL": (Decimal("0.1"), Decimal("0.097472924188"), Decimal("0.002527075812")),
+        "SMR": (Decimal("0.5"), Decimal("0"), Decimal("0.5")),
+        "SOXL": (Decimal("0"), Decimal("0.225631768953"), Decimal("-0.225631768953")),
+        "TQQQ": (Decimal("0.4"), Decimal("0.225631768953"), Decimal("0.174368231047")),
+    }
+
+
+def test_handle_when_handled_twice_then_same_event_and_hash() -> None:
+    signal = _signal({"TQQQ": "0.4", "SMR": "0.5", "BIL": "0.1"})
+
+    first = _handle(_worked_example_broker(), signal)
+    second = _handle(_worked_example_broker(), signal)
+
+    assert first == second
+
+
+def test_handle_when_account_changes_then_snapshot_id_and_hash_change() -> None:
+    signal = _signal({"TQQQ": "0.4", "SMR": "0.5", "BIL": "0.1"})
+    richer = _worked_example_broker()
+    richer.cash = Decimal("1000.01")
+
+    before = _only(_handle(_worked_example_broker(), signal), RebalancePlanned)
+    after = _only(_handle(richer, signal), RebalancePlanned)
+
+    assert before.account_snapshot_id != after.account_snapshot_id
+    assert before.plan_hash != after.plan_hash
+
+
+def test_handle_when_target_has_no_price_then_workflow_failed_naming_it() -> None:
+    broker = FakeBroker("1000.00", {"TQQQ": ("1", "100.00")}, {"SMR": "20.00"})
+    signal = _signal({"TQQQ": "0.3", "OKLO": "0.3", "SMR": "0.2", "LEU": "0.2"})
+
+    failed = _only(_handle(broker, signal), WorkflowFailed)
+
+    assert failed.failure_step is FailureStep.PORTFOLIO
+    assert failed.failed_symbols == ["LEU", "OKLO"]
+    assert "LEU" in failed.reason and "OKLO" in failed.reason
+    assert failed.details["missing_prices"] == "LEU,OKLO"
+    assert failed.details["signal_event_id"] == str(signal.event_id)
+    assert failed.causation_id == signal.event_id
+    assert failed.event_id == derive_event_id(signal.event_id, "WorkflowFailed")
+
+
+def test_handle_when_held_position_has_no_price_then_workflow_failed() -> None:
+    # The broker reports SOXL at price 0 and has no latest price for it either.
+    broker = FakeBroker("1000.00", {"SOXL": ("10", "0")}, {"TQQQ": "100.00"})
+
+    failed = _only(_handle(broker, _signal({"TQQQ": "1"})), WorkflowFailed)
+
+    assert failed.failed_symbols == ["SOXL"]
+    assert broker.price_requests == [["SOXL", "TQQQ"]]
+
+
+def test_handle_when_position_has_no_price_but_latest_price_exists_then_plans_with_it() -> None:
+    broker = FakeBroker("0", {"SOXL": ("10", "0")}, {"SOXL": "40.00"})
+
+    planned = _only(_handle(broker, _signal({})), RebalancePlanned)
+
+    (item,) = planned.plan.items
+    assert (item.symbol, item.action, item.trade_amount) == ("SOXL", PlanAction.SELL, -400)
+
+
+@pytest.mark.parametrize("weights", [{"TQQQ": "0.5"}, {"TQQQ": "0.6", "SMR": "0.42"}, {"X": "0"}])
+def test_handle_when_weights_sum_out_of_range_then_invalid_event_and_no_broker_call(
+    weights: dict[str, str],
+) -> None:
+    broker = _worked_example_broker()
+
+    with pytest.raises(InvalidEventError, match="sum to"):
+        _handle(broker, _signal(weights))
+
+    assert broker.calls == 0
+
+
+def test_handle_when_weights_sum_within_tolerance_then_plans() -> None:
+    planned = _only(
+        _handle(_worked_example_broker(), _signal({"TQQQ": "0.5", "SMR": "0.5095"})),
+        RebalancePlanned,
+    )
+
+    targets = {item.symbol: item.target_weight for item in planned.plan.items}
+    assert targets["SMR"] == Decimal("0.504405")  # 0.5095 x (1 - 0.01 reserve)
+    assert targets["TQQQ"] == Decimal("0.495")
+
+
+def test_handle_when_portfolio_empty_then_sells_every_position() -> None:
+    broker = _worked_example_broker()
+
+    planned = _only(_handle(broker, _signal({})), RebalancePlanned)
+
+    sells = {item.symbol: item.trade_amount for item in planned.plan.items}
+    assert sells == {"SOXL": Decimal("-500"), "TQQQ": Decimal("-500"), "BIL": Decimal("-216")}
+    assert all(item.action is PlanAction.SELL for item in planned.plan.items)
+    assert all(item.target_value == 0 for item in planned.plan.items)
+    assert planned.plan.total_trade_value == Decimal("1216.00")
+    assert broker.price_requests == []
+
+
+def test_handle_when_broker_unavailable_then_transient_error_propagates() -> None:
+    broker = FakeBroker("1000.00", error=BrokerUnavailableError("503 from the broker"))
+
+    with pytest.raises(BrokerUnavailableError):
+        _handle(broker, _signal({"TQQQ": "1"}))
+
+
+def test_handle_when_broker_refuses_credentials_then_workflow_failed() -> None:
+    broker = FakeBroker("1000.00", error=BrokerAuthError("401 unauthorized"))
+
+    failed = _only(_handle(broker, _signal({"TQQQ": "1"})), WorkflowFailed)
+
+    assert failed.failure_step is FailureStep.PORTFOLIO
+    assert failed.reason == "account unreadable: 401 unauthorized"
+    assert failed.details["error_type"] == "BrokerAuthError"
+    assert failed.failed_symbols == []
+
+
+def test_handle_when_short_position_then_workflow_failed() -> None:
+    broker = FakeBroker("1000.00", {"SQQQ": ("-3", "10.00")}, {"TQQQ": "100.00"})
+
+    failed = _only(_handle(broker, _signal({"TQQQ": "1"})), WorkflowFailed)
+
+    assert "short position SQQQ" in failed.reason
+    assert failed.details["error_type"] == "InvalidAccountError"
+
+
+def test_handle_when_broker_symbol_outside_event_pattern_then_workflow_failed() -> None:
+    broker = FakeBroker("1000.00", {"brk b": ("1", "400.00")}, {"TQQQ": "100.00"})
+
+    failed = _only(_handle(broker, _signal({"TQQQ": "1"})), WorkflowFailed)
+
+    assert failed.reason.startswith("the plan cannot be expressed as an event")

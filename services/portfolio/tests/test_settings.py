@@ -1,0 +1,154 @@
+"""PortfolioSettings from the environment: defaults, overrides and start-up refusals."""
+
+from __future__ import annotations
+
+import os
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from alchemiser_common.errors import ConfigurationError
+from alchemiser_common.runtime.service import run_service
+from alchemiser_common.settings import load_settings
+from alchemiser_portfolio import register_handlers
+from alchemiser_portfolio.domain import PlannerConfig
+from alchemiser_portfolio.settings import BrokerKind, PortfolioSettings
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No ALCHEMISER_* variable and no .env file from the developer's shell leaks in."""
+    for name in list(os.environ):
+        if name.startswith("ALCHEMISER_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+
+
+def test_load_when_no_environment_then_original_rules_and_simulated_broker() -> None:
+    settings = load_settings(PortfolioSettings)
+
+    assert settings.service_name == "portfolio"
+    assert settings.broker.kind is BrokerKind.SIMULATED
+    assert settings.alpaca is None
+    assert settings.portfolio.planner_config() == PlannerConfig()
+    assert settings.broker.simulated.database_url is None
+
+
+def test_load_when_planner_variables_set_then_planner_config_uses_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ALCHEMISER_PORTFOLIO__CASH_RESERVE_PCT", "0.05")
+    monkeypatch.setenv("ALCHEMISER_PORTFOLIO__MIN_TRADE_AMOUNT", "25")
+    monkeypatch.setenv("ALCHEMISER_PORTFOLIO__WEIGHT_SUM_MIN", "0.995")
+
+    config = load_settings(PortfolioSettings).portfolio.planner_config()
+
+    assert config.cash_reserve_pct == Decimal("0.05")
+    assert config.min_trade_amount == Decimal("25")
+    assert config.weight_sum_min == Decimal("0.995")
+    assert config.weight_sum_max == Decimal("1.01")
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("ALCHEMISER_PORTFOLIO__CASH_RESERVE_PCT", "1"),
+        ("ALCHEMISER_PORTFOLIO__CASH_RESERVE_PCT", "-0.01"),
+        ("ALCHEMISER_PORTFOLIO__CASH_RESERVE_PCT", "NaN"),
+        ("ALCHEMISER_PORTFOLIO__MIN_TRADE_AMOUNT", "five"),
+        ("ALCHEMISER_BROKER__KIND", "ibkr"),
+        ("ALCHEMISER_BROKER__SIMULATED__SIMULATED_DATE", "2025-02-30"),
+    ],
+)
+def test_load_when_value_invalid_then_configuration_error_names_variable(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+
+    with pytest.raises(ConfigurationError, match=variable):
+        load_settings(PortfolioSettings)
+
+
+def test_load_when_weight_sum_bounds_crossed_then_configuration_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ALCHEMISER_PORTFOLIO__WEIGHT_SUM_MIN", "1.02")
+
+    with pytest.raises(ConfigurationError, match=r"ALCHEMISER_PORTFOLIO.*weight_sum_min 1\.02"):
+        load_settings(PortfolioSettings)
+
+
+def test_load_when_alpaca_kind_without_credentials_then_configuration_error_names_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ALCHEMISER_BROKER__KIND", "alpaca")
+
+    with pytest.raises(ConfigurationError, match="ALCHEMISER_ALPACA__API_KEY"):
+        load_settings(PortfolioSettings)
+
+
+def test_load_when_alpaca_secret_missing_then_configuration_error_names_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ALCHEMISER_BROKER__KIND", "alpaca")
+    monkeypatch.setenv("ALCHEMISER_ALPACA__API_KEY", "key")
+
+    with pytest.raises(ConfigurationError, match="ALCHEMISER_ALPACA__SECRET_KEY"):
+        load_settings(PortfolioSettings)
+
+
+def test_load_when_alpaca_credentials_set_then_paper_by_default(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ALCHEMISER_BROKER__KIND", "alpaca")
+    monkeypatch.setenv("ALCHEMISER_ALPACA__API_KEY", "key")
+    monkeypatch.setenv("ALCHEMISER_ALPACA__SECRET_KEY", "secret")
+
+    alpaca = load_settings(PortfolioSettings).require_alpaca()
+
+    assert alpaca.paper is True
+    assert alpaca.secret_key.get_secret_value() == "secret"
+
+
+def test_load_when_live_without_confirmation_then_configuration_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ALCHEMISER_BROKER__KIND", "alpaca")
+    monkeypatch.setenv("ALCHEMISER_ALPACA__API_KEY", "key")
+    monkeypatch.setenv("ALCHEMISER_ALPACA__SECRET_KEY", "secret")
+    monkeypatch.setenv("ALCHEMISER_ALPACA__PAPER", "false")
+
+    with pytest.raises(ConfigurationError, match="LIVE_TRADING_CONFIRMED"):
+        load_settings(PortfolioSettings)
+
+
+def test_load_when_simulated_variables_set_then_broker_settings_carry_them(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("ALCHEMISER_BROKER__SIMULATED__SIMULATED_DATE", "2025-03-14")
+    monkeypatch.setenv("ALCHEMISER_BROKER__SIMULATED__DATASET_DIR", str(tmp_path))
+    monkeypatch.setenv("ALCHEMISER_BROKER__SIMULATED__STARTING_CASH", "2500")
+    monkeypatch.setenv("ALCHEMISER_BROKER__SIMULATED__DATABASE_URL", "sqlite:///sim.db")
+
+    simulated = load_settings(PortfolioSettings).broker.simulated
+    broker_settings = simulated.broker_settings()
+
+    assert simulated.dataset_dir == tmp_path
+    assert simulated.database_url is not None
+    assert simulated.database_url.get_secret_value() == "sqlite:///sim.db"
+    assert broker_settings.simulated_date == date(2025, 3, 14)
+    assert broker_settings.starting_cash == Decimal("2500")
+    assert not hasattr(broker_settings, "dataset_dir")
+
+
+def test_run_service_when_alpaca_kind_without_credentials_then_exits_with_config_code(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("ALCHEMISER_BROKER__KIND", "alpaca")
+
+    code = run_service("portfolio", register_handlers, PortfolioSettings)
+
+    assert code == 2
+    assert "ALCHEMISER_ALPACA__API_KEY" in capsys.readouterr().out
