@@ -1,0 +1,222 @@
+"""``alchemiser strategy`` commands: evaluate strategy files and print indicators offline.
+
+* ``eval FILE... --data DIR [--as-of YYYY-MM-DD] [--weights a=0.5,b=0.5] [--json]``: each
+  file's allocation with the trace of the branch that decided it, then the consolidated
+  portfolio (equal weights unless ``--weights``). Same engine as the service: every symbol is
+  fetched once and must have a bar on the as-of date (default: the newest date in ``DIR``).
+* ``indicator --data DIR --symbol SYM --name NAME [--window N] [--csv]``: ``date,value`` for
+  every date of the symbol; warm-up values (NaN) print as an empty field.
+
+Errors (unknown indicator, missing symbol, bad date, ``file:line:col`` syntax errors,
+unreadable data) print one line on stderr and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import UTC, date, datetime
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+
+from alchemiser_common.errors import AlchemiserError
+from alchemiser_common.marketdata import DatasetMarketData
+from alchemiser_strategy.app import SignalEngine, StrategyRun, load_strategy_file
+from alchemiser_strategy.domain import INDICATORS, StrategyError, WeightedStrategy
+from alchemiser_strategy.exceptions import CliInputError
+from alchemiser_strategy.signals import event_weights, symbol_reasons
+
+__all__ = ["EXIT_INPUT_ERROR", "app", "parse_weights"]
+
+EXIT_INPUT_ERROR = 2
+"""Exit status for unusable input (as for a usage error)."""
+
+app = typer.Typer(no_args_is_help=True, help="strategy commands.")
+
+
+@app.callback()
+def _strategy() -> None:
+    """Strategy commands (offline: files and a dataset directory; nothing is sent)."""
+
+
+def _fail(message: str) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(EXIT_INPUT_ERROR)
+
+
+def _parse_date(text: str | None, option: str) -> date | None:
+    if text is None:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise CliInputError(f"{option} {text!r} is not a date (YYYY-MM-DD)") from None
+
+
+def parse_weights(text: str | None, names: list[str]) -> dict[str, Decimal]:
+    """``"a=0.5,b=0.5"`` -> weight per name (file stem or file name); default equal weights."""
+    if text is None:
+        return dict.fromkeys(names, Decimal(1))
+    given: dict[str, Decimal] = {}
+    for part in filter(None, (piece.strip() for piece in text.split(","))):
+        key, sep, value = part.partition("=")
+        try:
+            weight = Decimal(value.strip())
+        except InvalidOperation:
+            weight = Decimal("NaN")
+        if not sep or not weight.is_finite() or weight < 0:
+            raise CliInputError(f"--weights: {part!r} is not NAME=WEIGHT with a weight >= 0")
+        given[Path(key.strip()).stem] = weight
+    unknown = sorted(set(given) - set(names))
+    missing = sorted(set(names) - set(given))
+    if unknown or missing:
+        raise CliInputError(
+            f"--weights must name every file once: "
+            f"unknown {unknown or '-'}, missing {missing or '-'}"
+        )
+    if not any(given.values()):
+        raise CliInputError("--weights: at least one weight must be positive")
+    return {name: given[name] for name in names}
+
+
+def _dataset(directory: Path) -> DatasetMarketData:
+    dataset = DatasetMarketData(directory)
+    dataset.histories  # noqa: B018 -- load now so a bad directory is reported up front
+    return dataset
+
+
+def _evaluate(files: list[Path], data: Path, as_of: str | None, weights: str | None) -> StrategyRun:
+    day = _parse_date(as_of, "--as-of")
+    names = [path.stem for path in files]
+    if len(set(names)) != len(names):
+        raise CliInputError("each strategy file name (without .clj) must be unique")
+    shares = parse_weights(weights, names)
+    strategies = []
+    for path in files:
+        try:
+            strategy = load_strategy_file(path, str(path))
+        except OSError as err:
+            raise CliInputError(f"{path}: cannot read: {err.strerror or err}") from err
+        strategies.append(WeightedStrategy(strategy, shares[path.stem]))
+    dataset = _dataset(data)
+    engine = SignalEngine(strategies, dataset, lambda _now: dataset.trading_days()[-1])
+    return engine.run(day, datetime.now(UTC))
+
+
+def _document(run: StrategyRun) -> dict[str, Any]:
+    portfolio = run.portfolio
+    outcomes = {outcome.name: outcome for outcome in portfolio.outcomes}
+    effective = event_weights(portfolio.strategy_weights)
+    entries = []
+    for item in run.strategies:
+        outcome = outcomes[item.strategy.file_name]
+        allocation = outcome.allocation
+        entry: dict[str, Any] = {
+            "file": item.strategy.file_name,
+            "name": item.strategy.name,
+            "configured_weight": str(item.weight),
+            "effective_weight": str(effective.get(outcome.name, Decimal(0))),
+            "status": "ok" if allocation is not None else "failed",
+            "error": outcome.error,
+        }
+        if allocation is not None:
+            weights = event_weights(allocation.weights)
+            entry["allocation"] = {symbol: str(weight) for symbol, weight in weights.items()}
+            entry["reasons"] = symbol_reasons(item.strategy, allocation)
+            entry["trace"] = [trace.describe() for trace in allocation.trace]
+        entries.append(entry)
+    return {
+        "as_of": run.as_of.isoformat(),
+        "market_snapshot_id": run.market_snapshot_id,
+        "strategies": entries,
+        "all_cash": portfolio.all_cash,
+        "consolidated_portfolio": {
+            symbol: str(weight) for symbol, weight in event_weights(portfolio.weights).items()
+        },
+    }
+
+
+def _print_text(document: dict[str, Any]) -> None:
+    for entry in document["strategies"]:
+        head = (
+            f"== {entry['file']} ({entry['name']}) weight {entry['configured_weight']}"
+            f" -> {entry['effective_weight']}: {entry['status']}"
+        )
+        typer.echo(head)
+        if entry["status"] != "ok":
+            typer.echo(f"  error: {entry['error']}")
+            continue
+        typer.echo("  trace:" if entry["trace"] else "  trace: (no decision: unconditional)")
+        for line in entry["trace"]:
+            typer.echo(f"    {line}")
+        typer.echo("  allocation:")
+        for symbol, weight in entry["allocation"].items():
+            typer.echo(f"    {symbol:<8} {weight}")
+    typer.echo(
+        f"consolidated portfolio as of {document['as_of']} "
+        f"(market snapshot {document['market_snapshot_id'][:16]}):"
+    )
+    if document["all_cash"]:
+        typer.echo("  100% cash (every strategy failed)")
+    for symbol, weight in document["consolidated_portfolio"].items():
+        typer.echo(f"  {symbol:<8} {weight}")
+
+
+@app.command("eval")
+def evaluate_command(
+    files: Annotated[list[Path], typer.Argument(help="Strategy .clj files.", show_default=False)],
+    data: Annotated[Path, typer.Option("--data", help="Dataset directory of bar files.")],
+    as_of: Annotated[
+        str | None, typer.Option("--as-of", help="YYYY-MM-DD (default: newest date in DATA).")
+    ] = None,
+    weights: Annotated[
+        str | None, typer.Option("--weights", help="NAME=W,... per file (default: equal).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
+) -> None:
+    """Evaluate strategy files on a dataset and show why each chose its allocation."""
+    try:
+        run = _evaluate(files, data, as_of, weights)
+    except StrategyError as err:
+        _fail(str(err))
+    except AlchemiserError as err:
+        _fail(str(err).splitlines()[0])
+    document = _document(run)
+    if as_json:
+        typer.echo(json.dumps(document, indent=2))
+    else:
+        _print_text(document)
+
+
+def _format(value: float) -> str:
+    return "" if math.isnan(value) else repr(value)
+
+
+@app.command("indicator")
+def indicator_command(
+    data: Annotated[Path, typer.Option("--data", help="Dataset directory of bar files.")],
+    symbol: Annotated[str, typer.Option("--symbol", help="Symbol in the dataset.")],
+    name: Annotated[str, typer.Option("--name", help="DSL indicator name, e.g. rsi.")],
+    window: Annotated[int | None, typer.Option("--window", help="Window in bars.")] = None,
+    as_csv: Annotated[bool, typer.Option("--csv", help="CSV with a date,value header.")] = False,
+) -> None:
+    """Print an indicator of one symbol for every date of the dataset."""
+    spec = INDICATORS.get(name)
+    if spec is None:
+        _fail(f"unknown indicator {name!r} (known: {', '.join(sorted(INDICATORS))})")
+    if spec.needs_window and (window is None or window < 1):
+        _fail(f"indicator {name!r} needs --window N with N >= 1")
+    try:
+        history = _dataset(data).history(symbol)
+    except AlchemiserError as err:
+        _fail(str(err).splitlines()[0])
+    if history is None:
+        _fail(f"symbol {symbol!r} is not in the dataset {data}")
+    values = spec.function(history.closes, window or 1)
+    separator = "," if as_csv else "  "
+    typer.echo(f"date{separator}value" if as_csv else f"{'date':<10}  {name}({window or ''})")
+    for day, value in zip(history.days, values.tolist(), strict=True):
+        typer.echo(f"{day.isoformat()}{separator}{_format(value)}")

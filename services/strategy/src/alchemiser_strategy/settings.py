@@ -1,0 +1,127 @@
+"""Settings of the strategy service: ``StrategySettings`` = common settings + ``strategy``.
+
+Environment variables (prefix ``ALCHEMISER_STRATEGY__``):
+
+==================================  ============================================================
+``STRATEGIES_DIR``                  folder of the ``.clj`` files (default: the bundled
+                                    ``services/strategy/strategies``)
+``WEIGHTS``                         JSON object ``{"<file stem>": "<weight>", ...}``: which files
+                                    run and their allocation weights (normalised over the files
+                                    that succeed, so they need not sum to 1)
+``MARKET_DATA_SOURCE``              ``dataset`` (default) or ``alpaca``
+``DATASET_DIR``                     bar files for ``dataset`` (default: the bundled demo data)
+``ALPACA__API_KEY``, ``ALPACA__SECRET_KEY``, ``ALPACA__FEED``, ...
+                                    Alpaca market data (required when the source is ``alpaca``)
+==================================  ============================================================
+
+The default weights are the original Alchemiser's mix (ALCHEMISER.md, "Strategies"): KLM 0.20,
+Nuclear 0.15, TQQQ-FTLT 0.15, and TECL the rest, 0.50 (the original shared that rest between
+TECL and strategies not shipped here).
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from pathlib import Path
+from types import MappingProxyType
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from alchemiser_common.settings import CommonSettings
+from alchemiser_strategy.adapters.alpaca_bars import AlpacaDataSettings
+from alchemiser_strategy.adapters.market_data import DEMO_DATASET_DIR
+from alchemiser_strategy.exceptions import StrategyConfigError
+
+__all__ = [
+    "BUNDLED_STRATEGIES_DIR",
+    "DEFAULT_WEIGHTS",
+    "STRATEGY_FILE_SUFFIX",
+    "StrategySection",
+    "StrategySettings",
+    "default_strategies_dir",
+]
+
+STRATEGY_FILE_SUFFIX = ".clj"
+
+BUNDLED_STRATEGIES_DIR = Path(__file__).resolve().parents[2] / "strategies"
+"""``services/strategy/strategies`` in a source checkout or editable install (not in the
+wheel: an image copies the folder and sets ``ALCHEMISER_STRATEGY__STRATEGIES_DIR``)."""
+
+_REPO_STRATEGIES_DIR = Path("services") / "strategy" / "strategies"
+
+DEFAULT_WEIGHTS: MappingProxyType[str, Decimal] = MappingProxyType(
+    {
+        "klm": Decimal("0.20"),
+        "nuclear": Decimal("0.15"),
+        "tqqq_ftlt": Decimal("0.15"),
+        "tecl": Decimal("0.50"),
+    }
+)
+"""The original mix; TECL takes the rest (1 - 0.20 - 0.15 - 0.15)."""
+
+_STEM = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+
+
+def default_strategies_dir() -> Path:
+    """The bundled strategies next to the package, else ``services/strategy/strategies`` under
+    the working directory (a wheel run from the repository root); the first if neither exists."""
+    if BUNDLED_STRATEGIES_DIR.is_dir():
+        return BUNDLED_STRATEGIES_DIR
+    in_repo = Path.cwd() / _REPO_STRATEGIES_DIR
+    return in_repo if in_repo.is_dir() else BUNDLED_STRATEGIES_DIR
+
+
+class StrategySection(BaseModel):
+    """The ``strategy`` section: which files run with what weight, on which market data."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    strategies_dir: Path = Field(default_factory=default_strategies_dir)
+    weights: dict[str, Decimal] = Field(
+        default_factory=lambda: dict(DEFAULT_WEIGHTS),
+        description="File stem (or file name) -> allocation weight; at least one positive.",
+    )
+    market_data_source: Literal["dataset", "alpaca"] = "dataset"
+    dataset_dir: Path = DEMO_DATASET_DIR
+    alpaca: AlpacaDataSettings | None = None
+
+    @field_validator("weights")
+    @classmethod
+    def _check_weights(cls, weights: dict[str, Decimal]) -> dict[str, Decimal]:
+        normalised: dict[str, Decimal] = {}
+        for key, weight in weights.items():
+            stem = key.removesuffix(STRATEGY_FILE_SUFFIX)
+            if not _STEM.match(stem):
+                raise ValueError(f"{key!r} is not a strategy file stem")
+            if stem in normalised:
+                raise ValueError(f"{stem!r} is given twice")
+            if not weight.is_finite() or weight < 0:
+                raise ValueError(f"weight of {stem!r} must be a finite number >= 0, got {weight}")
+            normalised[stem] = weight
+        if not any(weight > 0 for weight in normalised.values()):
+            raise ValueError("at least one strategy needs a positive weight")
+        return dict(sorted(normalised.items()))
+
+    def strategy_files(self) -> dict[str, Path]:
+        """File stem -> path of every configured strategy file, sorted by stem."""
+        return {
+            stem: self.strategies_dir / f"{stem}{STRATEGY_FILE_SUFFIX}" for stem in self.weights
+        }
+
+    def alpaca_settings(self) -> AlpacaDataSettings:
+        """The Alpaca section; raises ``StrategyConfigError`` naming the variables if absent."""
+        if self.alpaca is None:
+            raise StrategyConfigError(
+                "ALCHEMISER_STRATEGY__ALPACA__API_KEY and ALCHEMISER_STRATEGY__ALPACA__SECRET_KEY "
+                "are required when ALCHEMISER_STRATEGY__MARKET_DATA_SOURCE=alpaca"
+            )
+        return self.alpaca
+
+
+class StrategySettings(CommonSettings):
+    """Settings of the strategy service process."""
+
+    service_name: str = Field(default="strategy", pattern=r"^[a-z][a-z0-9-]*$")
+    strategy: StrategySection = Field(default_factory=StrategySection)

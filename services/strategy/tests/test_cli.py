@@ -1,0 +1,177 @@
+"""``alchemiser strategy eval`` and ``indicator`` through Typer's CliRunner."""
+
+from __future__ import annotations
+
+import json
+import math
+from decimal import Decimal
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from alchemiser_common.marketdata import DatasetMarketData
+from alchemiser_strategy.adapters.market_data import DEMO_DATASET_DIR
+from alchemiser_strategy.cli import app
+from alchemiser_strategy.domain import INDICATORS
+from alchemiser_strategy.settings import BUNDLED_STRATEGIES_DIR
+
+DATA = str(DEMO_DATASET_DIR)
+FILES = [
+    str(BUNDLED_STRATEGIES_DIR / f"{name}.clj") for name in ("klm", "nuclear", "tecl", "tqqq_ftlt")
+]
+runner = CliRunner()
+
+
+def _invoke(*args: str) -> tuple[int, str, str]:
+    result = runner.invoke(app, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_eval_when_four_files_then_each_trace_allocation_and_consolidated_portfolio() -> None:
+    code, out, err = _invoke("eval", *FILES, "--data", DATA, "--as-of", "2008-10-10")
+
+    assert (code, err) == (0, "")
+    for path in FILES:
+        assert f"== {path} " in out
+    # on 2008-10-10 TQQQ's RSI(10) is below 30: KLM's pop rule decides TECL
+    assert 'klm.clj:34:28: (< (rsi "TQQQ" {:window 10}) 30) with 20.9293 vs 30.0000 -> true' in out
+    consolidated = out.split("consolidated portfolio as of 2008-10-10")[1].splitlines()[1:]
+    weights = {line.split()[0]: Decimal(line.split()[1]) for line in consolidated}
+    assert weights == {"TECL": Decimal("0.75"), "TQQQ": Decimal("0.25")}
+
+
+def test_eval_when_json_and_weights_then_document_matches_the_weights() -> None:
+    code, out, _err = _invoke(
+        "eval",
+        *FILES,
+        "--data",
+        DATA,
+        "--as-of",
+        "2015-06-15",
+        "--json",
+        "--weights",
+        "klm=0.2,nuclear=0.15,tecl=0.5,tqqq_ftlt=0.15",
+    )
+
+    assert code == 0
+    document = json.loads(out)
+    assert document["as_of"] == "2015-06-15"
+    effective = {
+        Path(s["file"]).stem: Decimal(s["effective_weight"]) for s in document["strategies"]
+    }
+    assert effective == {
+        "klm": Decimal("0.2"),
+        "nuclear": Decimal("0.15"),
+        "tecl": Decimal("0.5"),
+        "tqqq_ftlt": Decimal("0.15"),
+    }
+    consolidated = {k: Decimal(v) for k, v in document["consolidated_portfolio"].items()}
+    assert sum(consolidated.values()) == Decimal(1)
+    expected: dict[str, Decimal] = {}
+    for strategy in document["strategies"]:
+        for symbol, weight in strategy["allocation"].items():
+            share = Decimal(strategy["effective_weight"]) * Decimal(weight)
+            expected[symbol] = expected.get(symbol, Decimal(0)) + share
+            assert strategy["reasons"][symbol]
+    assert {
+        s: abs(w - expected[s]) < Decimal("1E-11") for s, w in consolidated.items()
+    } == dict.fromkeys(expected, True)
+
+
+def test_eval_when_as_of_omitted_then_newest_date_of_the_data() -> None:
+    code, out, _err = _invoke("eval", FILES[0], "--data", DATA, "--json")
+
+    assert code == 0
+    assert json.loads(out)["as_of"] == "2018-12-31"
+
+
+def test_eval_when_syntax_error_then_one_line_with_file_line_col_and_exit_2(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.clj"
+    bad.write_text('(defsymphony "b" {}\n  (bogus "SPY"))')
+
+    code, out, err = _invoke("eval", FILES[0], str(bad), "--data", DATA, "--as-of", "2015-06-15")
+
+    assert (code, out) == (2, "")
+    assert err == f"error: {bad}:2:4: unknown operator 'bogus'\n"
+
+
+@pytest.mark.parametrize("as_of", ["2015-13-01", "yesterday", "15/06/2015"])
+def test_eval_when_bad_date_then_one_line_and_exit_2(as_of: str) -> None:
+    code, _out, err = _invoke("eval", FILES[0], "--data", DATA, "--as-of", as_of)
+
+    assert code == 2
+    assert err == f"error: --as-of {as_of!r} is not a date (YYYY-MM-DD)\n"
+
+
+def test_eval_when_symbol_missing_from_data_then_one_line_and_exit_2(tmp_path: Path) -> None:
+    strategy = tmp_path / "odd.clj"
+    strategy.write_text('(defsymphony "o" {} (weight-equal [(asset "SPY") (asset "ZZZZ")]))')
+
+    code, _out, err = _invoke("eval", str(strategy), "--data", DATA, "--as-of", "2015-06-15")
+
+    assert code == 2
+    assert err == "error: market data missing on 2015-06-15 for 1 of 2 symbols: ZZZZ\n"
+
+
+def test_eval_when_weights_do_not_name_every_file_then_exit_2() -> None:
+    code, _out, err = _invoke("eval", *FILES[:2], "--data", DATA, "--weights", "klm=1")
+
+    assert code == 2
+    assert "missing ['nuclear']" in err
+    assert err.count("\n") == 1
+
+
+def test_indicator_when_csv_then_every_date_with_empty_warm_up_values() -> None:
+    code, out, _err = _invoke(
+        "indicator", "--data", DATA, "--symbol", "SPY", "--name", "rsi", "--window", "10", "--csv"
+    )
+
+    assert code == 0
+    lines = out.splitlines()
+    history = DatasetMarketData(DEMO_DATASET_DIR).history("SPY")
+    assert history is not None
+    assert lines[0] == "date,value"
+    assert len(lines) == len(history) + 1
+    assert lines[1:11] == [f"{day.isoformat()}," for day in history.days[:10]]
+    values = np.array([float(line.split(",")[1] or "nan") for line in lines[1:]])
+    expected = INDICATORS["rsi"].function(history.closes, 10)
+    np.testing.assert_array_equal(values, expected)  # printed with repr: round-trips exactly
+    assert not math.isnan(values[10])
+
+
+def test_indicator_when_unknown_name_then_one_line_and_exit_2() -> None:
+    code, _out, err = _invoke(
+        "indicator", "--data", DATA, "--symbol", "SPY", "--name", "macd", "--window", "3"
+    )
+
+    assert code == 2
+    assert err.startswith("error: unknown indicator 'macd' (known: ")
+    assert err.count("\n") == 1
+
+
+def test_indicator_when_symbol_missing_then_one_line_and_exit_2() -> None:
+    code, _out, err = _invoke(
+        "indicator", "--data", DATA, "--symbol", "ZZZZ", "--name", "rsi", "--window", "3"
+    )
+
+    assert code == 2
+    assert err == f"error: symbol 'ZZZZ' is not in the dataset {DATA}\n"
+
+
+def test_indicator_when_window_missing_for_windowed_indicator_then_exit_2() -> None:
+    code, _out, err = _invoke("indicator", "--data", DATA, "--symbol", "SPY", "--name", "rsi")
+
+    assert code == 2
+    assert err == "error: indicator 'rsi' needs --window N with N >= 1\n"
+
+
+def test_indicator_when_data_dir_missing_then_one_line_and_exit_2(tmp_path: Path) -> None:
+    missing = tmp_path / "none"
+    code, _out, err = _invoke(
+        "indicator", "--data", str(missing), "--symbol", "SPY", "--name", "current-price"
+    )
+
+    assert code == 2
+    assert err == f"error: {missing}: not a directory\n"
