@@ -11,7 +11,7 @@ from importlib.metadata import entry_points
 
 import typer
 
-from alchemiser_common.cli import registry, schemas, topics
+from alchemiser_common.cli import registry, schemas, topics, workflow
 
 __all__ = ["ENTRY_POINT_GROUP", "build_app", "main"]
 
@@ -24,6 +24,7 @@ def build_app() -> typer.Typer:
     app.add_typer(registry.app, name="registry")
     app.add_typer(schemas.app, name="schemas")
     app.add_typer(topics.app, name="topics")
+    app.add_typer(workflow.app, name="workflow")
     for entry in entry_points(group=ENTRY_POINT_GROUP):
         sub = entry.load()
         if isinstance(sub, typer.Typer):

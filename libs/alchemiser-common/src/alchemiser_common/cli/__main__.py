@@ -1,0 +1,5 @@
+"""``python -m alchemiser_common.cli`` is the ``alchemiser`` command."""
+
+from alchemiser_common.cli import main
+
+main()
