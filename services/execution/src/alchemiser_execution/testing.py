@@ -1,0 +1,158 @@
+"""Builders for the execution service's tests: plans, plan events, executors, contexts.
+
+Shipped in the package (like ``alchemiser_common.testing``) because tests run with
+``--import-mode=importlib`` and cannot import helper modules beside them.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from alchemiser_common.broker import BrokerOrder, BrokerPort
+from alchemiser_common.events import (
+    EventSource,
+    PlanAction,
+    PlanItem,
+    RebalancePlan,
+    RebalancePlanned,
+    plan_hash,
+)
+from alchemiser_common.events.samples import sample_signal_generated
+from alchemiser_common.observability import Metrics
+from alchemiser_common.runtime.handlers import HandlerContext
+from alchemiser_execution.adapters.attempts import AttemptStore
+from alchemiser_execution.domain.attempts import Attempt
+from alchemiser_execution.executor import Executor
+from alchemiser_execution.handlers import RebalancePlannedHandler
+from alchemiser_execution.orders import OrderDesk
+from alchemiser_execution.phases import ExecutionConfig
+
+__all__ = [
+    "FAST_CONFIG",
+    "TEST_ACCOUNT",
+    "buy",
+    "context",
+    "hold",
+    "make_handler",
+    "outputs_by_type",
+    "planned",
+    "sell",
+]
+
+TEST_ACCOUNT = "acct-test"
+FAST_CONFIG = ExecutionConfig(
+    max_order_value=Decimal(1_000_000),
+    max_daily_traded_value=Decimal(10_000_000),
+    repeg_interval_s=0.2,
+    fill_timeout_s=1.0,
+    poll_interval_s=0.02,
+    buying_power_timeout_s=0.5,
+)
+"""Test timing: sub-second waits so a test never sleeps for long."""
+
+
+def _item(
+    symbol: str, action: PlanAction, amount: Decimal, current: Decimal, priority: int
+) -> PlanItem:
+    target = current + amount
+    return PlanItem(
+        symbol=symbol,
+        action=action,
+        current_weight=Decimal(0),
+        target_weight=Decimal(0),
+        weight_diff=Decimal(0),
+        current_value=current,
+        target_value=target,
+        trade_amount=amount,
+        priority=priority,
+    )
+
+
+def sell(symbol: str, amount: str, *, current: str | None = None, priority: int = 1) -> PlanItem:
+    """A SELL item of ``amount`` dollars; ``current`` = ``amount`` makes it a full liquidation."""
+    value = Decimal(amount)
+    held = Decimal(current) if current is not None else value * 2
+    return _item(symbol, PlanAction.SELL, -value, held, priority)
+
+
+def buy(symbol: str, amount: str, *, current: str = "0", priority: int = 1) -> PlanItem:
+    """A BUY item of ``amount`` dollars."""
+    return _item(symbol, PlanAction.BUY, Decimal(amount), Decimal(current), priority)
+
+
+def hold(symbol: str, current: str = "100") -> PlanItem:
+    """A HOLD item."""
+    return _item(symbol, PlanAction.HOLD, Decimal(0), Decimal(current), 5)
+
+
+def planned(
+    items: Sequence[PlanItem],
+    *,
+    correlation_id: uuid.UUID | None = None,
+    account_id: str = TEST_ACCOUNT,
+) -> RebalancePlanned:
+    """A valid ``RebalancePlanned`` (hash computed) for ``items`` in a new workflow."""
+    cause = sample_signal_generated().model_copy(
+        update={
+            "event_id": uuid.uuid4(),
+            "correlation_id": correlation_id or uuid.uuid4(),
+            "account_id": account_id,
+        }
+    )
+    total = sum((abs(item.trade_amount) for item in items), Decimal(0))
+    plan = RebalancePlan(
+        plan_id=f"plan-{cause.correlation_id}",
+        items=list(items),
+        total_portfolio_value=Decimal(100_000),
+        total_trade_value=total,
+        cash_reserve_pct=Decimal("0.01"),
+    )
+    return RebalancePlanned.caused_by(
+        cause,
+        source=EventSource(service="portfolio", version="test"),
+        occurred_at=datetime.now(UTC),
+        plan_hash=plan_hash(plan, cause.correlation_id),
+        account_snapshot_id="account:test",
+        plan=plan,
+        allocation_comparison=[],
+    )
+
+
+def context(now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> HandlerContext:
+    """A handler context; the execution handler never writes through its connection."""
+    engine = sa.create_engine("sqlite://")
+    connection: Connection = engine.connect()
+    return HandlerContext(consumer="execution-test", connection=connection, now=now)
+
+
+def make_handler(
+    broker: BrokerPort,
+    store: AttemptStore,
+    config: ExecutionConfig = FAST_CONFIG,
+    *,
+    metrics: Metrics | None = None,
+    after_accept: Callable[[Attempt, BrokerOrder], None] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    broker_name: str = "test",
+) -> RebalancePlannedHandler:
+    """The handler over ``broker`` and ``store``, as ``register_handlers`` builds it."""
+    desk = OrderDesk(
+        broker, store, broker_name=broker_name, metrics=metrics, after_accept=after_accept
+    )
+    executor = Executor(broker, store, desk, config, sleep=sleep)
+    return RebalancePlannedHandler(
+        executor, source=EventSource(service="execution", version="test"), metrics=metrics
+    )
+
+
+def outputs_by_type(events: Sequence[Any]) -> dict[str, Any]:
+    """Output events keyed by event type (each type at most once)."""
+    return {event.event_type: event for event in events}

@@ -1,0 +1,212 @@
+"""Settings, wiring and the simulated broker: what ``python -m alchemiser_execution`` builds."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+
+from alchemiser_common.broker.simulated import SimulatedBroker
+from alchemiser_common.db import create_engine_from_url
+from alchemiser_common.errors import ConfigurationError
+from alchemiser_common.events import OrderSide, OrderStatus, OrderType
+from alchemiser_common.observability import Metrics
+from alchemiser_common.runtime.handlers import EventHandlerRegistry, HandlerContext
+from alchemiser_common.runtime.service import ServiceContainer
+from alchemiser_common.settings import load_settings
+from alchemiser_execution import register_handlers
+from alchemiser_execution.adapters.attempts import AttemptStore
+from alchemiser_execution.adapters.brokers import database_url_for
+from alchemiser_execution.domain import Attempt, AttemptState
+from alchemiser_execution.settings import ExecutionSettings
+from alchemiser_execution.testing import buy, context, outputs_by_type, planned, sell
+
+BARS = """date,symbol,open,high,low,close,volume
+2025-03-06,SPY,499,501,498,500.00,1000
+2025-03-07,SPY,500,512,499,510.25,1000
+2025-03-07,QQQ,400,401,399,400.10,1000
+"""
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.startswith("ALCHEMISER_"):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def dataset(tmp_path: Path) -> Path:
+    directory = tmp_path / "bars"
+    directory.mkdir()
+    (directory / "bars.csv").write_text(BARS, encoding="utf-8")
+    return directory
+
+
+def _settings(monkeypatch: pytest.MonkeyPatch, **env: str) -> ExecutionSettings:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return load_settings(ExecutionSettings)
+
+
+def test_settings_when_defaults_then_one_record_per_batch_and_long_transactions(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings = _settings(monkeypatch, ALCHEMISER_RUNTIME__POLL_TIMEOUT_MS="100")
+    assert (settings.runtime.batch_size, settings.runtime.transaction_timeout_ms) == (1, 600_000)
+    assert settings.runtime.poll_timeout_ms == 100
+    assert settings.broker.kind == "simulated"
+    settings.check_timing()
+
+
+def test_settings_when_waits_exceed_transaction_timeout_then_error_names_setting(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings = _settings(monkeypatch, ALCHEMISER_RUNTIME__TRANSACTION_TIMEOUT_MS="120000")
+    with pytest.raises(ConfigurationError, match="ALCHEMISER_RUNTIME__TRANSACTION_TIMEOUT_MS"):
+        settings.check_timing()
+    monkeypatch.delenv("ALCHEMISER_RUNTIME__TRANSACTION_TIMEOUT_MS")
+    settings = _settings(monkeypatch, ALCHEMISER_EXECUTION__FILL_TIMEOUT_S="200")
+    with pytest.raises(ConfigurationError, match="max poll interval"):
+        settings.check_timing()
+
+
+def test_settings_when_live_without_confirmation_then_configuration_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with pytest.raises(ConfigurationError, match="LIVE_TRADING_CONFIRMED"):
+        _settings(
+            monkeypatch,
+            ALCHEMISER_BROKER__KIND="alpaca",
+            ALCHEMISER_ALPACA__API_KEY="k",
+            ALCHEMISER_ALPACA__SECRET_KEY="s",
+            ALCHEMISER_ALPACA__PAPER="false",
+        )
+
+
+def test_database_url_for_when_sqlite_then_sibling_file_and_same_file_refused(
+    tmp_path: Path,
+) -> None:
+    service = f"sqlite:///{tmp_path / 'svc.db'}"
+    derived = database_url_for(None, service, suffix="execution", setting="S")
+    assert derived == f"sqlite:///{tmp_path / 'svc-execution.db'}"
+    pg = "postgresql+psycopg://postgres@127.0.0.1/x"
+    assert database_url_for(None, pg, suffix="execution", setting="S") == pg
+    with pytest.raises(ConfigurationError, match="invalid setting S"):
+        database_url_for(SecretStr(service), service, suffix="execution", setting="S")
+    with pytest.raises(ConfigurationError, match="set S"):
+        database_url_for(None, "sqlite://", suffix="execution", setting="S")
+
+
+def _container(settings: ExecutionSettings) -> ServiceContainer:
+    engine = create_engine_from_url(settings.database.url.get_secret_value())
+    return ServiceContainer(settings=settings, engine=engine, metrics=Metrics())
+
+
+def test_register_when_alpaca_without_keys_then_configuration_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    settings = _settings(
+        monkeypatch,
+        ALCHEMISER_BROKER__KIND="alpaca",
+        ALCHEMISER_DATABASE__URL=f"sqlite:///{tmp_path / 'svc.db'}",
+    )
+    with pytest.raises(ConfigurationError, match="ALCHEMISER_ALPACA__API_KEY"):
+        register_handlers(_container(settings), EventHandlerRegistry())
+
+
+def test_register_when_simulated_without_dataset_then_configuration_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    settings = _settings(monkeypatch, ALCHEMISER_DATABASE__URL=f"sqlite:///{tmp_path / 'svc.db'}")
+    with pytest.raises(ConfigurationError, match="DATASET_DIR"):
+        register_handlers(_container(settings), EventHandlerRegistry())
+
+
+@pytest.fixture
+def simulated(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, dataset: Path
+) -> Iterator[tuple[ServiceContainer, EventHandlerRegistry]]:
+    settings = _settings(
+        monkeypatch,
+        ALCHEMISER_DATABASE__URL=f"sqlite:///{tmp_path / 'svc.db'}",
+        ALCHEMISER_BROKER__SIMULATED__DATASET_DIR=str(dataset),
+        ALCHEMISER_BROKER__SIMULATED__SIMULATED_DATE="2025-03-07",
+        ALCHEMISER_BROKER__SIMULATED__MARKET_OPEN="false",
+        ALCHEMISER_BROKER__SIMULATED__IGNORE_MARKET_HOURS="true",
+        ALCHEMISER_EXECUTION__FILL_POLL_INTERVAL_S="0.01",
+    )
+    container = _container(settings)
+    registry = EventHandlerRegistry()
+    register_handlers(container, registry)
+    yield container, registry
+    container.engine.dispose()
+
+
+def _handle(registry: EventHandlerRegistry, event: Any, ctx: HandlerContext) -> dict[str, Any]:
+    (handler,) = registry.handlers_for("RebalancePlanned")
+    return outputs_by_type(handler(event, ctx))
+
+
+def test_register_when_simulated_then_plans_execute_on_the_embedded_broker(
+    simulated: tuple[ServiceContainer, EventHandlerRegistry], tmp_path: Path
+) -> None:
+    container, registry = simulated
+    assert (tmp_path / "svc-execution.db").exists()
+    assert (tmp_path / "svc-simulated-broker.db").exists()
+    bought = _handle(registry, planned([buy("SPY", "5102.50"), buy("QQQ", "1000")]), context())
+    assert [(o.symbol, o.status, o.filled_qty) for o in bought["TradeExecuted"].orders] == [
+        ("QQQ", OrderStatus.FILLED, Decimal("2.499375")),
+        ("SPY", OrderStatus.FILLED, Decimal(10)),
+    ]
+    sold = _handle(registry, planned([sell("SPY", "5102.50", current="5102.50")]), context())
+    assert sold["TradeExecuted"].orders[0].filled_qty == Decimal(10)
+    broker = container.extras["execution"]["broker"]
+    assert isinstance(broker, SimulatedBroker)
+    assert broker.get_position("SPY") is None
+    assert (
+        container.metrics.orders_submitted.labels(side="buy", broker="simulated")._value.get() == 2
+    )
+
+
+def test_register_when_pending_attempt_left_then_reconciled_before_handler_registered(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, dataset: Path
+) -> None:
+    attempts_url = f"sqlite:///{tmp_path / 'svc-execution.db'}"
+    store = AttemptStore(create_engine_from_url(attempts_url))
+    store.migrate()
+    now = datetime.now(UTC)
+    store.add_pending(
+        Attempt(
+            account_id="a",
+            correlation_id="c",
+            leg=0,
+            attempt=0,
+            client_order_id="alc-left-behind",
+            symbol="SPY",
+            side=OrderSide.BUY,
+            order_type=OrderType.MARKET,
+            qty=Decimal(1),
+            limit_price=None,
+            close_position=False,
+            state=AttemptState.PENDING,
+            created_at=now,
+            updated_at=now,
+        )
+    )
+    settings = _settings(
+        monkeypatch,
+        ALCHEMISER_DATABASE__URL=f"sqlite:///{tmp_path / 'svc.db'}",
+        ALCHEMISER_BROKER__SIMULATED__DATASET_DIR=str(dataset),
+    )
+    registry = EventHandlerRegistry()
+    register_handlers(_container(settings), registry)
+    attempt = store.find_attempt("alc-left-behind")
+    assert attempt is not None and attempt.state is AttemptState.NOT_PLACED
+    assert registry.event_types() == ["RebalancePlanned"]

@@ -1,0 +1,49 @@
+"""``alchemiser execution attempts`` and ``reconcile`` through typer's CliRunner."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from alchemiser_common.broker.alpaca import AlpacaBroker
+from alchemiser_common.db import create_engine_from_url
+from alchemiser_common.testing.fake_alpaca import FakeAlpaca
+from alchemiser_common.testing.fake_alpaca.fixtures import alpaca_settings_for
+from alchemiser_execution.adapters.attempts import AttemptStore
+from alchemiser_execution.cli import EXIT_CONFIG, app
+from alchemiser_execution.testing import buy, context, make_handler, planned
+
+
+@pytest.fixture(autouse=True)
+def _environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in list(os.environ):
+        if name.startswith("ALCHEMISER_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("COLUMNS", "250")
+    monkeypatch.setenv("ALCHEMISER_DATABASE__URL", f"sqlite:///{tmp_path / 'svc.db'}")
+
+
+def test_attempts_when_workflow_executed_then_lists_its_orders(
+    fake_alpaca: FakeAlpaca, tmp_path: Path
+) -> None:
+    fake_alpaca.set_price("TQQQ", "50")
+    store = AttemptStore(create_engine_from_url(f"sqlite:///{tmp_path / 'svc-execution.db'}"))
+    store.migrate()
+    broker = AlpacaBroker(alpaca_settings_for(fake_alpaca), sleep=lambda _s: None)
+    event = planned([buy("TQQQ", "1000")])
+    make_handler(broker, store)(event, context())
+
+    result = CliRunner().invoke(app, ["attempts", str(event.correlation_id)])
+
+    assert result.exit_code == 0, result.output
+    assert "TQQQ" in result.output and "FILLED" in result.output
+
+
+def test_reconcile_when_broker_misconfigured_then_exit_2(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ALCHEMISER_BROKER__KIND", "alpaca")
+    result = CliRunner().invoke(app, ["reconcile"])
+    assert result.exit_code == EXIT_CONFIG
+    assert "ALCHEMISER_ALPACA__API_KEY" in result.output

@@ -1,0 +1,164 @@
+"""Start-up reconciliation: unsettled attempts resolved against the broker before new work.
+
+Policy under test: a PENDING attempt whose order the broker holds is adopted; one the broker
+does not hold becomes NOT_PLACED and the resumed run (the redelivered input) sends it again
+under the same client_order_id, exactly once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+
+from alchemiser_common.broker import BrokerOrder, BrokerPort, OrderRequest
+from alchemiser_common.broker.alpaca import AlpacaBroker
+from alchemiser_common.db import create_engine_from_url
+from alchemiser_common.events import OrderSide, OrderStatus
+from alchemiser_common.testing.fake_alpaca import FakeAlpaca, Fault, FillMode
+from alchemiser_common.testing.fake_alpaca.fixtures import alpaca_settings_for
+from alchemiser_execution.adapters.attempts import AttemptStore
+from alchemiser_execution.domain.attempts import AttemptState
+from alchemiser_execution.domain.legs import client_order_id
+from alchemiser_execution.exceptions import ReconciliationError
+from alchemiser_execution.reconcile import reconcile
+from alchemiser_execution.testing import buy, context, make_handler, outputs_by_type, planned
+
+
+def _no_sleep(_seconds: float) -> None:
+    """Reconciliation's backoff without waiting."""
+
+
+class _Crash(BaseException):
+    """Stands in for SIGKILL inside one process: nothing after it runs."""
+
+
+class _CrashingBroker:
+    """Delegates to a real broker; ``submit_order`` crashes before or after sending."""
+
+    def __init__(self, inner: AlpacaBroker, *, after_send: bool) -> None:
+        self._inner = inner
+        self._after_send = after_send
+
+    def submit_order(self, request: OrderRequest) -> BrokerOrder:
+        if not self._after_send:
+            raise _Crash("crashed before the order was sent")
+        self._inner.submit_order(request)
+        raise _Crash("crashed after the broker accepted the order")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[AttemptStore]:
+    engine = create_engine_from_url(f"sqlite:///{tmp_path / 'attempts.db'}")
+    attempts = AttemptStore(engine)
+    attempts.migrate()
+    yield attempts
+    engine.dispose()
+
+
+@pytest.fixture
+def fake(fake_alpaca: FakeAlpaca) -> FakeAlpaca:
+    fake_alpaca.set_price("TQQQ", "50")
+    return fake_alpaca
+
+
+@pytest.fixture
+def broker(fake: FakeAlpaca) -> AlpacaBroker:
+    return AlpacaBroker(alpaca_settings_for(fake, retry_backoff_s=0.0), sleep=lambda _s: None)
+
+
+def _crash(broker: AlpacaBroker, store: AttemptStore, *, after_send: bool) -> Any:
+    event = planned([buy("TQQQ", "5000")])
+    crashing = cast(BrokerPort, _CrashingBroker(broker, after_send=after_send))
+    with pytest.raises(_Crash):
+        make_handler(crashing, store)(event, context())
+    (attempt,) = store.attempts_of(event.account_id, str(event.correlation_id))
+    assert attempt.state is AttemptState.PENDING
+    return event
+
+
+def test_reconcile_when_pending_order_exists_at_broker_then_adopted_and_not_resent(
+    fake: FakeAlpaca, broker: AlpacaBroker, store: AttemptStore
+) -> None:
+    event = _crash(broker, store, after_send=True)
+    cid = client_order_id(event.correlation_id, event.plan_hash, 0)
+
+    report = reconcile(store, broker, sleep=_no_sleep)
+
+    (attempt,) = store.attempts_of(event.account_id, str(event.correlation_id))
+    assert (report.examined, report.adopted, report.not_placed) == (1, 1, 0)
+    assert attempt.state is AttemptState.FILLED
+    assert attempt.broker_order_id == fake.state.orders_for(cid)[0].id
+    outputs = outputs_by_type(make_handler(broker, store)(event, context()))  # redelivery
+    assert fake.orders_created(cid) == 1
+    assert outputs["TradeExecuted"].orders[0].status is OrderStatus.FILLED
+
+
+def test_reconcile_when_pending_order_absent_at_broker_then_not_placed_and_resent_once(
+    fake: FakeAlpaca, broker: AlpacaBroker, store: AttemptStore
+) -> None:
+    event = _crash(broker, store, after_send=False)
+    cid = client_order_id(event.correlation_id, event.plan_hash, 0)
+
+    report = reconcile(store, broker, sleep=_no_sleep)
+
+    (attempt,) = store.attempts_of(event.account_id, str(event.correlation_id))
+    assert (report.adopted, report.not_placed) == (0, 1)
+    assert attempt.state is AttemptState.NOT_PLACED
+    assert fake.orders_created(cid) == 0
+    outputs = outputs_by_type(make_handler(broker, store)(event, context()))  # redelivery
+    assert fake.orders_created(cid) == 1
+    assert outputs["TradeExecuted"].orders[0].client_order_id == cid
+    assert "WorkflowCompleted" in outputs
+
+
+def test_reconcile_when_submitted_order_filled_meanwhile_then_state_follows_broker(
+    fake: FakeAlpaca, broker: AlpacaBroker, store: AttemptStore
+) -> None:
+    fake.state.fill_mode = FillMode.NEW
+    event = planned([buy("TQQQ", "5000")])
+    crashing = cast(BrokerPort, _CrashingBroker(broker, after_send=True))
+    with pytest.raises(_Crash):
+        make_handler(crashing, store)(event, context())
+    reconcile(store, broker, sleep=_no_sleep)  # first restart: the order is open
+    (attempt,) = store.attempts_of(event.account_id, str(event.correlation_id))
+    assert attempt.state is AttemptState.SUBMITTED
+    (order,) = fake.state.orders.values()
+    fake.state.fill_order(order.id, price=Decimal("49.5"))
+
+    reconcile(store, broker, sleep=_no_sleep)  # second restart
+
+    (attempt,) = store.attempts_of(event.account_id, str(event.correlation_id))
+    assert (attempt.state, attempt.filled_qty, attempt.filled_avg_price) == (
+        AttemptState.FILLED,
+        Decimal(100),
+        Decimal("49.5"),
+    )
+
+
+def test_reconcile_when_broker_unreachable_then_error_after_timeout(
+    fake: FakeAlpaca, broker: AlpacaBroker, store: AttemptStore
+) -> None:
+    _crash(broker, store, after_send=True)
+    fake.inject("GET /v2/orders:by_client_order_id", Fault.SERVER_ERROR, times=10_000)
+    with pytest.raises(ReconciliationError):
+        reconcile(store, broker, timeout_s=0.2, sleep=lambda _s: None)
+    assert [a.state for a in store.unsettled()] == [AttemptState.PENDING]
+
+
+def test_reconcile_when_open_order_has_no_attempt_then_reported_as_orphan(
+    fake: FakeAlpaca, broker: AlpacaBroker, store: AttemptStore
+) -> None:
+    fake.state.fill_mode = FillMode.NEW
+    broker.submit_order(
+        OrderRequest(
+            client_order_id="alc-orphan", symbol="TQQQ", side=OrderSide.BUY, qty=Decimal(1)
+        )
+    )
+    assert reconcile(store, broker, sleep=_no_sleep).orphans == ("alc-orphan",)

@@ -1,0 +1,205 @@
+"""``python -m alchemiser_execution`` as a process: embedded Kafka, registry, PostgreSQL and
+the fake Alpaca server (reached over HTTP through the real Alpaca adapter).
+
+(a) a plan becomes ``TradeExecuted`` + ``WorkflowCompleted``;
+(c) the embedded default: the simulated broker and SQLite files (the attempts and the
+    simulated broker in sibling files, clear of the runtime's write lock on the service file);
+(b) the crash test: the service blocks right after the broker accepted the first order (the
+    ``ALCHEMISER_EXECUTION__BLOCK_AFTER_SUBMIT_FILE`` test hook: the attempt is still PENDING
+    and nothing is committed), is SIGKILLed and restarted: exactly one order per intent at the
+    broker and one ``TradeExecuted`` event id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from alchemiser_common.events import (
+    RebalancePlanned,
+    TradeExecuted,
+    WorkflowCompleted,
+)
+from alchemiser_common.kafka.embedded import EmbeddedBroker
+from alchemiser_common.schemas import SchemaCatalog
+from alchemiser_common.schemas.register import register_all
+from alchemiser_common.testing.fake_alpaca import FakeAlpaca
+from alchemiser_common.testing.harness import Pipeline, distinct_ids
+from alchemiser_common.topics import create_topics
+from alchemiser_execution.adapters.schema import attempt_table
+from alchemiser_execution.domain.attempts import UNRESOLVED_STATES, AttemptState
+from alchemiser_execution.domain.legs import client_order_id
+from alchemiser_execution.testing import buy, planned, sell
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def registered_registry(registry_url: str) -> str:
+    register_all(registry_url, SchemaCatalog.discover())
+    return registry_url
+
+
+@pytest.fixture
+def pipeline(registered_registry: str, postgres_url: str, tmp_path: Path) -> Iterator[Pipeline]:
+    with EmbeddedBroker(log_dir=tmp_path) as broker:
+        create_topics(
+            {"bootstrap.servers": broker.bootstrap_servers}, partitions=1, replication_factor=1
+        )
+        harness = Pipeline(broker.bootstrap_servers, registered_registry, postgres_url, tmp_path)
+        try:
+            yield harness
+        finally:
+            harness.stop_all()
+
+
+@pytest.fixture
+def fake(fake_alpaca: FakeAlpaca) -> FakeAlpaca:
+    fake_alpaca.set_price("SOXL", "25")
+    fake_alpaca.set_price("TQQQ", "50")
+    fake_alpaca.state.set_position("SOXL", Decimal(400), Decimal(20))
+    return fake_alpaca
+
+
+def _env(fake: FakeAlpaca, **extra: str) -> dict[str, str]:
+    return {
+        "ALCHEMISER_BROKER__KIND": "alpaca",
+        "ALCHEMISER_ALPACA__API_KEY": fake.api_key,
+        "ALCHEMISER_ALPACA__SECRET_KEY": fake.secret_key,
+        "ALCHEMISER_ALPACA__URL_OVERRIDE": fake.url,
+        "ALCHEMISER_ALPACA__DATA_URL_OVERRIDE": fake.url,
+        "ALCHEMISER_ALPACA__RETRY_BACKOFF_S": "0.05",
+        "ALCHEMISER_EXECUTION__FILL_POLL_INTERVAL_S": "0.05",
+        "ALCHEMISER_EXECUTION__FILL_TIMEOUT_S": "5",
+        "ALCHEMISER_EXECUTION__BUYING_POWER_TIMEOUT_S": "2",
+        **extra,
+    }
+
+
+def _decoded(pipeline: Pipeline, topic: str, correlation_id: str) -> list[Any]:
+    serde = pipeline.serde
+    return [
+        serde.deserialize(topic, record.value())
+        for record in pipeline.outputs_by_correlation(topic).get(correlation_id, [])
+    ]
+
+
+def _completed(pipeline: Pipeline, correlation_id: str) -> bool:
+    return correlation_id in pipeline.outputs_by_correlation(WorkflowCompleted.TOPIC)
+
+
+def _plan() -> RebalancePlanned:
+    return planned([sell("SOXL", "5000"), buy("TQQQ", "2000")])
+
+
+def test_service_when_plan_arrives_then_trade_executed_and_workflow_completed(
+    pipeline: Pipeline, fake: FakeAlpaca
+) -> None:
+    pipeline.start_module("alchemiser_execution", "execution", **_env(fake))
+    event = _plan()
+    cid = str(event.correlation_id)
+    pipeline.produce([event])
+    pipeline.wait_for(lambda: _completed(pipeline, cid), "WorkflowCompleted")
+
+    (executed,) = _decoded(pipeline, TradeExecuted.TOPIC, cid)
+    (completed,) = _decoded(pipeline, WorkflowCompleted.TOPIC, cid)
+    assert isinstance(executed, TradeExecuted) and executed.success
+    assert [(o.symbol, o.filled_qty) for o in executed.orders] == [
+        ("SOXL", Decimal(200)),
+        ("TQQQ", Decimal(40)),
+    ]
+    assert completed.summary.symbols_sold == ["SOXL"]
+    assert completed.causation_id == event.event_id
+    for leg in range(2):
+        assert fake.orders_created(client_order_id(event.correlation_id, event.plan_hash, leg)) == 1
+
+
+def test_service_when_killed_after_broker_accepted_then_restart_leaves_one_order_per_intent(
+    pipeline: Pipeline, fake: FakeAlpaca, tmp_path: Path
+) -> None:
+    marker = tmp_path / "accepted"
+    crashed = pipeline.start_module(
+        "alchemiser_execution",
+        "execution",
+        **_env(fake, ALCHEMISER_EXECUTION__BLOCK_AFTER_SUBMIT_FILE=str(marker)),
+    )
+    event = _plan()
+    cid = str(event.correlation_id)
+    intents = [client_order_id(event.correlation_id, event.plan_hash, leg) for leg in range(2)]
+    pipeline.produce([event])
+    pipeline.wait_for(marker.exists, "the broker to accept the first order")
+    assert marker.read_text() == intents[0]
+    assert fake.orders_created(intents[0]) == 1
+    assert _pending_attempts(pipeline.database_url, cid) == [intents[0]]
+    crashed.kill()
+    assert _decoded(pipeline, TradeExecuted.TOPIC, cid) == []
+
+    pipeline.start_module("alchemiser_execution", "execution", **_env(fake))
+    pipeline.wait_for(lambda: _completed(pipeline, cid), "WorkflowCompleted after the restart")
+
+    assert [fake.orders_created(intent) for intent in intents] == [1, 1]
+    executed_ids = distinct_ids(pipeline.outputs_by_correlation(TradeExecuted.TOPIC)[cid])
+    assert len(executed_ids) == 1
+    states = _attempt_states(pipeline.database_url, cid)
+    assert states == [AttemptState.FILLED, AttemptState.FILLED]
+    assert not set(states) & UNRESOLVED_STATES
+
+
+def test_service_when_simulated_broker_on_sqlite_then_plan_completes(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
+    bars = tmp_path / "bars"
+    bars.mkdir()
+    (bars / "bars.csv").write_text(
+        "date,symbol,open,high,low,close,volume\n2025-03-07,SPY,500,512,499,510.25,1000\n"
+    )
+    database = tmp_path / "db" / "execution.sqlite"
+    pipeline.start_module(
+        "alchemiser_execution",
+        "execution",
+        ALCHEMISER_DATABASE__URL=f"sqlite:///{database}",
+        ALCHEMISER_BROKER__SIMULATED__DATASET_DIR=str(bars),
+        ALCHEMISER_BROKER__SIMULATED__IGNORE_MARKET_HOURS="true",
+        ALCHEMISER_EXECUTION__FILL_POLL_INTERVAL_S="0.05",
+    )
+    event = planned([buy("SPY", "5102.50")])
+    cid = str(event.correlation_id)
+    pipeline.produce([event])
+    pipeline.wait_for(lambda: _completed(pipeline, cid), "WorkflowCompleted (simulated broker)")
+
+    (executed,) = _decoded(pipeline, TradeExecuted.TOPIC, cid)
+    assert [(o.symbol, o.filled_qty) for o in executed.orders] == [("SPY", Decimal(10))]
+    assert (database.parent / "execution-execution.sqlite").exists()
+    assert (database.parent / "execution-simulated-broker.sqlite").exists()
+
+
+def _attempt_rows(database_url: str, correlation_id: str) -> list[Any]:
+    engine = sa.create_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            return list(
+                connection.execute(
+                    sa.select(attempt_table.c.client_order_id, attempt_table.c.state)
+                    .where(attempt_table.c.correlation_id == correlation_id)
+                    .order_by(attempt_table.c.leg, attempt_table.c.attempt)
+                )
+            )
+    finally:
+        engine.dispose()
+
+
+def _pending_attempts(database_url: str, correlation_id: str) -> list[str]:
+    return [
+        cid
+        for cid, state in _attempt_rows(database_url, correlation_id)
+        if state == AttemptState.PENDING.value
+    ]
+
+
+def _attempt_states(database_url: str, correlation_id: str) -> list[AttemptState]:
+    return [AttemptState(state) for _cid, state in _attempt_rows(database_url, correlation_id)]
