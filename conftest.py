@@ -5,4 +5,5 @@ pytest_plugins = [
     "alchemiser_common.testing.registry",
     "alchemiser_common.testing.database",
     "alchemiser_common.testing.fake_alpaca.fixtures",
+    "alchemiser_common.testing.processes",
 ]

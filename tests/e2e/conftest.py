@@ -9,8 +9,6 @@ import psycopg
 import pytest
 from sqlalchemy.engine import make_url
 
-from alchemiser_common.schemas import SchemaCatalog
-from alchemiser_common.schemas.register import register_all
 from alchemiser_common.topics import create_topics
 
 
@@ -21,12 +19,6 @@ def e2e_broker(kafka_bootstrap_servers: str) -> str:
         {"bootstrap.servers": kafka_bootstrap_servers}, partitions=1, replication_factor=1
     )
     return kafka_bootstrap_servers
-
-
-@pytest.fixture(scope="module")
-def e2e_registry(registry_url: str) -> str:
-    register_all(registry_url, SchemaCatalog.discover())
-    return registry_url
 
 
 @pytest.fixture(scope="module")

@@ -42,12 +42,12 @@ WORKFLOW_TIMEOUT_S = 120.0
 @pytest.fixture(scope="module")
 def system(
     e2e_broker: str,
-    e2e_registry: str,
+    registered_registry: str,
     databases: dict[str, str],
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Pipeline]:
     pipeline = Pipeline(
-        e2e_broker, e2e_registry, databases["strategy"], tmp_path_factory.mktemp("e2e")
+        e2e_broker, registered_registry, databases["strategy"], tmp_path_factory.mktemp("e2e")
     )
     simulated = {
         "ALCHEMISER_BROKER__KIND": "simulated",

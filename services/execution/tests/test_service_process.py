@@ -12,7 +12,6 @@ the fake Alpaca server (reached over HTTP through the real Alpaca adapter).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -25,37 +24,14 @@ from alchemiser_common.events import (
     TradeExecuted,
     WorkflowCompleted,
 )
-from alchemiser_common.kafka.embedded import EmbeddedBroker
-from alchemiser_common.schemas import SchemaCatalog
-from alchemiser_common.schemas.register import register_all
 from alchemiser_common.testing.fake_alpaca import FakeAlpaca
 from alchemiser_common.testing.harness import Pipeline, distinct_ids
-from alchemiser_common.topics import create_topics
 from alchemiser_execution.adapters.schema import attempt_table
 from alchemiser_execution.domain.attempts import UNRESOLVED_STATES, AttemptState
 from alchemiser_execution.domain.legs import client_order_id
 from alchemiser_execution.testing import buy, planned, sell
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def registered_registry(registry_url: str) -> str:
-    register_all(registry_url, SchemaCatalog.discover())
-    return registry_url
-
-
-@pytest.fixture
-def pipeline(registered_registry: str, postgres_url: str, tmp_path: Path) -> Iterator[Pipeline]:
-    with EmbeddedBroker(log_dir=tmp_path) as broker:
-        create_topics(
-            {"bootstrap.servers": broker.bootstrap_servers}, partitions=1, replication_factor=1
-        )
-        harness = Pipeline(broker.bootstrap_servers, registered_registry, postgres_url, tmp_path)
-        try:
-            yield harness
-        finally:
-            harness.stop_all()
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ server, PostgreSQL and the simulated broker: plans, redelivery, failures and a c
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -24,13 +23,10 @@ from alchemiser_common.events import (
 )
 from alchemiser_common.events.enums import FailureStep, PlanAction
 from alchemiser_common.events.samples import sample_signal_generated
-from alchemiser_common.kafka.embedded import EmbeddedBroker
 from alchemiser_common.marketdata import DatasetMarketData
 from alchemiser_common.runtime.loop import ProtocolStep
-from alchemiser_common.schemas import SchemaCatalog
-from alchemiser_common.schemas.register import register_all
 from alchemiser_common.testing.harness import Pipeline, StageProcess, distinct_ids, iter_dlq
-from alchemiser_common.topics import create_topics, dlq_topic
+from alchemiser_common.topics import dlq_topic
 
 pytestmark = pytest.mark.integration
 
@@ -43,25 +39,6 @@ BARS = """date,symbol,open,high,low,close,volume
 2025-03-14,SMR,20,21,19,20.10,1000
 2025-03-14,SOXL,25,26,24,25.00,1000
 """
-
-
-@pytest.fixture(scope="module")
-def registered_registry(registry_url: str) -> str:
-    register_all(registry_url, SchemaCatalog.discover())
-    return registry_url
-
-
-@pytest.fixture
-def pipeline(registered_registry: str, postgres_url: str, tmp_path: Path) -> Iterator[Pipeline]:
-    with EmbeddedBroker(log_dir=tmp_path) as broker:
-        create_topics(
-            {"bootstrap.servers": broker.bootstrap_servers}, partitions=1, replication_factor=1
-        )
-        harness = Pipeline(broker.bootstrap_servers, registered_registry, postgres_url, tmp_path)
-        try:
-            yield harness
-        finally:
-            harness.stop_all()
 
 
 @pytest.fixture
