@@ -34,12 +34,7 @@ from alchemiser_common.inbox import (
     InboxStore,
     StoredOutput,
 )
-from alchemiser_common.kafka.clients import (
-    KafkaConsumer,
-    KafkaErrorClass,
-    KafkaProducer,
-    classify_kafka_error,
-)
+from alchemiser_common.kafka.clients import KafkaConsumer, KafkaProducer
 from alchemiser_common.observability.logging import bind_event_context
 from alchemiser_common.observability.metrics import Metrics
 from alchemiser_common.observability.tracing import consume_span, inject_headers
@@ -50,6 +45,11 @@ from alchemiser_common.runtime.handlers import (
     InvalidEventError,
 )
 from alchemiser_common.runtime.inputs import Input, content_hash, decode, dedupe_key
+from alchemiser_common.runtime.transactions import (
+    AbortRequiredError,
+    FatalRuntimeError,
+    KafkaTransaction,
+)
 from alchemiser_common.serde import EventSerde
 
 __all__ = [
@@ -62,16 +62,6 @@ __all__ = [
 ]
 
 _log = structlog.get_logger("alchemiser.runtime")
-
-#: How long one blocking Kafka call may take before we treat it as failed. It must stay well
-#: below ``transaction.timeout.ms`` (60 s) so a slow call cannot outlive its transaction.
-KAFKA_CALL_TIMEOUT_S = 30.0
-#: How often a retriable Kafka error is retried before it is treated as fatal.
-MAX_RETRIABLE_ATTEMPTS = 5
-
-
-class FatalRuntimeError(AlchemiserError):
-    """The process must exit non-zero (fenced, fatal producer error); Kubernetes restarts it."""
 
 
 class ProtocolStep(StrEnum):
@@ -112,7 +102,6 @@ class ProcessingLoop:
     ) -> None:
         self._config = config
         self._consumer = consumer
-        self._producer = producer
         self._serde = serde
         self._inbox = inbox
         self._registry = registry
@@ -120,7 +109,7 @@ class ProcessingLoop:
         self._now = now
         self._pause_at = pause_at
         self._stopping = threading.Event()
-        self._in_transaction = False
+        self._transaction = KafkaTransaction(consumer, producer)
         self._backoff_s = config.backoff_initial_s
         self._unpublished: list[str] = []
         self._after_commit: list[Callable[[], None]] = []
@@ -137,7 +126,7 @@ class ProcessingLoop:
 
     def on_revoke(self, _consumer: Any, partitions: list[Any]) -> None:
         """Rebalance callback: a revoked partition must not keep an open transaction."""
-        if self._in_transaction:
+        if self._transaction.open:
             _log.warning("partitions revoked mid-transaction; aborting", count=len(partitions))
             self._abort_and_rewind()
         for partition in partitions:
@@ -376,27 +365,21 @@ class ProcessingLoop:
 
     def _kafka_phase(self, outputs: Sequence[StoredOutput]) -> None:
         """Steps 3-6: produce, send offsets, commit, mark published."""
-        self._kafka_call(self._producer.begin_transaction)
-        self._in_transaction = True
         try:
+            self._transaction.begin()
             for output in outputs:
-                self._produce(output)
-            positions = self._consumer.position(self._consumer.assignment())
-            metadata = self._consumer.consumer_group_metadata()
-            self._kafka_call(
-                lambda: self._producer.send_offsets_to_transaction(
-                    positions, metadata, KAFKA_CALL_TIMEOUT_S
-                )
-            )
-            self._kafka_call(lambda: self._producer.commit_transaction(KAFKA_CALL_TIMEOUT_S))
-        except _AbortRequiredError as err:
+                self._transaction.produce(output)
+            positions = self._transaction.commit()
+        except AbortRequiredError as err:
             _log.warning("transaction must abort; rewinding to committed offsets", error=str(err))
             self._abort_and_rewind()
             return
-        self._in_transaction = False
         self._metrics.transactions.labels(outcome="committed").inc()
         self._mark_published()
-        self._record_lag(positions)
+        # Exact on Apache Kafka as of the last fetch; indicative only on the embedded broker,
+        # whose watermarks are wrong (PLATFORM.md).
+        for topic, partition, lag in self._transaction.lag(positions):
+            self._metrics.set_consumer_lag(topic, partition, lag)
         for observe in self._after_commit:
             observe()
         self._after_commit = []
@@ -405,18 +388,12 @@ class ProcessingLoop:
             self._metrics.event_published.labels(topic=output.topic, event_type=event_type).inc()
         self._pause_at(ProtocolStep.AFTER_KAFKA_COMMIT)
 
-    def _record_lag(self, positions: Sequence[Any]) -> None:
-        """Consumer lag per partition: cached high watermark minus our position.
-
-        The embedded broker reports wrong watermarks (see PLATFORM.md), so there the gauge is
-        only indicative; on Apache Kafka it is exact as of the last fetch.
-        """
-        for position in positions:
-            watermarks = self._consumer.get_watermark_offsets(position)
-            if watermarks is not None and position.offset >= 0:
-                self._metrics.set_consumer_lag(
-                    position.topic, position.partition, watermarks[1] - position.offset
-                )
+    def _abort_and_rewind(self) -> None:
+        """Abort the open Kafka transaction (if any) and seek back to the committed offsets."""
+        if self._transaction.abort():
+            self._metrics.transactions.labels(outcome="aborted").inc()
+        self._after_commit = []
+        self._transaction.rewind()
 
     def _mark_published(self) -> None:
         """Step 6 (an optimisation, not part of correctness): remember the outputs are out."""
@@ -446,73 +423,6 @@ class ProcessingLoop:
             value=self._serde.serialize(event),
             headers=tuple(inject_headers(headers)),
         )
-
-    # -- Kafka calls and their error classes ---------------------------------------------
-    def _produce(self, output: StoredOutput) -> None:
-        while True:
-            try:
-                self._producer.produce(
-                    output.topic, value=output.value, key=output.key, headers=list(output.headers)
-                )
-                break
-            except BufferError:
-                self._producer.poll(0.1)  # the local queue is full: let deliveries drain
-            except Exception as err:
-                self._raise_classified(err)
-        self._producer.poll(0)
-
-    def _kafka_call(self, call: Callable[[], None]) -> None:
-        for _attempt in range(MAX_RETRIABLE_ATTEMPTS):
-            try:
-                call()
-                return
-            except Exception as err:
-                if self._classify(err) is not KafkaErrorClass.RETRIABLE:
-                    self._raise_classified(err)
-                _log.warning("retriable Kafka error; retrying the same call", error=str(err))
-        raise FatalRuntimeError("a retriable Kafka call kept failing; exiting to be restarted")
-
-    @staticmethod
-    def _classify(err: Exception) -> KafkaErrorClass | None:
-        kafka_error = err.args[0] if err.args else None
-        if kafka_error is None or not hasattr(kafka_error, "code"):
-            return None
-        return classify_kafka_error(kafka_error)
-
-    def _raise_classified(self, err: Exception) -> None:
-        kind = self._classify(err)
-        if kind is KafkaErrorClass.ABORTABLE or kind is KafkaErrorClass.RETRIABLE:
-            raise _AbortRequiredError(str(err)) from err
-        raise FatalRuntimeError(f"fatal Kafka error: {err}") from err
-
-    def _abort_and_rewind(self) -> None:
-        """Abort the open Kafka transaction (if any) and seek back to the committed offsets."""
-        if self._in_transaction:
-            try:
-                self._producer.abort_transaction(KAFKA_CALL_TIMEOUT_S)
-            except Exception as err:
-                if self._classify(err) in (KafkaErrorClass.FATAL, None):
-                    raise FatalRuntimeError(f"abort_transaction failed: {err}") from err
-            self._in_transaction = False
-            self._metrics.transactions.labels(outcome="aborted").inc()
-        self._after_commit = []
-        self._rewind()
-
-    def _rewind(self) -> None:
-        assignment = self._consumer.assignment()
-        if not assignment:
-            return
-        for committed in self._consumer.committed(assignment, timeout=KAFKA_CALL_TIMEOUT_S):
-            if committed.offset < 0:
-                committed.offset = _OFFSET_BEGINNING
-            self._consumer.seek(committed)
-
-
-_OFFSET_BEGINNING = -2
-
-
-class _AbortRequiredError(AlchemiserError):
-    """Internal: a Kafka error that requires aborting the transaction and rewinding."""
 
 
 class _HandlerFailedError(AlchemiserError):

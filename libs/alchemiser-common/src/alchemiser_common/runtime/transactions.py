@@ -1,0 +1,149 @@
+"""The Kafka side of the commit protocol: one transaction, its error classes, rewinding.
+
+:class:`KafkaTransaction` wraps the process's transactional producer and its consumer for the
+loop (RELIABILITY.md's error contract):
+
+* a **retriable** error retries the same call (bounded: :data:`MAX_RETRIABLE_ATTEMPTS`);
+* an error that **requires abort** raises :class:`AbortRequiredError`: the loop aborts, seeks
+  back to the committed offsets and processes the records again;
+* a **fatal** error (fenced, or an unknown class) raises :class:`FatalRuntimeError`: the
+  process exits non-zero and Kubernetes restarts it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import structlog
+
+from alchemiser_common.errors import AlchemiserError
+from alchemiser_common.inbox import StoredOutput
+from alchemiser_common.kafka.clients import (
+    KafkaConsumer,
+    KafkaErrorClass,
+    KafkaProducer,
+    classify_kafka_error,
+)
+
+__all__ = [
+    "KAFKA_CALL_TIMEOUT_S",
+    "MAX_RETRIABLE_ATTEMPTS",
+    "AbortRequiredError",
+    "FatalRuntimeError",
+    "KafkaTransaction",
+]
+
+_log = structlog.get_logger("alchemiser.runtime")
+
+#: How long one blocking Kafka call may take before we treat it as failed. It must stay well
+#: below ``transaction.timeout.ms`` (60 s) so a slow call cannot outlive its transaction.
+KAFKA_CALL_TIMEOUT_S = 30.0
+#: How often a retriable Kafka error is retried before it is treated as fatal.
+MAX_RETRIABLE_ATTEMPTS = 5
+_OFFSET_BEGINNING = -2
+
+
+class FatalRuntimeError(AlchemiserError):
+    """The process must exit non-zero (fenced, fatal producer error); Kubernetes restarts it."""
+
+
+class AbortRequiredError(AlchemiserError):
+    """A Kafka error that requires aborting the transaction and rewinding the consumer."""
+
+
+def _classify(err: Exception) -> KafkaErrorClass | None:
+    kafka_error = err.args[0] if err.args else None
+    if kafka_error is None or not hasattr(kafka_error, "code"):
+        return None
+    return classify_kafka_error(kafka_error)
+
+
+def _raise_classified(err: Exception) -> None:
+    kind = _classify(err)
+    if kind is KafkaErrorClass.ABORTABLE or kind is KafkaErrorClass.RETRIABLE:
+        raise AbortRequiredError(str(err)) from err
+    raise FatalRuntimeError(f"fatal Kafka error: {err}") from err
+
+
+class KafkaTransaction:
+    """Begin, produce into, commit (with the input offsets) or abort one transaction."""
+
+    def __init__(self, consumer: KafkaConsumer, producer: KafkaProducer) -> None:
+        self._consumer = consumer
+        self._producer = producer
+        self.open = False
+
+    def begin(self) -> None:
+        """``begin_transaction``."""
+        self._call(self._producer.begin_transaction)
+        self.open = True
+
+    def produce(self, output: StoredOutput) -> None:
+        """Produce one stored output into the open transaction (waits if the queue is full)."""
+        while True:
+            try:
+                self._producer.produce(
+                    output.topic, value=output.value, key=output.key, headers=list(output.headers)
+                )
+                break
+            except BufferError:
+                self._producer.poll(0.1)  # the local queue is full: let deliveries drain
+            except Exception as err:
+                _raise_classified(err)
+        self._producer.poll(0)
+
+    def commit(self) -> list[Any]:
+        """Send the consumer's positions to the transaction and commit; returns the positions."""
+        positions: list[Any] = self._consumer.position(self._consumer.assignment())
+        metadata = self._consumer.consumer_group_metadata()
+        self._call(
+            lambda: self._producer.send_offsets_to_transaction(
+                positions, metadata, KAFKA_CALL_TIMEOUT_S
+            )
+        )
+        self._call(lambda: self._producer.commit_transaction(KAFKA_CALL_TIMEOUT_S))
+        self.open = False
+        return positions
+
+    def abort(self) -> bool:
+        """Abort the open transaction, if any; returns whether one was aborted."""
+        if not self.open:
+            return False
+        try:
+            self._producer.abort_transaction(KAFKA_CALL_TIMEOUT_S)
+        except Exception as err:
+            if _classify(err) in (KafkaErrorClass.FATAL, None):
+                raise FatalRuntimeError(f"abort_transaction failed: {err}") from err
+        self.open = False
+        return True
+
+    def rewind(self) -> None:
+        """Seek every assigned partition back to its committed offset (or the beginning)."""
+        assignment = self._consumer.assignment()
+        if not assignment:
+            return
+        for committed in self._consumer.committed(assignment, timeout=KAFKA_CALL_TIMEOUT_S):
+            if committed.offset < 0:
+                committed.offset = _OFFSET_BEGINNING
+            self._consumer.seek(committed)
+
+    def lag(self, positions: Sequence[Any]) -> list[tuple[str, int, int]]:
+        """(topic, partition, lag) from the cached high watermarks (no broker round trip)."""
+        lags = []
+        for position in positions:
+            watermarks = self._consumer.get_watermark_offsets(position)
+            if watermarks is not None and position.offset >= 0:
+                lags.append((position.topic, position.partition, watermarks[1] - position.offset))
+        return lags
+
+    def _call(self, call: Callable[[], None]) -> None:
+        for _attempt in range(MAX_RETRIABLE_ATTEMPTS):
+            try:
+                call()
+                return
+            except Exception as err:
+                if _classify(err) is not KafkaErrorClass.RETRIABLE:
+                    _raise_classified(err)
+                _log.warning("retriable Kafka error; retrying the same call", error=str(err))
+        raise FatalRuntimeError("a retriable Kafka call kept failing; exiting to be restarted")
