@@ -1,0 +1,317 @@
+"""The loop's Kafka error contract (RELIABILITY.md), with scripted Kafka clients.
+
+Real brokers cannot be made to fail on cue, so the consumer and producer here are in-memory
+doubles that raise real ``KafkaException``s with librdkafka's flags; the inbox is a real SQLite
+database and the serde a JSON stand-in (the Avro serde has its own tests).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
+
+from alchemiser_common.db import create_engine_from_url
+from alchemiser_common.errors import TransientError
+from alchemiser_common.events import (
+    Event,
+    SignalGenerated,
+    WorkflowStarted,
+    event_class_for_topic,
+)
+from alchemiser_common.events.samples import sample_signal_generated, sample_workflow_started
+from alchemiser_common.inbox import InboxStore, inbox_store_for
+from alchemiser_common.observability import Metrics
+from alchemiser_common.runtime.handlers import (
+    EventHandlerRegistry,
+    HandlerContext,
+    HandlerRegistration,
+)
+from alchemiser_common.runtime.inputs import dedupe_key
+from alchemiser_common.runtime.loop import LoopConfig, ProcessingLoop
+from alchemiser_common.runtime.transactions import MAX_RETRIABLE_ATTEMPTS, FatalRuntimeError
+from alchemiser_common.serde import EventSerde
+
+TOPIC = WorkflowStarted.TOPIC
+CONSUMER = "loop-errors"
+
+
+@dataclass
+class Record:
+    """A consumed record, shaped like confluent-kafka's ``Message``."""
+
+    _value: bytes
+    _offset: int
+    _topic: str = TOPIC
+
+    def topic(self) -> str:
+        return self._topic
+
+    def partition(self) -> int:
+        return 0
+
+    def offset(self) -> int:
+        return self._offset
+
+    def key(self) -> bytes:
+        return b"acct"
+
+    def value(self) -> bytes:
+        return self._value
+
+    def headers(self) -> list[tuple[str, bytes]]:
+        return []
+
+    def error(self) -> None:
+        return None
+
+
+@dataclass
+class ScriptedConsumer:
+    """Partition 0 of the input topic; remembers seeks; committed offset fixed at 0."""
+
+    batches: list[list[Record]] = field(default_factory=list)
+    seeks: list[tuple[str, int, int]] = field(default_factory=list)
+    position_offset: int = 0
+
+    def consume(self, num_messages: int = 1, timeout: float = -1) -> list[Record]:
+        return self.batches.pop(0) if self.batches else []
+
+    def assignment(self) -> list[TopicPartition]:
+        return [TopicPartition(TOPIC, 0)]
+
+    def position(self, partitions: Sequence[TopicPartition]) -> list[TopicPartition]:
+        return [TopicPartition(p.topic, p.partition, self.position_offset) for p in partitions]
+
+    def committed(self, partitions: Sequence[TopicPartition], timeout: float = 0) -> list[Any]:
+        return [TopicPartition(p.topic, p.partition, 0) for p in partitions]
+
+    def seek(self, partition: TopicPartition) -> None:
+        self.seeks.append((partition.topic, partition.partition, partition.offset))
+
+    def consumer_group_metadata(self) -> object:
+        return object()
+
+    def get_watermark_offsets(self, partition: TopicPartition) -> tuple[int, int] | None:
+        return None
+
+
+@dataclass
+class ScriptedProducer:
+    """Records calls; ``failures[method]`` lists exceptions to raise on successive calls."""
+
+    failures: dict[str, list[BaseException]] = field(default_factory=dict)
+    calls: list[str] = field(default_factory=list)
+    committed_batches: list[list[tuple[str, bytes]]] = field(default_factory=list)
+    _open: list[tuple[str, bytes]] = field(default_factory=list)
+
+    def _maybe_fail(self, method: str) -> None:
+        self.calls.append(method)
+        queue = self.failures.get(method)
+        if queue:
+            raise queue.pop(0)
+
+    def begin_transaction(self) -> None:
+        self._maybe_fail("begin_transaction")
+        self._open = []
+
+    def produce(self, topic: str, value: bytes | None = None, **_: Any) -> None:
+        self._maybe_fail("produce")
+        self._open.append((topic, value or b""))
+
+    def poll(self, timeout: float = 0) -> int:
+        return 0
+
+    def send_offsets_to_transaction(self, *_: Any) -> None:
+        self._maybe_fail("send_offsets_to_transaction")
+
+    def commit_transaction(self, timeout: float = 0) -> None:
+        self._maybe_fail("commit_transaction")
+        self.committed_batches.append(self._open)
+
+    def abort_transaction(self, timeout: float = 0) -> None:
+        self._maybe_fail("abort_transaction")
+        self._open = []
+
+
+def _kafka_error(**flags: bool) -> KafkaException:
+    return KafkaException(KafkaError(KafkaError._STATE, "scripted", **flags))
+
+
+class JsonSerde:
+    """A stand-in for the Avro serde: the loop only needs bytes out and events back."""
+
+    def serialize(self, event: Event) -> bytes:
+        return event.model_dump_json().encode()
+
+    def deserialize(self, topic: str, data: bytes | None) -> Event:
+        return event_class_for_topic(topic).model_validate_json(data or b"", strict=False)
+
+
+@pytest.fixture
+def serde() -> EventSerde:
+    return JsonSerde()  # type: ignore[return-value]
+
+
+@pytest.fixture
+def inbox(sqlite_url: str) -> InboxStore:
+    store = inbox_store_for(create_engine_from_url(sqlite_url))
+    store.migrate()
+    return store
+
+
+def _handler(calls: list[Event]) -> Callable[[Event, HandlerContext], list[Event]]:
+    def handle(event: Event, _context: HandlerContext) -> list[Event]:
+        calls.append(event)
+        return [sample_signal_generated(event)]
+
+    return handle
+
+
+def _loop(
+    serde: EventSerde,
+    inbox: InboxStore,
+    consumer: ScriptedConsumer,
+    producer: ScriptedProducer,
+    handler: Callable[[Event, HandlerContext], Sequence[Event]],
+    metrics: Metrics | None = None,
+) -> ProcessingLoop:
+    registry = EventHandlerRegistry()
+    registry.register(HandlerRegistration("WorkflowStarted", lambda: handler))
+    return ProcessingLoop(
+        config=LoopConfig(consumer_name=CONSUMER, backoff_initial_s=0.001, backoff_max_s=0.001),
+        consumer=consumer,  # type: ignore[arg-type]
+        producer=producer,  # type: ignore[arg-type]
+        serde=serde,
+        inbox=inbox,
+        registry=registry,
+        metrics=metrics or Metrics(),
+    )
+
+
+def _records(serde: EventSerde, count: int = 2) -> list[Record]:
+    base = sample_workflow_started()
+    events = [base.model_copy(update={"correlation_id": uuid.uuid4()}) for _ in range(count)]
+    return [Record(serde.serialize(event), offset) for offset, event in enumerate(events)]
+
+
+def test_commit_when_retriable_error_then_same_call_retried_and_committed(
+    serde: EventSerde, inbox: InboxStore
+) -> None:
+    producer = ScriptedProducer(failures={"commit_transaction": [_kafka_error(retriable=True)]})
+    calls: list[Event] = []
+    loop = _loop(serde, inbox, ScriptedConsumer(), producer, _handler(calls))
+    loop.process_batch(_records(serde))
+    assert producer.calls.count("commit_transaction") == 2
+    assert "abort_transaction" not in producer.calls
+    assert len(producer.committed_batches) == 1
+    assert len(producer.committed_batches[0]) == 2
+
+
+def test_commit_when_abort_required_then_aborted_rewound_and_redelivery_reemits_same_bytes(
+    serde: EventSerde, inbox: InboxStore
+) -> None:
+    consumer = ScriptedConsumer()
+    producer = ScriptedProducer(
+        failures={"commit_transaction": [_kafka_error(txn_requires_abort=True)]}
+    )
+    calls: list[Event] = []
+    loop = _loop(serde, inbox, consumer, producer, _handler(calls))
+    records = _records(serde)
+    loop.process_batch(records)
+    assert "abort_transaction" in producer.calls
+    assert consumer.seeks == [(TOPIC, 0, 0)]  # back to the committed offset
+    assert producer.committed_batches == []
+    assert producer._open == []  # the aborted transaction's records were discarded
+
+    loop.process_batch(records)  # the redelivery after the rewind
+    assert len(calls) == 2  # handlers ran once per input, not again
+    (committed,) = producer.committed_batches
+    expected = [
+        (out.topic, out.value)
+        for record in records
+        for out in (inbox.get(CONSUMER, _key(serde, record)) or _missing()).outputs
+    ]
+    assert committed == expected
+
+
+def _key(serde: EventSerde, record: Record) -> str:
+    return dedupe_key(serde.deserialize(TOPIC, record.value()))
+
+
+def _missing() -> Any:
+    raise AssertionError("inbox row missing")
+
+
+def test_commit_when_fatal_error_then_fatal_runtime_error(
+    serde: EventSerde, inbox: InboxStore
+) -> None:
+    producer = ScriptedProducer(failures={"commit_transaction": [_kafka_error(fatal=True)]})
+    loop = _loop(serde, inbox, ScriptedConsumer(), producer, _handler([]))
+    with pytest.raises(FatalRuntimeError, match="fatal Kafka error"):
+        loop.process_batch(_records(serde))
+
+
+def test_send_offsets_when_retriable_forever_then_fatal_after_bounded_attempts(
+    serde: EventSerde, inbox: InboxStore
+) -> None:
+    errors: list[BaseException] = [
+        _kafka_error(retriable=True) for _ in range(MAX_RETRIABLE_ATTEMPTS)
+    ]
+    producer = ScriptedProducer(failures={"send_offsets_to_transaction": errors})
+    loop = _loop(serde, inbox, ScriptedConsumer(), producer, _handler([]))
+    with pytest.raises(FatalRuntimeError, match="kept failing"):
+        loop.process_batch(_records(serde))
+    assert producer.calls.count("send_offsets_to_transaction") == MAX_RETRIABLE_ATTEMPTS
+
+
+def test_handler_when_it_keeps_failing_then_input_dead_lettered_and_others_handled(
+    serde: EventSerde, inbox: InboxStore
+) -> None:
+    records = _records(serde, 3)
+    poisoned = serde.deserialize(TOPIC, records[1].value()).correlation_id
+    calls: list[Event] = []
+
+    def handler(event: Event, context: HandlerContext) -> list[Event]:
+        if event.correlation_id == poisoned:
+            raise RuntimeError("a bug")
+        return _handler(calls)(event, context)
+
+    producer = ScriptedProducer()
+    loop = _loop(serde, inbox, ScriptedConsumer(), producer, handler)
+    loop.process_batch(records)
+    (committed,) = producer.committed_batches
+    topics = [topic for topic, _ in committed]
+    assert topics == [SignalGenerated.TOPIC, TOPIC + ".dlq", SignalGenerated.TOPIC]
+    assert committed[1][1] == records[1].value()
+
+
+def test_run_when_transient_error_then_rewound_retried_and_counted(
+    serde: EventSerde, inbox: InboxStore
+) -> None:
+    records = _records(serde, 1)
+    consumer = ScriptedConsumer(batches=[records, records])
+    attempts: list[Event] = []
+    metrics = Metrics()
+    loop_ref: list[ProcessingLoop] = []
+
+    def handler(event: Event, context: HandlerContext) -> list[Event]:
+        attempts.append(event)
+        if len(attempts) == 1:
+            raise TransientError("database briefly gone")
+        loop_ref[0].stop()
+        return [sample_signal_generated(event)]
+
+    producer = ScriptedProducer()
+    loop = _loop(serde, inbox, consumer, producer, handler, metrics)
+    loop_ref.append(loop)
+    loop.run()
+    assert len(attempts) == 2
+    assert consumer.seeks == [(TOPIC, 0, 0)]
+    assert metrics.registry.get_sample_value("inbox_retry_total") == 1
+    assert len(producer.committed_batches) == 1
+    assert "begin_transaction" in producer.calls
