@@ -126,7 +126,7 @@ def _run(name: str, settings: CommonSettings, register_handlers: RegisterHandler
     metrics = Metrics(process_metrics=True)
     engine = create_engine_from_url(settings.database.url.get_secret_value(), application_name=name)
     inbox = inbox_store_for(engine)
-    _retry_transient(inbox.migrate, "migrating the inbox")
+    _with_backoff(inbox.migrate, "migrating the inbox", retry_on=TransientError)
     container = ServiceContainer(settings=settings, engine=engine, metrics=metrics)
     registry = EventHandlerRegistry()
 
@@ -134,7 +134,7 @@ def _run(name: str, settings: CommonSettings, register_handlers: RegisterHandler
         registry.clear()
         register_handlers(container, registry)
 
-    _retry_transient(register, "registering handlers")
+    _with_backoff(register, "registering handlers", retry_on=TransientError)
     if not len(registry):
         raise ConfigurationError(f"{name} registered no handlers")
     topics = sorted({_topic_of(event_type) for event_type in registry.event_types()})
@@ -184,7 +184,12 @@ def _run(name: str, settings: CommonSettings, register_handlers: RegisterHandler
     server.start()
     _install_signal_handlers(loop, settings.runtime.shutdown_timeout_s)
     try:
-        _kafka_call_with_retry(producer.init_transactions, "init_transactions")
+        _with_backoff(
+            producer.init_transactions,
+            "init_transactions",
+            retry_on=Exception,
+            attempts=_INIT_TRANSACTIONS_ATTEMPTS,
+        )
         consumer.subscribe(topics, on_assign=on_assign, on_revoke=on_revoke, on_lost=on_revoke)
         _log.info("running", topics=topics, metrics_port=server.port)
         loop.run()
@@ -210,37 +215,39 @@ def _reachable(inbox: InboxStore) -> bool:
     return True
 
 
-def _retry_transient(step: Callable[[], None], what: str) -> None:
-    """Run a start-up step, waiting out transient outages (database, broker) with backoff.
+#: Start-up backoff: first wait and ceiling, in seconds.
+_BACKOFF_INITIAL_S = 0.5
+_BACKOFF_MAX_S = 10.0
+#: init_transactions failures tolerated at start-up before the process exits to be restarted.
+_INIT_TRANSACTIONS_ATTEMPTS = 10
 
-    Start-up never gives up on a transient error: Kubernetes' probes report the pod not ready
-    meanwhile. Any other error propagates and stops the process.
+
+def _with_backoff(
+    step: Callable[[], None],
+    what: str,
+    *,
+    retry_on: type[BaseException] | tuple[type[BaseException], ...],
+    attempts: int | None = None,
+) -> None:
+    """Run a start-up step, retrying ``retry_on`` errors with exponential backoff.
+
+    ``attempts=None`` never gives up (transient outages: Kubernetes' probes report the pod not
+    ready meanwhile); otherwise the last failure raises :class:`FatalRuntimeError`. Any other
+    error propagates and stops the process.
     """
-    delay = 0.5
+    delay = _BACKOFF_INITIAL_S
+    attempt = 0
     while True:
+        attempt += 1
         try:
             step()
             return
-        except TransientError as err:
-            _log.warning(
-                f"{what}: infrastructure unavailable; retrying", error=str(err), in_s=delay
-            )
-            time.sleep(delay)
-            delay = min(delay * 2, 10.0)
-
-
-def _kafka_call_with_retry(call: Callable[[], None], what: str, attempts: int = 10) -> None:
-    delay = 0.5
-    for attempt in range(1, attempts + 1):
-        try:
-            call()
-            return
-        except Exception as err:
-            if attempt == attempts:
+        except retry_on as err:
+            if attempts is not None and attempt >= attempts:
                 raise FatalRuntimeError(f"{what} failed {attempts} times: {err}") from err
-            _log.warning(f"{what} failed; retrying", error=str(err), attempt=attempt)
+            _log.warning(f"{what} failed; retrying", error=str(err), attempt=attempt, in_s=delay)
             time.sleep(delay)
-            delay = min(delay * 2, 10.0)
+            delay = min(delay * 2, _BACKOFF_MAX_S)
 
 
 def _install_signal_handlers(loop: ProcessingLoop, timeout_s: float) -> None:
