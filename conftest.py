@@ -1,9 +1,9 @@
-"""Root pytest configuration: the shared fixtures of ``alchemiser_common.testing``."""
+"""Root pytest configuration: the shared fixtures of ``alchemiser_devtools``."""
 
 pytest_plugins = [
-    "alchemiser_common.testing.broker",
-    "alchemiser_common.testing.registry",
-    "alchemiser_common.testing.database",
-    "alchemiser_common.testing.fake_alpaca.fixtures",
-    "alchemiser_common.testing.processes",
+    "alchemiser_devtools.broker",
+    "alchemiser_devtools.registry",
+    "alchemiser_devtools.database",
+    "alchemiser_devtools.fake_alpaca.fixtures",
+    "alchemiser_devtools.processes",
 ]

@@ -5,8 +5,8 @@ Both run against the same embedded broker in the same run, over the same pre-pro
 * **bare**: confluent-kafka consume -> produce with a transactional producer, offsets sent to
   the transaction, one transaction per batch (no decoding, no database);
 * **runtime**: :class:`~alchemiser_common.runtime.loop.ProcessingLoop` with Avro decode, the
-  PostgreSQL inbox (one database transaction per record), a handler, Avro encode of the
-  output, and the same transaction per batch.
+  PostgreSQL inbox (one lookup and one short recording transaction per batch), a handler,
+  Avro encode of the output, and the same Kafka transaction per batch.
 
 Target: at least 3,000 events/s per runtime instance.
 """
@@ -19,6 +19,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from confluent_kafka import Consumer, Producer
@@ -29,7 +30,6 @@ from alchemiser_common.events import Event, SignalGenerated, WorkflowStarted
 from alchemiser_common.events.samples import sample_signal_generated, sample_workflow_started
 from alchemiser_common.inbox import inbox_store_for
 from alchemiser_common.kafka.clients import KafkaConsumer, KafkaProducer
-from alchemiser_common.kafka.embedded import EmbeddedBroker
 from alchemiser_common.observability import Metrics
 from alchemiser_common.runtime.handlers import (
     EventHandlerRegistry,
@@ -41,8 +41,9 @@ from alchemiser_common.schemas import SchemaCatalog
 from alchemiser_common.schemas.register import register_all
 from alchemiser_common.serde import EventSerde
 from alchemiser_common.settings import KafkaSettings
-from alchemiser_common.testing.registry import RegistryServerProcess
 from alchemiser_common.topics import create_topics
+from alchemiser_devtools.embedded import EmbeddedBroker
+from alchemiser_devtools.registry import RegistryServerProcess
 
 EVENTS = int(os.environ.get("BENCH_EVENTS", "20000"))
 BATCH = 500
@@ -132,7 +133,7 @@ def _runtime_loop(bootstrap: str, serde: EventSerde, database_url: str) -> float
         }
     )
 
-    def handler(event: Event, _context: HandlerContext) -> list[Event]:
+    def handler(event: WorkflowStarted, _context: HandlerContext) -> list[Event]:
         return [
             SignalGenerated.caused_by(
                 event, source=template.source, occurred_at=template.occurred_at, **payload
@@ -140,7 +141,7 @@ def _runtime_loop(bootstrap: str, serde: EventSerde, database_url: str) -> float
         ]
 
     registry = EventHandlerRegistry()
-    registry.register(HandlerRegistration("WorkflowStarted", lambda: handler))
+    registry.register(HandlerRegistration(WorkflowStarted, handler))
     metrics = Metrics()
     settings = KafkaSettings(bootstrap_servers=bootstrap, fetch_wait_max_ms=10)
     consumer = KafkaConsumer(settings, group_id=f"bench-runtime-{uuid.uuid4().hex[:6]}")
@@ -180,8 +181,8 @@ def _runtime_loop(bootstrap: str, serde: EventSerde, database_url: str) -> float
     return (EVENTS - first) / elapsed
 
 
-def main() -> None:
-    """Run both loops and print events/s and their ratio."""
+def main() -> dict[str, Any]:
+    """Run both loops, print events/s and their ratio, and return the figures."""
     with tempfile.TemporaryDirectory() as tmp, EmbeddedBroker() as broker:
         registry = RegistryServerProcess(Path(tmp) / "registry").start()
         database_url = _fresh_database()
@@ -206,6 +207,13 @@ def main() -> None:
     print(f"  alchemiser processing loop     : {runtime:10,.0f} events/s")
     print(f"  ratio runtime / bare           : {runtime / bare:10.3f}")
     print(f"  target >= {TARGET_EVENTS_PER_S:,} events/s       : {verdict}")
+    return {
+        "events": EVENTS,
+        "batch": BATCH,
+        "bare_events_per_s": round(bare),
+        "runtime_events_per_s": round(runtime),
+        "target_events_per_s": TARGET_EVENTS_PER_S,
+    }
 
 
 if __name__ == "__main__":

@@ -18,8 +18,9 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, date, datetime
+from typing import Any
 
-from alchemiser_common.marketdata import DatasetMarketData, start_for_bars
+from alchemiser_marketdata import DatasetMarketData, start_for_bars
 from alchemiser_strategy.adapters.market_data import DEMO_DATASET_DIR, to_market_data
 from alchemiser_strategy.app import SignalEngine, load_strategy_files
 from alchemiser_strategy.domain import IndicatorCache, WeightedStrategy, run_strategies
@@ -48,8 +49,8 @@ def _verdict(met: bool) -> str:
     return "met" if met else "MISSED"
 
 
-def main() -> None:
-    """Run both measurements and print them with their targets."""
+def main() -> dict[str, Any]:
+    """Run both measurements, print them with their targets and return the figures."""
     section = StrategySection()
     strategies: tuple[WeightedStrategy, ...] = load_strategy_files(
         section.strategy_files(), section.weights
@@ -97,6 +98,15 @@ def main() -> None:
     print(
         f"  target <= {TARGET_HISTORY_S} s             : {_verdict(history_s <= TARGET_HISTORY_S)}"
     )
+    return {
+        "one_day_median_ms": round(day_median, 4),
+        "one_day_p95_ms": round(day_p95, 4),
+        "service_run_median_ms": round(run_median, 4),
+        "full_history_s": round(history_s, 3),
+        "sessions": len(history),
+        "target_one_day_ms": TARGET_DAY_MS,
+        "target_full_history_s": TARGET_HISTORY_S,
+    }
 
 
 if __name__ == "__main__":

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine
 
-from alchemiser_common.broker.simulated import SimulatedBroker
-from alchemiser_common.broker.simulated_settings import SimulatedBrokerSettings
+from alchemiser_broker.simulated import SimulatedBroker
+from alchemiser_broker.simulated_settings import SimulatedBrokerSettings
 from alchemiser_common.db import create_engine_from_url
 from alchemiser_common.events import (
     RebalancePlanned,
@@ -25,10 +25,10 @@ from alchemiser_common.events import (
     WorkflowCompleted,
     WorkflowStarted,
 )
-from alchemiser_common.marketdata import DatasetMarketData
 from alchemiser_common.settings import KafkaSettings
-from alchemiser_common.testing.harness import Pipeline
 from alchemiser_common.workflow import build_trigger, publish, wait_for_outcome
+from alchemiser_devtools.harness import Pipeline
+from alchemiser_marketdata import DatasetMarketData
 
 pytestmark = pytest.mark.integration
 

@@ -10,20 +10,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import SecretStr
 
-from alchemiser_common.broker.simulated import SimulatedBroker
+from alchemiser_broker.simulated import SimulatedBroker
 from alchemiser_common.db import create_engine_from_url
 from alchemiser_common.errors import ConfigurationError
 from alchemiser_common.events import OrderSide, OrderStatus, OrderType
 from alchemiser_common.observability import Metrics
+from alchemiser_common.runtime.declaration import ServiceContainer
 from alchemiser_common.runtime.handlers import EventHandlerRegistry, HandlerContext
-from alchemiser_common.runtime.service import ServiceContainer
 from alchemiser_common.settings import load_settings
 from alchemiser_execution import register_handlers
 from alchemiser_execution.adapters.attempts import AttemptStore
-from alchemiser_execution.adapters.brokers import database_url_for
 from alchemiser_execution.domain import Attempt, AttemptState
+from alchemiser_execution.handlers import RebalancePlannedHandler
 from alchemiser_execution.settings import ExecutionSettings
 from alchemiser_execution.testing import buy, context, outputs_by_type, planned, sell
 
@@ -55,24 +54,25 @@ def _settings(monkeypatch: pytest.MonkeyPatch, **env: str) -> ExecutionSettings:
     return load_settings(ExecutionSettings)
 
 
-def test_settings_when_defaults_then_one_record_per_batch_and_long_transactions(
+def test_settings_when_defaults_then_common_runtime_and_waits_fit_the_poll_interval(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     settings = _settings(monkeypatch, ALCHEMISER_RUNTIME__POLL_TIMEOUT_MS="100")
-    assert (settings.runtime.batch_size, settings.runtime.transaction_timeout_ms) == (1, 600_000)
+    # no execution-specific runtime any more: batches and transactions are the common ones
+    assert (settings.runtime.batch_size, settings.runtime.transaction_timeout_ms) == (100, 60_000)
     assert settings.runtime.poll_timeout_ms == 100
     assert settings.broker.kind == "simulated"
     settings.check_timing()
+    limit = _settings(monkeypatch, ALCHEMISER_EXECUTION__ORDER_POLICY="limit")
+    limit.check_timing()  # the default limit policy's worst case still fits
 
 
-def test_settings_when_waits_exceed_transaction_timeout_then_error_names_setting(
+def test_settings_when_waits_exceed_max_poll_interval_then_error_names_settings(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    settings = _settings(monkeypatch, ALCHEMISER_RUNTIME__TRANSACTION_TIMEOUT_MS="120000")
-    with pytest.raises(ConfigurationError, match="ALCHEMISER_RUNTIME__TRANSACTION_TIMEOUT_MS"):
-        settings.check_timing()
-    monkeypatch.delenv("ALCHEMISER_RUNTIME__TRANSACTION_TIMEOUT_MS")
     settings = _settings(monkeypatch, ALCHEMISER_EXECUTION__FILL_TIMEOUT_S="200")
+    with pytest.raises(ConfigurationError, match="ALCHEMISER_EXECUTION__FILL_TIMEOUT_S"):
+        settings.check_timing()
     with pytest.raises(ConfigurationError, match="max poll interval"):
         settings.check_timing()
 
@@ -90,21 +90,7 @@ def test_settings_when_live_without_confirmation_then_configuration_error(
         )
 
 
-def test_database_url_for_when_sqlite_then_sibling_file_and_same_file_refused(
-    tmp_path: Path,
-) -> None:
-    service = f"sqlite:///{tmp_path / 'svc.db'}"
-    derived = database_url_for(None, service, suffix="execution", setting="S")
-    assert derived == f"sqlite:///{tmp_path / 'svc-execution.db'}"
-    pg = "postgresql+psycopg://postgres@127.0.0.1/x"
-    assert database_url_for(None, pg, suffix="execution", setting="S") == pg
-    with pytest.raises(ConfigurationError, match="invalid setting S"):
-        database_url_for(SecretStr(service), service, suffix="execution", setting="S")
-    with pytest.raises(ConfigurationError, match="set S"):
-        database_url_for(None, "sqlite://", suffix="execution", setting="S")
-
-
-def _container(settings: ExecutionSettings) -> ServiceContainer:
+def _container(settings: ExecutionSettings) -> ServiceContainer[ExecutionSettings]:
     engine = create_engine_from_url(settings.database.url.get_secret_value())
     return ServiceContainer(settings=settings, engine=engine, metrics=Metrics())
 
@@ -132,7 +118,7 @@ def test_register_when_simulated_without_dataset_then_configuration_error(
 @pytest.fixture
 def simulated(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, dataset: Path
-) -> Iterator[tuple[ServiceContainer, EventHandlerRegistry]]:
+) -> Iterator[tuple[ServiceContainer[ExecutionSettings], EventHandlerRegistry]]:
     settings = _settings(
         monkeypatch,
         ALCHEMISER_DATABASE__URL=f"sqlite:///{tmp_path / 'svc.db'}",
@@ -149,17 +135,22 @@ def simulated(
     container.engine.dispose()
 
 
+def _handler(registry: EventHandlerRegistry) -> RebalancePlannedHandler:
+    handler = registry.handler_for(planned([buy("SPY", "1")]))
+    assert isinstance(handler, RebalancePlannedHandler)
+    return handler
+
+
 def _handle(registry: EventHandlerRegistry, event: Any, ctx: HandlerContext) -> dict[str, Any]:
-    (handler,) = registry.handlers_for("RebalancePlanned")
-    return outputs_by_type(handler(event, ctx))
+    return outputs_by_type(_handler(registry)(event, ctx))
 
 
 def test_register_when_simulated_then_plans_execute_on_the_embedded_broker(
-    simulated: tuple[ServiceContainer, EventHandlerRegistry], tmp_path: Path
+    simulated: tuple[ServiceContainer[ExecutionSettings], EventHandlerRegistry], tmp_path: Path
 ) -> None:
     container, registry = simulated
-    assert (tmp_path / "svc-execution.db").exists()
-    assert (tmp_path / "svc-simulated-broker.db").exists()
+    # attempts and the simulated account share the service database: no sibling files
+    assert sorted(path.name for path in tmp_path.glob("svc*")) == ["svc.db"]
     bought = _handle(registry, planned([buy("SPY", "5102.50"), buy("QQQ", "1000")]), context())
     assert [(o.symbol, o.status, o.filled_qty) for o in bought["TradeExecuted"].orders] == [
         ("QQQ", OrderStatus.FILLED, Decimal("2.499375")),
@@ -167,7 +158,7 @@ def test_register_when_simulated_then_plans_execute_on_the_embedded_broker(
     ]
     sold = _handle(registry, planned([sell("SPY", "5102.50", current="5102.50")]), context())
     assert sold["TradeExecuted"].orders[0].filled_qty == Decimal(10)
-    broker = container.extras["execution"]["broker"]
+    broker = _handler(registry).executor.broker
     assert isinstance(broker, SimulatedBroker)
     assert broker.get_position("SPY") is None
     assert (
@@ -178,7 +169,7 @@ def test_register_when_simulated_then_plans_execute_on_the_embedded_broker(
 def test_register_when_pending_attempt_left_then_reconciled_before_handler_registered(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, dataset: Path
 ) -> None:
-    attempts_url = f"sqlite:///{tmp_path / 'svc-execution.db'}"
+    attempts_url = f"sqlite:///{tmp_path / 'svc.db'}"
     store = AttemptStore(create_engine_from_url(attempts_url))
     store.migrate()
     now = datetime.now(UTC)

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from alchemiser_common.broker.alpaca import AlpacaBroker
+from alchemiser_broker.alpaca import AlpacaBroker
 from alchemiser_common.db import create_engine_from_url
-from alchemiser_common.testing.fake_alpaca import FakeAlpaca
-from alchemiser_common.testing.fake_alpaca.fixtures import alpaca_settings_for
+from alchemiser_devtools.fake_alpaca import FakeAlpaca
+from alchemiser_devtools.fake_alpaca.fixtures import alpaca_settings_for
 from alchemiser_execution.adapters.attempts import AttemptStore
 from alchemiser_execution.cli import EXIT_CONFIG, app
 from alchemiser_execution.testing import buy, context, make_handler, planned
@@ -30,7 +30,7 @@ def test_attempts_when_workflow_executed_then_lists_its_orders(
     fake_alpaca: FakeAlpaca, tmp_path: Path
 ) -> None:
     fake_alpaca.set_price("TQQQ", "50")
-    store = AttemptStore(create_engine_from_url(f"sqlite:///{tmp_path / 'svc-execution.db'}"))
+    store = AttemptStore(create_engine_from_url(f"sqlite:///{tmp_path / 'svc.db'}"))
     store.migrate()
     broker = AlpacaBroker(alpaca_settings_for(fake_alpaca), sleep=lambda _s: None)
     event = planned([buy("TQQQ", "1000")])

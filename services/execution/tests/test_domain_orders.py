@@ -8,7 +8,7 @@ from uuid import UUID
 
 import pytest
 
-from alchemiser_common.broker import Quote
+from alchemiser_broker import Quote
 from alchemiser_common.events import OrderSide
 from alchemiser_execution.domain import (
     DAILY_TRADED_VALUE_EXCEEDED,

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from alchemiser_common.broker.alpaca import AlpacaBroker
+from alchemiser_broker.alpaca import AlpacaBroker
 from alchemiser_common.db import create_engine_from_url
 from alchemiser_common.events import OrderStatus, TradeExecuted, WorkflowCompleted
-from alchemiser_common.testing.fake_alpaca import FakeAlpaca
-from alchemiser_common.testing.fake_alpaca.fixtures import alpaca_settings_for
+from alchemiser_devtools.fake_alpaca import FakeAlpaca
+from alchemiser_devtools.fake_alpaca.fixtures import alpaca_settings_for
 from alchemiser_execution.adapters.attempts import AttemptStore
 from alchemiser_execution.testing import buy, context, make_handler, outputs_by_type, planned, sell
 

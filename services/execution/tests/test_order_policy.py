@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from alchemiser_common.broker.alpaca import AlpacaBroker
+from alchemiser_broker.alpaca import AlpacaBroker
 from alchemiser_common.db import create_engine_from_url
 from alchemiser_common.events import (
     OrderStatus,
@@ -21,8 +21,8 @@ from alchemiser_common.events import (
     WorkflowFailed,
 )
 from alchemiser_common.runtime.handlers import InvalidEventError
-from alchemiser_common.testing.fake_alpaca import FakeAlpaca, FillMode
-from alchemiser_common.testing.fake_alpaca.fixtures import alpaca_settings_for
+from alchemiser_devtools.fake_alpaca import FakeAlpaca, FillMode
+from alchemiser_devtools.fake_alpaca.fixtures import alpaca_settings_for
 from alchemiser_execution.adapters.attempts import AttemptStore
 from alchemiser_execution.domain.attempts import AttemptState
 from alchemiser_execution.exceptions import PlanConflictError, PlanHashMismatchError

@@ -14,12 +14,12 @@ from typing import Any, cast
 
 import pytest
 
-from alchemiser_common.broker import BrokerOrder, BrokerPort, OrderRequest
-from alchemiser_common.broker.alpaca import AlpacaBroker
+from alchemiser_broker import BrokerOrder, BrokerPort, OrderRequest
+from alchemiser_broker.alpaca import AlpacaBroker
 from alchemiser_common.db import create_engine_from_url
 from alchemiser_common.events import OrderSide, OrderStatus
-from alchemiser_common.testing.fake_alpaca import FakeAlpaca, Fault, FillMode
-from alchemiser_common.testing.fake_alpaca.fixtures import alpaca_settings_for
+from alchemiser_devtools.fake_alpaca import FakeAlpaca, Fault, FillMode
+from alchemiser_devtools.fake_alpaca.fixtures import alpaca_settings_for
 from alchemiser_execution.adapters.attempts import AttemptStore
 from alchemiser_execution.domain.attempts import AttemptState
 from alchemiser_execution.domain.legs import client_order_id

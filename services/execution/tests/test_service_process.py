@@ -2,8 +2,9 @@
 the fake Alpaca server (reached over HTTP through the real Alpaca adapter).
 
 (a) a plan becomes ``TradeExecuted`` + ``WorkflowCompleted``;
-(c) the embedded default: the simulated broker and SQLite files (the attempts and the
-    simulated broker in sibling files, clear of the runtime's write lock on the service file);
+(c) the embedded default: the simulated broker and one SQLite file (the inbox, the attempts
+    and the simulated broker share the service database: no transaction is held while the
+    handler runs);
 (b) the crash test: the service blocks right after the broker accepted the first order (the
     ``ALCHEMISER_EXECUTION__BLOCK_AFTER_SUBMIT_FILE`` test hook: the attempt is still PENDING
     and nothing is committed), is SIGKILLed and restarted: exactly one order per intent at the
@@ -24,8 +25,8 @@ from alchemiser_common.events import (
     TradeExecuted,
     WorkflowCompleted,
 )
-from alchemiser_common.testing.fake_alpaca import FakeAlpaca
-from alchemiser_common.testing.harness import Pipeline, distinct_ids
+from alchemiser_devtools.fake_alpaca import FakeAlpaca
+from alchemiser_devtools.harness import Pipeline, distinct_ids
 from alchemiser_execution.adapters.schema import attempt_table
 from alchemiser_execution.domain.attempts import UNRESOLVED_STATES, AttemptState
 from alchemiser_execution.domain.legs import client_order_id
@@ -150,8 +151,9 @@ def test_service_when_simulated_broker_on_sqlite_then_plan_completes(
 
     (executed,) = _decoded(pipeline, TradeExecuted.TOPIC, cid)
     assert [(o.symbol, o.filled_qty) for o in executed.orders] == [("SPY", Decimal(10))]
-    assert (database.parent / "execution-execution.sqlite").exists()
-    assert (database.parent / "execution-simulated-broker.sqlite").exists()
+    # one file holds the inbox, the attempts and the simulated account: no sibling files
+    assert sorted(path.name for path in database.parent.glob("*.sqlite")) == ["execution.sqlite"]
+    assert _attempt_states(f"sqlite:///{database}", cid) == [AttemptState.FILLED]
 
 
 def _attempt_rows(database_url: str, correlation_id: str) -> list[Any]:

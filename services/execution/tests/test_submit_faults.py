@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from alchemiser_common.broker.alpaca import AlpacaBroker
+from alchemiser_broker.alpaca import AlpacaBroker
 from alchemiser_common.db import create_engine_from_url
 from alchemiser_common.errors import TransientError
 from alchemiser_common.events import OrderStatus, RebalancePlanned, TradeExecuted
-from alchemiser_common.testing.fake_alpaca import FakeAlpaca, Fault
-from alchemiser_common.testing.fake_alpaca.fixtures import alpaca_settings_for
+from alchemiser_devtools.fake_alpaca import FakeAlpaca, Fault
+from alchemiser_devtools.fake_alpaca.fixtures import alpaca_settings_for
 from alchemiser_execution.adapters.attempts import AttemptStore
 from alchemiser_execution.domain.attempts import UNRESOLVED_STATES
 from alchemiser_execution.domain.legs import client_order_id

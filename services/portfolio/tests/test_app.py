@@ -6,26 +6,26 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import pytest
 from sqlalchemy.engine import Engine
 
-from alchemiser_common.broker import OrderRequest, OrderSide
-from alchemiser_common.broker.alpaca import AlpacaBroker
-from alchemiser_common.broker.simulated import SimulatedBroker
-from alchemiser_common.broker.simulated_settings import SimulatedBrokerSettings
+from alchemiser_broker import OrderRequest, OrderSide
+from alchemiser_broker.alpaca import AlpacaBroker
+from alchemiser_broker.simulated import SimulatedBroker
+from alchemiser_broker.simulated_settings import SimulatedBrokerSettings
 from alchemiser_common.db import create_engine_from_url
 from alchemiser_common.errors import ConfigurationError
 from alchemiser_common.events import RebalancePlanned
 from alchemiser_common.events.enums import PlanAction
 from alchemiser_common.events.samples import sample_signal_generated
-from alchemiser_common.marketdata import DatasetMarketData
 from alchemiser_common.observability import Metrics
+from alchemiser_common.runtime.declaration import ServiceContainer
 from alchemiser_common.runtime.handlers import EventHandlerRegistry, HandlerContext
-from alchemiser_common.runtime.service import ServiceContainer
+from alchemiser_marketdata import DatasetMarketData
 from alchemiser_portfolio import register_handlers
-from alchemiser_portfolio.app import build_broker, event_source
+from alchemiser_portfolio.app import account_broker, event_source
 from alchemiser_portfolio.settings import PortfolioSettings
 
 NOW = datetime(2025, 3, 14, 20, 0, tzinfo=UTC)
@@ -55,7 +55,7 @@ def engine(sqlite_url: str) -> Iterator[Engine]:
         engine.dispose()
 
 
-def _container(engine: Engine, **settings: Any) -> ServiceContainer:
+def _container(engine: Engine, **settings: Any) -> ServiceContainer[PortfolioSettings]:
     return ServiceContainer(
         settings=PortfolioSettings(database={"url": str(engine.url)}, **settings),
         engine=engine,
@@ -79,9 +79,11 @@ def test_register_when_simulated_then_plans_against_the_simulated_account(
         OrderRequest(client_order_id="seed", symbol="SOXL", side=OrderSide.BUY, qty=Decimal(100))
     )
 
-    (handler,) = registry.handlers_for("SignalGenerated")
-    context = HandlerContext(consumer="portfolio", connection=cast(Any, None), now=lambda: NOW)
-    (planned,) = handler(sample_signal_generated(), context)
+    signal = sample_signal_generated()
+    handler = registry.handler_for(signal)
+    assert handler is not None
+    context = HandlerContext(consumer="portfolio", now=lambda: NOW)
+    (planned,) = handler(signal, context)
 
     assert registry.event_types() == ["SignalGenerated"]
     assert isinstance(planned, RebalancePlanned)
@@ -120,15 +122,15 @@ def test_register_when_dataset_malformed_then_configuration_error(
         register_handlers(_container(engine, **_simulated(tmp_path)), EventHandlerRegistry())
 
 
-def test_build_broker_when_alpaca_kind_then_alpaca_adapter_in_paper_mode(engine: Engine) -> None:
+def test_account_broker_when_alpaca_kind_then_alpaca_adapter_in_paper_mode(engine: Engine) -> None:
     container = _container(
         engine,
         broker={"kind": "alpaca"},
         alpaca={"api_key": "key", "secret_key": "secret"},
     )
-    settings = cast(PortfolioSettings, container.settings)
+    settings = container.settings
 
-    broker = build_broker(settings, container)
+    broker = account_broker(settings, engine=engine, clock=lambda: NOW)
 
     assert isinstance(broker, AlpacaBroker)
     assert settings.require_alpaca().paper is True

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, cast
+from typing import Any
 
 import pytest
 
-from alchemiser_common.broker import (
+from alchemiser_broker import (
     AccountState,
     AssetInfo,
     BrokerAuthError,
@@ -128,7 +128,7 @@ class FakeBroker:
 
 def _context() -> HandlerContext:
     # The handler persists nothing itself, so it never touches the connection.
-    return HandlerContext(consumer="portfolio", connection=cast(Any, None), now=lambda: NOW)
+    return HandlerContext(consumer="portfolio", now=lambda: NOW)
 
 
 def _signal(weights: dict[str, str]) -> SignalGenerated:

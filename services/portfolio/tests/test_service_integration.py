@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from alchemiser_common.broker import OrderRequest, OrderSide
-from alchemiser_common.broker.simulated import SimulatedBroker
-from alchemiser_common.broker.simulated_settings import SimulatedBrokerSettings
+from alchemiser_broker import OrderRequest, OrderSide
+from alchemiser_broker.simulated import SimulatedBroker
+from alchemiser_broker.simulated_settings import SimulatedBrokerSettings
 from alchemiser_common.db import create_engine_from_url
 from alchemiser_common.events import (
     RebalancePlanned,
@@ -23,10 +23,10 @@ from alchemiser_common.events import (
 )
 from alchemiser_common.events.enums import FailureStep, PlanAction
 from alchemiser_common.events.samples import sample_signal_generated
-from alchemiser_common.marketdata import DatasetMarketData
 from alchemiser_common.runtime.loop import ProtocolStep
-from alchemiser_common.testing.harness import Pipeline, StageProcess, distinct_ids, iter_dlq
 from alchemiser_common.topics import dlq_topic
+from alchemiser_devtools.harness import Pipeline, StageProcess, distinct_ids, iter_dlq
+from alchemiser_marketdata import DatasetMarketData
 
 pytestmark = pytest.mark.integration
 

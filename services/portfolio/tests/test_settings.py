@@ -9,12 +9,13 @@ from pathlib import Path
 
 import pytest
 
+from alchemiser_broker.settings import BrokerKind
 from alchemiser_common.errors import ConfigurationError
 from alchemiser_common.runtime.service import run_service
 from alchemiser_common.settings import load_settings
-from alchemiser_portfolio import register_handlers
 from alchemiser_portfolio.domain import PlannerConfig
-from alchemiser_portfolio.settings import BrokerKind, PortfolioSettings
+from alchemiser_portfolio.service import SERVICE
+from alchemiser_portfolio.settings import PortfolioSettings
 
 
 @pytest.fixture(autouse=True)
@@ -148,7 +149,7 @@ def test_run_service_when_alpaca_kind_without_credentials_then_exits_with_config
 ) -> None:
     monkeypatch.setenv("ALCHEMISER_BROKER__KIND", "alpaca")
 
-    code = run_service("portfolio", register_handlers, PortfolioSettings)
+    code = run_service(SERVICE)
 
     assert code == 2
     assert "ALCHEMISER_ALPACA__API_KEY" in capsys.readouterr().out

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from alchemiser_common.marketdata import DatasetMarketData
+from alchemiser_marketdata import DatasetMarketData
 from alchemiser_strategy.adapters.market_data import DEMO_DATASET_DIR
 from alchemiser_strategy.cli import app
 from alchemiser_strategy.domain import INDICATORS

@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from functools import cache
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 from uuid import uuid4
 
 import pytest
@@ -22,7 +22,8 @@ from alchemiser_common.events import (
     signal_hash,
 )
 from alchemiser_common.events.samples import sample_workflow_started
-from alchemiser_common.marketdata import (
+from alchemiser_common.runtime.handlers import HandlerContext
+from alchemiser_marketdata import (
     DatasetMarketData,
     MarketDataRequestError,
     MarketDataUnavailableError,
@@ -30,7 +31,6 @@ from alchemiser_common.marketdata import (
     market_snapshot_id,
     start_for_bars,
 )
-from alchemiser_common.runtime.handlers import HandlerContext
 from alchemiser_strategy.adapters.market_data import DEMO_DATASET_DIR
 from alchemiser_strategy.app import SignalEngine, load_strategy_files
 from alchemiser_strategy.handlers import SignalHandler
@@ -83,7 +83,7 @@ def _engine(
 
 
 def _context() -> HandlerContext:
-    return HandlerContext(consumer="strategy", connection=cast(Any, None), now=lambda: NOW)
+    return HandlerContext(consumer="strategy", now=lambda: NOW)
 
 
 def _trigger(as_of: date | None) -> WorkflowStarted:

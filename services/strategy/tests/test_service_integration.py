@@ -15,7 +15,7 @@ from alchemiser_common.events import (
     WorkflowStarted,
     signal_hash,
 )
-from alchemiser_common.testing.harness import Pipeline
+from alchemiser_devtools.harness import Pipeline
 
 pytestmark = pytest.mark.integration
 

@@ -8,16 +8,20 @@ import subprocess
 import sys
 from decimal import Decimal
 from pathlib import Path
-from types import SimpleNamespace
+from typing import Any, cast
 
 import pytest
 
 from alchemiser_common.errors import ConfigurationError
+from alchemiser_common.events import WorkflowStarted
+from alchemiser_common.observability import Metrics
+from alchemiser_common.runtime.declaration import ServiceContainer
 from alchemiser_common.runtime.handlers import EventHandlerRegistry
-from alchemiser_common.settings import CommonSettings, load_settings, masked
+from alchemiser_common.settings import load_settings, masked
 from alchemiser_strategy import register_handlers
 from alchemiser_strategy.adapters.market_data import DEMO_DATASET_DIR
 from alchemiser_strategy.app import build_engine
+from alchemiser_strategy.service import SERVICE
 from alchemiser_strategy.settings import (
     BUNDLED_STRATEGIES_DIR,
     DEFAULT_WEIGHTS,
@@ -35,9 +39,10 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
             monkeypatch.delenv(name)
 
 
-def _register(settings: CommonSettings) -> EventHandlerRegistry:
+def _register(settings: StrategySettings) -> EventHandlerRegistry:
     registry = EventHandlerRegistry()
-    register_handlers(SimpleNamespace(settings=settings), registry)
+    container = ServiceContainer(settings=settings, engine=cast(Any, None), metrics=Metrics())
+    register_handlers(container, registry)
     return registry
 
 
@@ -122,10 +127,10 @@ def test_register_when_defaults_then_one_workflow_started_handler() -> None:
     assert len(registry) == 1
 
 
-def test_register_when_settings_are_common_settings_then_strategy_settings_are_read() -> None:
-    registry = _register(CommonSettings())
-
-    assert registry.event_types() == ["WorkflowStarted"]
+def test_service_when_declared_then_runtime_reads_strategy_settings_and_subscribes() -> None:
+    assert SERVICE.name == "strategy"
+    assert SERVICE.settings is StrategySettings
+    assert SERVICE.topics() == [WorkflowStarted.TOPIC]
 
 
 def test_register_when_strategy_file_has_syntax_error_then_error_gives_file_line_col(

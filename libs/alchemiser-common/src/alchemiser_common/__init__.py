@@ -1,6 +1,6 @@
 """Shared contracts and runtime for the Alchemiser services.
 
-Event models, Avro serde, the schema registry server, the Kafka runtime, the inbox store,
+Event models and their .avsc contracts, Avro serde, the Kafka runtime, the inbox store,
 settings, observability and the ``alchemiser`` operator command. This package never imports
 a service package.
 """

@@ -3,9 +3,12 @@
 Each package keeps its own one-line subclasses; layers translate with ``raise X(...) from err``.
 """
 
+from enum import StrEnum
+
 __all__ = [
     "AlchemiserError",
     "ConfigurationError",
+    "DeadLetterReason",
     "DeserializationError",
     "SchemaCompatibilityError",
     "SchemaError",
@@ -42,12 +45,26 @@ class SerializationError(AlchemiserError):
     """An event could not be serialised for the wire."""
 
 
+class DeadLetterReason(StrEnum):
+    """Why a record went to the dead-letter topic (its header ``dlq.reason``); the one list."""
+
+    UNDECODABLE = "undecodable"
+    BAD_MAGIC_BYTE = "bad_magic_byte"
+    UNKNOWN_SCHEMA = "unknown_schema"
+    INVALID_EVENT = "invalid_event"
+    FLOAT_VALUE = "float_value"
+    UNEXPECTED_EVENT_TYPE = "unexpected_event_type"
+    HANDLER_REJECTED = "handler_rejected"
+    HANDLER_ERROR = "handler_error"
+    CONFLICT = "conflict"
+
+
 class DeserializationError(AlchemiserError):
     """A record could not be decoded: bad magic byte, unknown schema id or undecodable body.
 
     The runtime sends such records to the dead-letter topic with ``reason`` as the header.
     """
 
-    def __init__(self, reason: str, message: str) -> None:
+    def __init__(self, reason: DeadLetterReason, message: str) -> None:
         super().__init__(message)
         self.reason = reason

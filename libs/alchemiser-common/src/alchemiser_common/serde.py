@@ -25,7 +25,12 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 from confluent_kafka.serialization import SerializationError as KafkaSerializationError
 from pydantic import ValidationError
 
-from alchemiser_common.errors import DeserializationError, SerializationError, TransientError
+from alchemiser_common.errors import (
+    DeadLetterReason,
+    DeserializationError,
+    SerializationError,
+    TransientError,
+)
 from alchemiser_common.events import Event, event_class_for_topic, from_avro_dict, to_avro_dict
 from alchemiser_common.schemas import SchemaCatalog
 
@@ -121,20 +126,28 @@ class EventSerde:
         cannot be asked.
         """
         if not data or len(data) <= _HEADER_SIZE:
-            raise DeserializationError("undecodable", f"record of {len(data or b'')} bytes")
+            raise DeserializationError(
+                DeadLetterReason.UNDECODABLE, f"record of {len(data or b'')} bytes"
+            )
         if data[0] != _MAGIC_BYTE:
-            raise DeserializationError("bad_magic_byte", f"magic byte {data[0]} is not 0")
+            raise DeserializationError(
+                DeadLetterReason.BAD_MAGIC_BYTE, f"magic byte {data[0]} is not 0"
+            )
         try:
             cls = event_class_for_topic(topic)
         except LookupError as err:
-            raise DeserializationError("unexpected_event_type", f"unknown topic {topic}") from err
+            raise DeserializationError(
+                DeadLetterReason.UNEXPECTED_EVENT_TYPE, f"unknown topic {topic}"
+            ) from err
         decoded = self._decode(topic, data)
         try:
             return from_avro_dict(cls, decoded)
         except DeserializationError:
             raise
         except (ValidationError, ValueError, TypeError, LookupError) as err:
-            raise DeserializationError("invalid_event", f"invalid {cls.__name__}: {err}") from err
+            raise DeserializationError(
+                DeadLetterReason.INVALID_EVENT, f"invalid {cls.__name__}: {err}"
+            ) from err
 
     def _decode(self, topic: str, data: bytes) -> dict[str, Any]:
         deserializer = self._deserializers.get(topic)
@@ -147,15 +160,20 @@ class EventSerde:
         except SchemaRegistryError as err:
             if err.error_code in _NOT_FOUND_CODES or err.http_status_code == 404:
                 raise DeserializationError(
-                    "unknown_schema", f"schema id {int.from_bytes(data[1:5], 'big')}: {err}"
+                    DeadLetterReason.UNKNOWN_SCHEMA,
+                    f"schema id {int.from_bytes(data[1:5], 'big')}: {err}",
                 ) from err
             if _is_transient(err):
                 raise RegistryUnavailableError(f"schema registry: {err}") from err
-            raise DeserializationError("unknown_schema", str(err)) from err
+            raise DeserializationError(DeadLetterReason.UNKNOWN_SCHEMA, str(err)) from err
         except REGISTRY_TRANSPORT_ERRORS as err:
             raise RegistryUnavailableError(f"schema registry unreachable: {err}") from err
         except Exception as err:  # fastavro raises many types on a corrupt body
-            raise DeserializationError("undecodable", f"{type(err).__name__}: {err}") from err
+            raise DeserializationError(
+                DeadLetterReason.UNDECODABLE, f"{type(err).__name__}: {err}"
+            ) from err
         if not isinstance(decoded, dict):
-            raise DeserializationError("undecodable", "the body is not an Avro record")
+            raise DeserializationError(
+                DeadLetterReason.UNDECODABLE, "the body is not an Avro record"
+            )
         return decoded

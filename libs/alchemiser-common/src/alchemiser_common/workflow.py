@@ -11,7 +11,6 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from importlib.metadata import PackageNotFoundError, version
 
 from alchemiser_common.errors import AlchemiserError
 from alchemiser_common.events import (
@@ -54,11 +53,7 @@ class WorkflowOutcome:
 
 
 def _source() -> EventSource:
-    try:
-        package_version = version("alchemiser-common")
-    except PackageNotFoundError:  # running from a source tree without metadata
-        package_version = "0"
-    return EventSource(service="trigger", version=package_version)
+    return EventSource.of_package("trigger", "alchemiser-common")
 
 
 def build_trigger(

@@ -9,7 +9,7 @@ from confluent_kafka import KafkaError, Message, TopicPartition
 
 from alchemiser_common.kafka import KafkaConsumer, KafkaProducer
 from alchemiser_common.settings import KafkaSettings
-from alchemiser_common.testing.broker import TopicFactory
+from alchemiser_devtools.broker import TopicFactory
 
 pytestmark = pytest.mark.integration
 

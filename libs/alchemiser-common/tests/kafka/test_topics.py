@@ -12,9 +12,7 @@ from pathlib import Path
 import pytest
 
 from alchemiser_common.kafka import BrokerUnreachableError, KafkaAdmin
-from alchemiser_common.kafka.embedded import EmbeddedBroker, free_port
 from alchemiser_common.settings import KafkaSettings
-from alchemiser_common.testing.broker import TopicFactory
 from alchemiser_common.topics import (
     ALL_TOPICS,
     DLQ_TOPICS,
@@ -23,6 +21,8 @@ from alchemiser_common.topics import (
     dlq_topic,
     is_dlq_topic,
 )
+from alchemiser_devtools.broker import TopicFactory
+from alchemiser_devtools.embedded import EmbeddedBroker, free_port
 
 CLI = str(Path(sys.executable).parent / "alchemiser")
 

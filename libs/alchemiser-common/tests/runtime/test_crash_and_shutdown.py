@@ -8,7 +8,7 @@ import pytest
 
 from alchemiser_common.events import SignalGenerated, WorkflowStarted
 from alchemiser_common.runtime.loop import ProtocolStep
-from alchemiser_common.testing.harness import STAGE_ONE, Pipeline, distinct_ids
+from alchemiser_devtools.harness import STAGE_ONE, Pipeline, distinct_ids
 
 pytestmark = pytest.mark.integration
 

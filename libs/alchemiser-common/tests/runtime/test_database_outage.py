@@ -8,8 +8,8 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from alchemiser_common.events import SignalGenerated, WorkflowStarted
-from alchemiser_common.testing.harness import STAGE_ONE, Pipeline
 from alchemiser_common.topics import dlq_topic
+from alchemiser_devtools.harness import STAGE_ONE, Pipeline
 
 from .tcp_proxy import TcpProxy
 

@@ -11,9 +11,9 @@ import pytest
 
 from alchemiser_common.events import SignalGenerated, WorkflowStarted, to_avro_dict
 from alchemiser_common.schemas import SchemaCatalog
-from alchemiser_common.testing.harness import STAGE_ONE, Pipeline, iter_dlq
-from alchemiser_common.testing.pipeline import REJECTED_REQUESTER
 from alchemiser_common.topics import dlq_topic
+from alchemiser_devtools.harness import STAGE_ONE, Pipeline, iter_dlq
+from alchemiser_devtools.pipeline import REJECTED_REQUESTER
 
 pytestmark = pytest.mark.integration
 

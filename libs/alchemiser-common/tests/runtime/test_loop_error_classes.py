@@ -7,13 +7,16 @@ database and the serde a JSON stand-in (the Avro serde has its own tests).
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
+from sqlalchemy.engine import Connection
 
 from alchemiser_common.db import create_engine_from_url
 from alchemiser_common.errors import TransientError
@@ -28,11 +31,13 @@ from alchemiser_common.inbox import InboxStore, inbox_store_for
 from alchemiser_common.observability import Metrics
 from alchemiser_common.runtime.handlers import (
     EventHandlerRegistry,
+    Handler,
     HandlerContext,
     HandlerRegistration,
+    HandlerResult,
 )
 from alchemiser_common.runtime.inputs import dedupe_key
-from alchemiser_common.runtime.loop import LoopConfig, ProcessingLoop
+from alchemiser_common.runtime.loop import LoopConfig, ProcessingLoop, ProtocolStep
 from alchemiser_common.runtime.transactions import MAX_RETRIABLE_ATTEMPTS, FatalRuntimeError
 from alchemiser_common.serde import EventSerde
 
@@ -107,6 +112,7 @@ class ScriptedProducer:
     failures: dict[str, list[BaseException]] = field(default_factory=dict)
     calls: list[str] = field(default_factory=list)
     committed_batches: list[list[tuple[str, bytes]]] = field(default_factory=list)
+    offsets_sent: list[list[tuple[str, int, int]]] = field(default_factory=list)
     _open: list[tuple[str, bytes]] = field(default_factory=list)
 
     def _maybe_fail(self, method: str) -> None:
@@ -126,8 +132,9 @@ class ScriptedProducer:
     def poll(self, timeout: float = 0) -> int:
         return 0
 
-    def send_offsets_to_transaction(self, *_: Any) -> None:
+    def send_offsets_to_transaction(self, offsets: Sequence[TopicPartition], *_: Any) -> None:
         self._maybe_fail("send_offsets_to_transaction")
+        self.offsets_sent.append([(p.topic, p.partition, p.offset) for p in offsets])
 
     def commit_transaction(self, timeout: float = 0) -> None:
         self._maybe_fail("commit_transaction")
@@ -177,11 +184,12 @@ def _loop(
     inbox: InboxStore,
     consumer: ScriptedConsumer,
     producer: ScriptedProducer,
-    handler: Callable[[Event, HandlerContext], Sequence[Event]],
+    handler: Handler[WorkflowStarted],
     metrics: Metrics | None = None,
+    pause_at: Callable[[ProtocolStep], None] = lambda step: None,
 ) -> ProcessingLoop:
     registry = EventHandlerRegistry()
-    registry.register(HandlerRegistration("WorkflowStarted", lambda: handler))
+    registry.register(HandlerRegistration(WorkflowStarted, handler))
     return ProcessingLoop(
         config=LoopConfig(consumer_name=CONSUMER, backoff_initial_s=0.001, backoff_max_s=0.001),
         consumer=consumer,  # type: ignore[arg-type]
@@ -190,6 +198,7 @@ def _loop(
         inbox=inbox,
         registry=registry,
         metrics=metrics or Metrics(),
+        pause_at=pause_at,
     )
 
 
@@ -315,3 +324,171 @@ def test_run_when_transient_error_then_rewound_retried_and_counted(
     assert metrics.registry.get_sample_value("inbox_retry_total") == 1
     assert len(producer.committed_batches) == 1
     assert "begin_transaction" in producer.calls
+
+
+# -- commit protocol v2: handlers outside the transaction, prefixes, state, races -----------
+
+
+def test_handler_when_one_input_fails_then_others_run_once_and_are_not_redone(
+    serde: EventSerde, inbox: InboxStore
+) -> None:
+    records = _records(serde, 3)
+    poisoned = serde.deserialize(TOPIC, records[0].value()).correlation_id
+    runs: list[str] = []
+
+    def handler(event: WorkflowStarted, _context: HandlerContext) -> list[Event]:
+        runs.append(str(event.correlation_id))
+        if event.correlation_id == poisoned:
+            raise RuntimeError("a bug")
+        return [sample_signal_generated(event)]
+
+    producer = ScriptedProducer()
+    _loop(serde, inbox, ScriptedConsumer(), producer, handler).process_batch(records)
+
+    assert runs.count(str(poisoned)) == 3  # handler_attempts, then dead-lettered
+    assert len(runs) == 3 + 2  # every other input ran exactly once
+    (committed,) = producer.committed_batches
+    assert [topic for topic, _ in committed] == [
+        TOPIC + ".dlq",
+        SignalGenerated.TOPIC,
+        SignalGenerated.TOPIC,
+    ]
+
+
+def test_handler_when_transient_mid_batch_then_prefix_committed_and_rest_redelivered(
+    serde: EventSerde, inbox: InboxStore
+) -> None:
+    records = _records(serde, 3)
+    second = serde.deserialize(TOPIC, records[1].value()).correlation_id
+    failures = [TransientError("broker briefly gone")]
+
+    def handler(event: WorkflowStarted, _context: HandlerContext) -> list[Event]:
+        if event.correlation_id == second and failures:
+            raise failures.pop()
+        return [sample_signal_generated(event)]
+
+    consumer, producer = ScriptedConsumer(), ScriptedProducer()
+    loop = _loop(serde, inbox, consumer, producer, handler)
+    with pytest.raises(TransientError):
+        loop.process_batch(records)
+    (first,) = producer.committed_batches
+    assert [topic for topic, _ in first] == [SignalGenerated.TOPIC]  # only input 0
+    assert producer.offsets_sent == [[(TOPIC, 0, 1)]]  # the prefix's offset, not the batch's
+
+    loop.process_batch(records[1:])  # what the rewind redelivers
+    assert len(producer.committed_batches) == 2
+    assert [topic for topic, _ in producer.committed_batches[1]] == [SignalGenerated.TOPIC] * 2
+    assert producer.offsets_sent[1] == [(TOPIC, 0, 3)]
+
+
+def test_stop_when_requested_mid_batch_then_current_input_committed_and_rest_rewound(
+    serde: EventSerde, inbox: InboxStore
+) -> None:
+    records = _records(serde, 3)
+    loop_ref: list[ProcessingLoop] = []
+    runs: list[Event] = []
+
+    def handler(event: WorkflowStarted, _context: HandlerContext) -> list[Event]:
+        runs.append(event)
+        loop_ref[0].stop()  # SIGTERM arrives while the first input is handled
+        return [sample_signal_generated(event)]
+
+    consumer, producer = ScriptedConsumer(), ScriptedProducer()
+    loop_ref.append(_loop(serde, inbox, consumer, producer, handler))
+    loop_ref[0].process_batch(records)
+
+    assert len(runs) == 1
+    assert producer.offsets_sent == [[(TOPIC, 0, 1)]]
+    assert consumer.seeks == [(TOPIC, 0, 0)]  # back to the committed offset for the rest
+
+
+def test_state_when_unit_of_work_fails_then_that_input_dead_lettered_and_others_commit(
+    serde: EventSerde, inbox: InboxStore
+) -> None:
+    state = sa.Table("loop_state", sa.MetaData(), sa.Column("cid", sa.String, primary_key=True))
+    state.create(inbox.engine)
+    records = _records(serde, 3)
+    bad = serde.deserialize(TOPIC, records[1].value()).correlation_id
+
+    def handler(event: WorkflowStarted, _context: HandlerContext) -> HandlerResult:
+        def write(connection: Connection) -> None:
+            connection.execute(state.insert().values(cid=str(event.correlation_id)))
+            if event.correlation_id == bad:
+                raise ValueError("state rejected")
+
+        return HandlerResult([sample_signal_generated(event)], write)
+
+    producer = ScriptedProducer()
+    _loop(serde, inbox, ScriptedConsumer(), producer, handler).process_batch(records)
+
+    (committed,) = producer.committed_batches
+    assert [topic for topic, _ in committed] == [
+        SignalGenerated.TOPIC,
+        TOPIC + ".dlq",
+        SignalGenerated.TOPIC,
+    ]
+    with inbox.engine.connect() as connection:
+        rows = set(connection.execute(sa.select(state.c.cid)).scalars())
+    assert str(bad) not in rows
+    assert len(rows) == 2
+    assert inbox.get(CONSUMER, _key(serde, records[1])) is None  # its row rolled back too
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
+def race_database_url(request: pytest.FixtureRequest) -> str:
+    """An empty SQLite file, or a fresh PostgreSQL database (integration)."""
+    name = "sqlite_url" if request.param == "sqlite" else "postgres_url"
+    return str(request.getfixturevalue(name))
+
+
+def test_loops_when_two_race_for_same_inputs_then_one_effect_and_same_bytes_emitted(
+    serde: EventSerde, race_database_url: str
+) -> None:
+    engine = create_engine_from_url(race_database_url)
+    state = sa.Table(
+        f"race_state_{uuid.uuid4().hex[:8]}", sa.MetaData(), sa.Column("cid", sa.String)
+    )
+    state.create(engine)
+    records = _records(serde, 10)
+    barrier = threading.Barrier(2, timeout=10)
+    recorded = threading.Barrier(2, timeout=10)
+
+    def both_recorded(step: ProtocolStep) -> None:
+        # neither marks its rows published before the other has recorded: the loser must
+        # then re-emit the winner's stored outputs (a published row would re-emit nothing)
+        if step is ProtocolStep.AFTER_DB_COMMIT:
+            recorded.wait()
+
+    def handler(event: WorkflowStarted, _context: HandlerContext) -> HandlerResult:
+        def write(connection: Connection) -> None:
+            connection.execute(state.insert().values(cid=str(event.correlation_id)))
+
+        # distinct bytes per racer: the loser must re-emit the winner's, not its own
+        signal = sample_signal_generated(event).model_copy(update={"event_id": uuid.uuid4()})
+        return HandlerResult([signal], write)
+
+    producers = [ScriptedProducer(), ScriptedProducer()]
+    errors: list[BaseException] = []
+
+    def race(producer: ScriptedProducer) -> None:
+        store = inbox_store_for(create_engine_from_url(race_database_url))
+        store.migrate()
+        loop = _loop(serde, store, ScriptedConsumer(), producer, handler, pause_at=both_recorded)
+        try:
+            barrier.wait()
+            loop.process_batch(records)
+        except BaseException as err:
+            errors.append(err)
+
+    threads = [threading.Thread(target=race, args=(p,)) for p in producers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert not errors
+    with engine.connect() as connection:
+        effects = list(connection.execute(sa.select(state.c.cid)).scalars())
+    assert sorted(effects) == sorted({str(cid) for cid in effects})  # one effect per input
+    assert len(effects) == len(records)
+    first, second = (p.committed_batches[0] for p in producers)
+    assert first == second  # the loser re-emitted the winner's stored bytes

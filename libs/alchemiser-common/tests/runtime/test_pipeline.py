@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from alchemiser_common.events import RebalancePlanned, SignalGenerated, WorkflowStarted
-from alchemiser_common.testing.harness import Pipeline, distinct_ids
+from alchemiser_devtools.harness import Pipeline, distinct_ids
 
 pytestmark = pytest.mark.integration
 
@@ -17,8 +17,8 @@ N_WORKFLOWS = 20
 
 
 def test_pipeline_when_every_input_delivered_twice_then_one_effect_each(pipeline: Pipeline) -> None:
-    pipeline.start("alchemiser_common.testing.pipeline:register_stage_one", "one")
-    pipeline.start("alchemiser_common.testing.pipeline:register_stage_two", "two")
+    pipeline.start("alchemiser_devtools.pipeline:STAGE_ONE", "one")
+    pipeline.start("alchemiser_devtools.pipeline:STAGE_TWO", "two")
     triggers = [pipeline.trigger() for _ in range(N_WORKFLOWS)]
     pipeline.produce([event for trigger in triggers for event in (trigger, trigger)])
     wanted = {str(t.correlation_id) for t in triggers}
@@ -65,8 +65,8 @@ def test_pipeline_when_traced_then_one_workflow_is_one_trace_across_processes(
     pipeline: Pipeline,
 ) -> None:
     console = {"ALCHEMISER_OBSERVABILITY__OTEL_EXPORTER": "console"}
-    one = pipeline.start("alchemiser_common.testing.pipeline:register_stage_one", "one", **console)
-    two = pipeline.start("alchemiser_common.testing.pipeline:register_stage_two", "two", **console)
+    one = pipeline.start("alchemiser_devtools.pipeline:STAGE_ONE", "one", **console)
+    two = pipeline.start("alchemiser_devtools.pipeline:STAGE_TWO", "two", **console)
     trigger = pipeline.trigger()
     pipeline.produce([trigger])
     pipeline.wait_for(
@@ -86,7 +86,7 @@ def test_pipeline_when_traced_then_one_workflow_is_one_trace_across_processes(
 
 
 def test_stage_when_partitions_assigned_then_ready_and_metrics_named(pipeline: Pipeline) -> None:
-    stage = pipeline.start("alchemiser_common.testing.pipeline:register_stage_one", "one")
+    stage = pipeline.start("alchemiser_devtools.pipeline:STAGE_ONE", "one")
     base = stage.metrics_url().removesuffix("/metrics")
     assert httpx.get(f"{base}/healthz", timeout=5).status_code == 200
     pipeline.wait_for(

@@ -13,7 +13,7 @@ import pytest
 from alchemiser_common.errors import ConfigurationError
 from alchemiser_common.settings import CommonSettings, load_settings
 
-STAGE = "alchemiser_common.testing.pipeline:register_stage_one"
+STAGE = "alchemiser_devtools.pipeline:STAGE_ONE"
 
 
 def _run(env: dict[str, str], *, timeout: float) -> subprocess.CompletedProcess[str]:

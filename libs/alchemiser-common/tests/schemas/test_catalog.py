@@ -1,4 +1,4 @@
-"""Finding ``schemas/avro`` and listing subjects and released versions."""
+"""Finding the schemas (package data) and listing subjects and released versions."""
 
 from __future__ import annotations
 
@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
+import alchemiser_common.schemas
 from alchemiser_common.errors import SchemaError
 from alchemiser_common.schemas import (
+    PACKAGED_SCHEMAS_DIR,
     SCHEMAS_DIR_ENV,
     SchemaCatalog,
     find_schemas_dir,
@@ -25,7 +27,7 @@ def _write(root: Path, topic: str, *names: str) -> None:
         (root / topic / name).write_text(json.dumps(RECORD))
 
 
-def test_find_when_cwd_below_repo_root_then_walks_up_to_schemas(
+def test_find_when_nothing_set_then_packaged_schemas_whatever_the_cwd(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     (tmp_path / ".git").mkdir()
@@ -35,7 +37,18 @@ def test_find_when_cwd_below_repo_root_then_walks_up_to_schemas(
     monkeypatch.delenv(SCHEMAS_DIR_ENV, raising=False)
     monkeypatch.chdir(nested)
 
-    assert find_schemas_dir() == (tmp_path / "schemas" / "avro").resolve()
+    root = find_schemas_dir()
+
+    assert root == PACKAGED_SCHEMAS_DIR
+    assert root != (tmp_path / "schemas" / "avro").resolve()
+    assert root.parent == Path(alchemiser_common.schemas.__file__).resolve().parent
+
+
+def test_find_when_repository_path_used_then_it_links_to_the_packaged_schemas() -> None:
+    repository_link = Path(__file__).resolve().parents[4] / "schemas" / "avro"
+
+    assert repository_link.is_symlink()
+    assert repository_link.resolve() == PACKAGED_SCHEMAS_DIR
 
 
 def test_find_when_env_set_then_env_wins_and_argument_wins_over_env(

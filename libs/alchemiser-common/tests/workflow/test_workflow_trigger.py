@@ -14,12 +14,10 @@ import pytest
 from alchemiser_common.events import WorkflowCompleted, WorkflowStarted
 from alchemiser_common.events.samples import sample_workflow_completed
 from alchemiser_common.kafka.clients import KafkaProducer
-from alchemiser_common.kafka.embedded import EmbeddedBroker
 from alchemiser_common.schemas import SchemaCatalog
 from alchemiser_common.schemas.register import register_all
 from alchemiser_common.serde import EventSerde
 from alchemiser_common.settings import KafkaSettings
-from alchemiser_common.testing.harness import Pipeline
 from alchemiser_common.topics import create_topics
 from alchemiser_common.workflow import (
     WorkflowTimeoutError,
@@ -27,6 +25,8 @@ from alchemiser_common.workflow import (
     publish,
     wait_for_outcome,
 )
+from alchemiser_devtools.embedded import EmbeddedBroker
+from alchemiser_devtools.harness import Pipeline
 
 pytestmark = pytest.mark.integration
 

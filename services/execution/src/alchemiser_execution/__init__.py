@@ -1,19 +1,26 @@
 """Alchemiser execution service: ``RebalancePlanned`` -> broker orders -> the workflow's outcome.
 
-Run it with ``python -m alchemiser_execution``; the runtime calls :func:`register_handlers`.
+The service is declared once in :mod:`alchemiser_execution.service`; ``python -m
+alchemiser_execution`` runs that declaration. :func:`register_handlers` is the plan document's
+entry point, built on it. Importing the package stays cheap.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
-from alchemiser_common.runtime.handlers import EventHandlerRegistry
+if TYPE_CHECKING:
+    from alchemiser_common.runtime.declaration import ServiceContainer
+    from alchemiser_common.runtime.handlers import EventHandlerRegistry
+    from alchemiser_execution.settings import ExecutionSettings
 
 __all__ = ["register_handlers"]
 
 
-def register_handlers(container: Any, registry: EventHandlerRegistry) -> None:
-    """Register the execution handler (imports the service lazily)."""
-    from alchemiser_execution.app import register_handlers as register
+def register_handlers(
+    container: ServiceContainer[ExecutionSettings], registry: EventHandlerRegistry
+) -> None:
+    """Build the service's handlers from ``container`` and add them to ``registry``."""
+    from alchemiser_execution.service import SERVICE
 
-    register(container, registry)
+    SERVICE.register_handlers(container, registry)

@@ -1,22 +1,22 @@
-"""Wiring: settings -> stores, broker, reconciliation, executor, handler registration.
+"""Wiring: settings -> stores, broker, reconciliation, executor, the handler.
 
-:func:`register_handlers` is what the runtime calls at start-up. It migrates the execution
-tables, builds the broker, and **reconciles before returning**, so the runtime subscribes to
-``portfolio.rebalance.planned.v1`` only after every unsettled attempt was resolved.
+:func:`build_execution_handler` is the factory the service declaration
+(:mod:`alchemiser_execution.service`) names; the runtime calls it at start-up. It migrates the
+execution tables, builds the broker, and **reconciles before returning**, so the runtime
+subscribes to ``portfolio.rebalance.planned.v1`` only after every unsettled attempt was
+resolved. Attempts and the simulated broker live in the service database unless configured
+elsewhere: the runtime holds no transaction while the handler runs, so the handler's own short
+transactions never wait for it.
 """
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
-from typing import Any
-
+from alchemiser_broker.factory import build_broker
 from alchemiser_common.db import create_engine_from_url
-from alchemiser_common.errors import ConfigurationError
 from alchemiser_common.events import EventSource
 from alchemiser_common.observability.logging import get_logger
-from alchemiser_common.runtime.handlers import EventHandlerRegistry, HandlerRegistration
+from alchemiser_common.runtime.declaration import ServiceContainer
 from alchemiser_execution.adapters.attempts import AttemptStore
-from alchemiser_execution.adapters.brokers import build_broker, database_url_for
 from alchemiser_execution.executor import Executor
 from alchemiser_execution.handlers import RebalancePlannedHandler
 from alchemiser_execution.orders import OrderDesk, block_after_first_accept
@@ -24,18 +24,15 @@ from alchemiser_execution.phases import ExecutionConfig
 from alchemiser_execution.reconcile import reconcile
 from alchemiser_execution.settings import ExecutionSettings, OrderPolicy
 
-__all__ = ["SERVICE_NAME", "execution_config", "register_handlers", "service_version"]
+__all__ = ["SERVICE_NAME", "build_execution_handler", "event_source", "execution_config"]
 
 SERVICE_NAME = "execution"
 _log = get_logger(__name__)
 
 
-def service_version() -> str:
-    """The installed package version (``0.0.0`` when not installed)."""
-    try:
-        return version("alchemiser-execution")
-    except PackageNotFoundError:
-        return "0.0.0"
+def event_source() -> EventSource:
+    """``source`` of the events this service emits: its name and installed version."""
+    return EventSource.of_package(SERVICE_NAME, "alchemiser-execution")
 
 
 def execution_config(settings: ExecutionSettings) -> ExecutionConfig:
@@ -54,28 +51,27 @@ def execution_config(settings: ExecutionSettings) -> ExecutionConfig:
     )
 
 
-def register_handlers(container: Any, registry: EventHandlerRegistry) -> None:
-    """Build the execution handler, reconcile with the broker, then register the handler."""
+def build_execution_handler(
+    container: ServiceContainer[ExecutionSettings],
+) -> RebalancePlannedHandler:
+    """Build the executor, reconcile with the broker, then return the handler."""
     settings = container.settings
-    if not isinstance(settings, ExecutionSettings):
-        raise ConfigurationError(
-            "the execution service needs ExecutionSettings (run it with python -m "
-            "alchemiser_execution)"
-        )
     settings.check_timing()
-    service_url = settings.database.url.get_secret_value()
-    attempts_url = database_url_for(
-        settings.execution.attempts_database_url,
-        service_url,
-        suffix="execution",
-        setting="ALCHEMISER_EXECUTION__ATTEMPTS_DATABASE_URL",
-    )
     engine = container.engine
-    if attempts_url != service_url:
-        engine = create_engine_from_url(attempts_url, application_name=f"{SERVICE_NAME}-attempts")
+    attempts_url = settings.execution.attempts_database_url
+    if attempts_url is not None:
+        engine = create_engine_from_url(
+            attempts_url.get_secret_value(), application_name=f"{SERVICE_NAME}-attempts"
+        )
     store = AttemptStore(engine)
     store.migrate()
-    built = build_broker(settings, service_url)
+    built = build_broker(
+        settings.broker,
+        settings.alpaca,
+        service_name=settings.service_name,
+        service_url=settings.database.url.get_secret_value(),
+        service_engine=container.engine,
+    )
     reconcile(store, built.broker, timeout_s=settings.execution.reconcile_timeout_s)
     hook_file = settings.execution.block_after_submit_file
     desk = OrderDesk(
@@ -86,18 +82,11 @@ def register_handlers(container: Any, registry: EventHandlerRegistry) -> None:
         after_accept=block_after_first_accept(hook_file) if hook_file else None,
     )
     executor = Executor(built.broker, store, desk, execution_config(settings))
-    handler = RebalancePlannedHandler(
-        executor,
-        source=EventSource(service=SERVICE_NAME, version=service_version()),
-        metrics=container.metrics,
-    )
-    container.extras["execution"] = {"store": store, "broker": built.broker, "executor": executor}
-    registry.register(
-        HandlerRegistration("RebalancePlanned", lambda: handler, metadata={"broker": built.name})
-    )
+    handler = RebalancePlannedHandler(executor, source=event_source(), metrics=container.metrics)
     _log.info(
         "execution ready",
         broker=built.name,
         order_policy=settings.execution.order_policy.value,
-        attempts_database="service" if attempts_url == service_url else "own",
+        attempts_database="service" if attempts_url is None else "own",
     )
+    return handler

@@ -17,11 +17,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from alchemiser_broker.factory import build_broker
 from alchemiser_common.db import create_engine_from_url
 from alchemiser_common.errors import AlchemiserError, ConfigurationError
 from alchemiser_common.settings import load_settings
 from alchemiser_execution.adapters.attempts import AttemptStore
-from alchemiser_execution.adapters.brokers import build_broker, database_url_for
 from alchemiser_execution.domain.attempts import Attempt
 from alchemiser_execution.reconcile import reconcile as reconcile_attempts
 from alchemiser_execution.settings import ExecutionSettings
@@ -44,12 +44,8 @@ def _err() -> Console:
 
 
 def _store(settings: ExecutionSettings) -> AttemptStore:
-    url = database_url_for(
-        settings.execution.attempts_database_url,
-        settings.database.url.get_secret_value(),
-        suffix="execution",
-        setting="ALCHEMISER_EXECUTION__ATTEMPTS_DATABASE_URL",
-    )
+    configured = settings.execution.attempts_database_url
+    url = (configured or settings.database.url).get_secret_value()
     store = AttemptStore(create_engine_from_url(url))
     store.migrate()
     return store
@@ -113,7 +109,12 @@ def reconcile(
     settings = _settings()
     try:
         store = _store(settings)
-        built = build_broker(settings, settings.database.url.get_secret_value())
+        built = build_broker(
+            settings.broker,
+            settings.alpaca,
+            service_name=settings.service_name,
+            service_url=settings.database.url.get_secret_value(),
+        )
         report = reconcile_attempts(store, built.broker, timeout_s=timeout_s)
     except ConfigurationError as err:
         _err().print(f"configuration error: {err}")

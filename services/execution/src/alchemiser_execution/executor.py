@@ -21,7 +21,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from alchemiser_common.broker import BrokerPort, BrokerUnavailableError, OrderNotFoundError
+from alchemiser_broker import BrokerPort, BrokerUnavailableError, OrderNotFoundError
 from alchemiser_common.events import OrderSide, RebalancePlan, execution_plan_hash
 from alchemiser_common.observability.logging import get_logger
 from alchemiser_execution.adapters.attempts import AttemptStore
@@ -86,6 +86,11 @@ class Executor:
         self._config = config
         self._sleep = sleep
         self._phases = PhaseRunner(broker, desk, config, sleep=sleep)
+
+    @property
+    def broker(self) -> BrokerPort:
+        """The broker the executor trades with."""
+        return self._broker
 
     def execute(self, request: ExecutionRequest) -> ExecutionReport:
         """Execute (or resume) ``request``'s plan; see the module docstring."""

@@ -30,7 +30,7 @@ from alchemiser_common.events import (
     plan_hash,
 )
 from alchemiser_common.observability import Metrics
-from alchemiser_common.runtime.handlers import HandlerContext, InvalidEventError
+from alchemiser_common.runtime.handlers import HandlerContext
 from alchemiser_execution.exceptions import PlanHashMismatchError
 from alchemiser_execution.executor import ExecutionReport, ExecutionRequest, Executor
 
@@ -47,10 +47,13 @@ class RebalancePlannedHandler:
         self._source = source
         self._metrics = metrics
 
-    def __call__(self, event: Event, context: HandlerContext) -> Sequence[Event]:
+    @property
+    def executor(self) -> Executor:
+        """The executor the handler drives (its broker and attempt store)."""
+        return self._executor
+
+    def __call__(self, event: RebalancePlanned, context: HandlerContext) -> Sequence[Event]:
         """Execute the plan (or resume its execution) and return the workflow's outcome."""
-        if not isinstance(event, RebalancePlanned):
-            raise InvalidEventError(f"expected RebalancePlanned, got {event.event_type}")
         expected = plan_hash(event.plan, event.correlation_id)
         if expected != event.plan_hash:
             raise PlanHashMismatchError(

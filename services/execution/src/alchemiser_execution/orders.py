@@ -23,7 +23,7 @@ from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 
-from alchemiser_common.broker import (
+from alchemiser_broker import (
     BrokerOrder,
     BrokerPort,
     BrokerUnavailableError,

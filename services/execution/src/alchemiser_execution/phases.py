@@ -18,7 +18,7 @@ from datetime import timedelta
 from decimal import Decimal
 from uuid import UUID
 
-from alchemiser_common.broker import BrokerPort, BrokerUnavailableError
+from alchemiser_broker import BrokerPort, BrokerUnavailableError
 from alchemiser_common.events import OrderType
 from alchemiser_common.observability.logging import get_logger
 from alchemiser_execution.domain.attempts import Attempt

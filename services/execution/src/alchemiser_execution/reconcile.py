@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from alchemiser_common.broker import BrokerPort, BrokerUnavailableError
+from alchemiser_broker import BrokerPort, BrokerUnavailableError
 from alchemiser_common.observability.logging import get_logger
 from alchemiser_execution.adapters.attempts import AttemptStore
 from alchemiser_execution.domain.attempts import AttemptState

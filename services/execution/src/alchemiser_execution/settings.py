@@ -4,45 +4,38 @@ Sections added to :class:`~alchemiser_common.settings.CommonSettings`:
 
 * ``execution`` (``ALCHEMISER_EXECUTION__*``): order policy, fill and buying-power waits,
   re-pegs, safety caps, the attempts database and the crash tests' hook.
-* ``broker`` (``ALCHEMISER_BROKER__*``): ``kind`` (``simulated``, the default, or ``alpaca``)
-  and the simulated broker's section (``ALCHEMISER_BROKER__SIMULATED__*``).
-* ``alpaca`` (``ALCHEMISER_ALPACA__*``): the Alpaca adapter's settings (paper by default; live
-  needs ``ALCHEMISER_ALPACA__LIVE_TRADING_CONFIRMED=true``).
+* ``broker`` and ``alpaca``: the shared broker sections of :mod:`alchemiser_broker.settings`
+  (``ALCHEMISER_BROKER__KIND``, ``simulated`` by default, ``ALCHEMISER_BROKER__SIMULATED__*``,
+  ``ALCHEMISER_ALPACA__*``: paper by default; live needs
+  ``ALCHEMISER_ALPACA__LIVE_TRADING_CONFIRMED=true``). Missing Alpaca keys are reported when
+  the broker is built (:func:`~alchemiser_broker.factory.build_broker`).
 
-``runtime`` keeps the common fields but changes two defaults: a batch holds one record (a
-handler may wait a minute or more for fills) and the transaction timeout is ten minutes.
-:meth:`ExecutionSettings.check_timing` refuses waits that could outlive the transaction or
-the consumer's poll interval.
+The runtime section is the common one: handlers run with no transaction open (database or
+Kafka), so neither the batch size nor the transaction timeout depends on how long orders take
+to fill. :meth:`ExecutionSettings.check_timing` refuses waits that would keep the consumer
+from polling within librdkafka's ``max.poll.interval.ms``.
 """
 
 from __future__ import annotations
 
 from decimal import Decimal
 from enum import StrEnum
-from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from alchemiser_common.broker.alpaca_settings import AlpacaSettings
-from alchemiser_common.broker.simulated_settings import SimulatedBrokerSettings
+from alchemiser_broker.settings import AlpacaSettings, BrokerSettings
 from alchemiser_common.errors import ConfigurationError
-from alchemiser_common.settings import CommonSettings, RuntimeSettings
+from alchemiser_common.runtime.limits import KAFKA_MAX_POLL_INTERVAL_S, MAX_BATCH_HANDLING_S
+from alchemiser_common.settings import CommonSettings
 
 __all__ = [
     "CANCEL_GRACE_S",
-    "KAFKA_MAX_POLL_INTERVAL_S",
-    "BrokerSection",
-    "ExecutionRuntimeSettings",
     "ExecutionSection",
     "ExecutionSettings",
     "OrderPolicy",
-    "SimulatedSection",
     "phase_timeout_s",
 ]
 
-#: librdkafka's default ``max.poll.interval.ms`` (5 min): a handler running longer than this
-#: makes the consumer leave its group, so the worst-case handler time must stay below it.
-KAFKA_MAX_POLL_INTERVAL_S = 300.0
 #: Extra time a phase allows after its last deadline for the final cancels to take effect.
 CANCEL_GRACE_S = 5.0
 #: Slack added to the worst-case handler time for HTTP calls, cancels and database writes.
@@ -97,11 +90,7 @@ class ExecutionSection(_Section):
     )
     attempts_database_url: SecretStr | None = Field(
         default=None,
-        description=(
-            "Where the order attempts live. Default: the service database on PostgreSQL; "
-            "on SQLite a sibling file '<name>-execution.<suffix>', because the runtime holds "
-            "the SQLite write lock of the service database while a handler runs."
-        ),
+        description="Where the order attempts live. Default: the service database.",
     )
     block_after_submit_file: str | None = Field(
         default=None,
@@ -113,45 +102,11 @@ class ExecutionSection(_Section):
     )
 
 
-class SimulatedSection(SimulatedBrokerSettings):
-    """The simulated broker (``ALCHEMISER_BROKER__SIMULATED__*``): its settings plus where."""
-
-    database_url: SecretStr | None = Field(
-        default=None,
-        description=(
-            "The simulated broker's database. Default: the service database on PostgreSQL; "
-            "on SQLite a sibling file '<name>-simulated-broker.<suffix>'."
-        ),
-    )
-    dataset_dir: str | None = Field(
-        default=None, description="Directory of the daily-bars dataset the broker prices from."
-    )
-
-    def broker_settings(self) -> SimulatedBrokerSettings:
-        """The :class:`SimulatedBrokerSettings` part of this section."""
-        return SimulatedBrokerSettings(**self.model_dump(exclude={"database_url", "dataset_dir"}))
-
-
-class BrokerSection(_Section):
-    """Which broker the service trades with (``ALCHEMISER_BROKER__*``)."""
-
-    kind: Literal["simulated", "alpaca"] = "simulated"
-    simulated: SimulatedSection = SimulatedSection()
-
-
-class ExecutionRuntimeSettings(RuntimeSettings):
-    """The runtime section with execution's defaults: one record per batch, 10 min timeout."""
-
-    batch_size: int = Field(default=1, ge=1, le=10_000)
-    transaction_timeout_ms: int = Field(default=600_000, ge=1_000, le=900_000)
-
-
 class ExecutionSettings(CommonSettings):
     """Every setting the execution service reads."""
 
-    runtime: ExecutionRuntimeSettings = ExecutionRuntimeSettings()
     execution: ExecutionSection = ExecutionSection()
-    broker: BrokerSection = BrokerSection()
+    broker: BrokerSettings = BrokerSettings()
     alpaca: AlpacaSettings | None = None
 
     def worst_case_handler_s(self) -> float:
@@ -160,20 +115,19 @@ class ExecutionSettings(CommonSettings):
         return 2 * phase_timeout_s(section) + section.buying_power_timeout_s + _HANDLER_SLACK_S
 
     def check_timing(self) -> None:
-        """Raise ``ConfigurationError`` if a handler could outlive its transaction or poll."""
+        """Raise ``ConfigurationError`` if the waits could keep the consumer from polling.
+
+        A batch stops taking inputs after :data:`MAX_BATCH_HANDLING_S`, but the input started
+        last may then run its worst case: together they must stay below librdkafka's max poll
+        interval, or the consumer would leave its group mid-execution.
+        """
         worst = self.worst_case_handler_s()
-        timeout_s = self.runtime.transaction_timeout_ms / 1000
-        if worst >= timeout_s:
-            raise ConfigurationError(
-                f"invalid setting ALCHEMISER_RUNTIME__TRANSACTION_TIMEOUT_MS: "
-                f"{self.runtime.transaction_timeout_ms} ms is below the worst-case handler time "
-                f"of {worst:.0f} s (from ALCHEMISER_EXECUTION__* waits); raise it or lower them"
-            )
-        if worst >= KAFKA_MAX_POLL_INTERVAL_S:
+        if worst + MAX_BATCH_HANDLING_S >= KAFKA_MAX_POLL_INTERVAL_S:
             raise ConfigurationError(
                 "invalid settings ALCHEMISER_EXECUTION__FILL_TIMEOUT_S / REPEG_INTERVAL_S / "
                 f"MAX_REPEGS / BUYING_POWER_TIMEOUT_S: the worst-case handler time {worst:.0f} s "
-                f"exceeds the consumer's max poll interval ({KAFKA_MAX_POLL_INTERVAL_S:.0f} s)"
+                f"plus the batch budget ({MAX_BATCH_HANDLING_S:.0f} s) exceeds the consumer's "
+                f"max poll interval ({KAFKA_MAX_POLL_INTERVAL_S:.0f} s)"
             )
 
 

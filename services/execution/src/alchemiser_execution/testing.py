@@ -1,6 +1,6 @@
 """Builders for the execution service's tests: plans, plan events, executors, contexts.
 
-Shipped in the package (like ``alchemiser_common.testing``) because tests run with
+Shipped in the package (like ``alchemiser_devtools``) because tests run with
 ``--import-mode=importlib`` and cannot import helper modules beside them.
 """
 
@@ -13,10 +13,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-import sqlalchemy as sa
-from sqlalchemy.engine import Connection
-
-from alchemiser_common.broker import BrokerOrder, BrokerPort
+from alchemiser_broker import BrokerOrder, BrokerPort
 from alchemiser_common.events import (
     EventSource,
     PlanAction,
@@ -127,10 +124,8 @@ def planned(
 
 
 def context(now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> HandlerContext:
-    """A handler context; the execution handler never writes through its connection."""
-    engine = sa.create_engine("sqlite://")
-    connection: Connection = engine.connect()
-    return HandlerContext(consumer="execution-test", connection=connection, now=now)
+    """A handler context for direct calls of the handler."""
+    return HandlerContext(consumer="execution-test", now=now)
 
 
 def make_handler(

@@ -1,10 +1,11 @@
-"""``python -m alchemiser_portfolio``: run the portfolio service until SIGTERM/SIGINT."""
+"""``python -m alchemiser_portfolio [--help]``: run the portfolio service until SIGTERM."""
 
 from __future__ import annotations
 
-from alchemiser_portfolio.app import main
+from alchemiser_common.runtime.service import service_main
+from alchemiser_portfolio.service import SERVICE
 
 __all__: list[str] = []
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(service_main(SERVICE))

@@ -23,7 +23,7 @@ from decimal import Decimal
 
 from pydantic import TypeAdapter, ValidationError
 
-from alchemiser_common.broker import BrokerError, BrokerPort
+from alchemiser_broker import BrokerError, BrokerPort
 from alchemiser_common.errors import AlchemiserError, TransientError
 from alchemiser_common.events import (
     Event,
@@ -101,10 +101,8 @@ class SignalGeneratedHandler:
         self._config = config
         self._source = source
 
-    def __call__(self, event: Event, context: HandlerContext) -> Sequence[Event]:
+    def __call__(self, event: SignalGenerated, context: HandlerContext) -> Sequence[Event]:
         """Handle one signal; return the plan, or the failed workflow."""
-        if not isinstance(event, SignalGenerated):
-            raise InvalidEventError(f"expected SignalGenerated, got {event.event_type}")
         try:
             targets = targets_from_signal(event, self._config)
         except InvalidTargetsError as err:

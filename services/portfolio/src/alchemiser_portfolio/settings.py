@@ -3,49 +3,29 @@
 Sections added to :class:`~alchemiser_common.settings.CommonSettings`:
 
 * ``portfolio`` — the planner's rules (``ALCHEMISER_PORTFOLIO__CASH_RESERVE_PCT=0.01``, ...);
-* ``broker`` — which broker the account is read from: ``ALCHEMISER_BROKER__KIND`` is
-  ``simulated`` (default) or ``alpaca``; the simulated broker's own settings live under
-  ``ALCHEMISER_BROKER__SIMULATED__*``;
-* ``alpaca`` — the shared Alpaca section (``ALCHEMISER_ALPACA__API_KEY``, ``..._SECRET_KEY``,
-  ``..._PAPER``, ``..._LIVE_TRADING_CONFIRMED``), kept at the top level like every service's
-  so one secret serves them all and the library's messages name the right variables. Paper
-  is the default; live trading needs the explicit confirmation.
+* ``broker`` and ``alpaca`` — the shared broker sections of
+  :mod:`alchemiser_broker.settings` (``ALCHEMISER_BROKER__KIND``, ``simulated`` by default,
+  ``ALCHEMISER_BROKER__SIMULATED__*``, ``ALCHEMISER_ALPACA__*``).
 
-``ALCHEMISER_BROKER__KIND=alpaca`` without credentials stops the process at start-up with a
-:class:`~alchemiser_common.errors.ConfigurationError` naming the missing variables.
+``ALCHEMISER_BROKER__KIND=alpaca`` without credentials stops the process at start-up (at
+settings load) with a :class:`~alchemiser_common.errors.ConfigurationError` naming the
+missing variables.
 """
 
 from __future__ import annotations
 
 from decimal import Decimal
-from enum import StrEnum
-from pathlib import Path
 from typing import Self
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from alchemiser_common.broker.alpaca_settings import AlpacaSettings
-from alchemiser_common.broker.simulated_settings import SimulatedBrokerSettings
-from alchemiser_common.errors import ConfigurationError
+from alchemiser_broker.settings import AlpacaSettings, BrokerKind, BrokerSettings, require_alpaca
 from alchemiser_common.settings import CommonSettings
 from alchemiser_portfolio.domain import PlannerConfig
 
-__all__ = [
-    "BrokerKind",
-    "BrokerSettings",
-    "PlannerSettings",
-    "PortfolioSettings",
-    "SimulatedSettings",
-]
+__all__ = ["PlannerSettings", "PortfolioSettings"]
 
 _DEFAULTS = PlannerConfig()
-
-
-class BrokerKind(StrEnum):
-    """Where the account is read from."""
-
-    SIMULATED = "simulated"
-    ALPACA = "alpaca"
 
 
 class PlannerSettings(BaseModel):
@@ -82,36 +62,6 @@ class PlannerSettings(BaseModel):
         )
 
 
-class SimulatedSettings(SimulatedBrokerSettings):
-    """The simulated broker: its behaviour, its database and the bars it prices from.
-
-    ``database_url`` defaults to the service's own database (``ALCHEMISER_DATABASE__URL``).
-    The execution service must use the same database (and ``account_id``), or the two will
-    see different accounts. ``dataset_dir`` is required when the simulated broker is used.
-    """
-
-    database_url: SecretStr | None = Field(
-        default=None, description="SQLAlchemy URL of the simulated account; default the service's."
-    )
-    dataset_dir: Path | None = Field(
-        default=None, description="Directory of daily bar files the simulated prices come from."
-    )
-
-    def broker_settings(self) -> SimulatedBrokerSettings:
-        """The part :class:`~alchemiser_common.broker.simulated.SimulatedBroker` takes."""
-        fields = set(SimulatedBrokerSettings.model_fields)
-        return SimulatedBrokerSettings(**self.model_dump(include=fields))
-
-
-class BrokerSettings(BaseModel):
-    """Which broker the service reads the account from."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    kind: BrokerKind = BrokerKind.SIMULATED
-    simulated: SimulatedSettings = SimulatedSettings()
-
-
 class PortfolioSettings(CommonSettings):
     """Everything the portfolio service reads from its environment."""
 
@@ -122,15 +72,10 @@ class PortfolioSettings(CommonSettings):
 
     @model_validator(mode="after")
     def _alpaca_configured(self) -> Self:
-        if self.broker.kind is BrokerKind.ALPACA and self.alpaca is None:
-            raise ConfigurationError(
-                "ALCHEMISER_BROKER__KIND=alpaca needs ALCHEMISER_ALPACA__API_KEY and "
-                "ALCHEMISER_ALPACA__SECRET_KEY; neither is set"
-            )
+        if self.broker.kind is BrokerKind.ALPACA:
+            require_alpaca(self.alpaca)
         return self
 
     def require_alpaca(self) -> AlpacaSettings:
         """The Alpaca settings (checked present at load; ``ConfigurationError`` otherwise)."""
-        if self.alpaca is None:
-            raise ConfigurationError("ALCHEMISER_ALPACA__API_KEY and _SECRET_KEY are not set")
-        return self.alpaca
+        return require_alpaca(self.alpaca)

@@ -1,12 +1,11 @@
-"""``python -m alchemiser_strategy``: run the strategy service until SIGTERM."""
+"""``python -m alchemiser_strategy [--help]``: run the strategy service until SIGTERM."""
 
 from __future__ import annotations
 
-from alchemiser_common.runtime.service import run_service
-from alchemiser_strategy import register_handlers
-from alchemiser_strategy.settings import StrategySettings
+from alchemiser_common.runtime.service import service_main
+from alchemiser_strategy.service import SERVICE
 
 __all__: list[str] = []
 
 if __name__ == "__main__":
-    raise SystemExit(run_service("strategy", register_handlers, StrategySettings))
+    raise SystemExit(service_main(SERVICE))

@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 import structlog
 
 from alchemiser_common.events import WEIGHT
-from alchemiser_common.marketdata import (
+from alchemiser_marketdata import (
     DatasetMarketData,
     MarketDataError,
     MarketDataPort,

@@ -23,7 +23,7 @@ from typing import Annotated, Any, NoReturn
 import typer
 
 from alchemiser_common.errors import AlchemiserError
-from alchemiser_common.marketdata import DatasetMarketData
+from alchemiser_marketdata import DatasetMarketData
 from alchemiser_strategy.app import SignalEngine, StrategyRun, load_strategy_file
 from alchemiser_strategy.domain import INDICATORS, StrategyError, WeightedStrategy
 from alchemiser_strategy.exceptions import CliInputError

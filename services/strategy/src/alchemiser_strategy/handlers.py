@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from importlib.metadata import PackageNotFoundError, version
 
 import structlog
 from pydantic import TypeAdapter, ValidationError
@@ -30,7 +29,7 @@ from alchemiser_common.events import (
     WorkflowFailed,
     WorkflowStarted,
 )
-from alchemiser_common.runtime.handlers import HandlerContext, InvalidEventError
+from alchemiser_common.runtime.handlers import HandlerContext
 from alchemiser_strategy.app import SignalEngine, StrategyRun
 from alchemiser_strategy.exceptions import SignalUnavailableError
 from alchemiser_strategy.signals import signal_payload
@@ -45,11 +44,7 @@ _log = structlog.get_logger("alchemiser.strategy")
 
 def service_source() -> EventSource:
     """``source`` of every event this service emits: name and installed package version."""
-    try:
-        package_version = version("alchemiser-strategy")
-    except PackageNotFoundError:  # pragma: no cover - running from an uninstalled tree
-        package_version = "0+unknown"
-    return EventSource(service=SERVICE, version=package_version)
+    return EventSource.of_package(SERVICE, "alchemiser-strategy")
 
 
 class SignalHandler:
@@ -59,10 +54,8 @@ class SignalHandler:
         self._engine = engine
         self._source = source or service_source()
 
-    def __call__(self, event: Event, context: HandlerContext) -> Sequence[Event]:
+    def __call__(self, event: WorkflowStarted, context: HandlerContext) -> Sequence[Event]:
         """Evaluate the strategies for ``event.as_of`` and emit the signal or the failure."""
-        if not isinstance(event, WorkflowStarted):
-            raise InvalidEventError(f"expected WorkflowStarted, got {event.event_type}")
         now = context.now()
         try:
             run = self._engine.run(event.as_of, now)

@@ -18,7 +18,7 @@ import pytest
 from pydantic import ValidationError
 
 from alchemiser_common.errors import TransientError
-from alchemiser_common.marketdata import (
+from alchemiser_marketdata import (
     MarketDataError,
     MarketDataPort,
     MarketDataRequestError,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from alchemiser_common.marketdata import (
+from alchemiser_marketdata import (
     DatasetMarketData,
     lookback_start,
     market_snapshot_id,

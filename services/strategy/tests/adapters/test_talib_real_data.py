@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import talib
 
-from alchemiser_common.marketdata import DatasetMarketData
+from alchemiser_marketdata import DatasetMarketData
 from alchemiser_strategy.adapters.market_data import DEMO_DATASET_DIR, to_market_data
 from alchemiser_strategy.domain import IndicatorCache, MarketData
 from alchemiser_strategy.domain.indicators import FloatArray

@@ -23,7 +23,7 @@ DirOption = Annotated[
     Path | None,
     typer.Option(
         "--dir",
-        help=f"The schemas/avro directory (default: ${SCHEMAS_DIR_ENV}, else found upwards).",
+        help=f"The schemas directory (default: ${SCHEMAS_DIR_ENV}, else the packaged schemas).",
         file_okay=False,
     ),
 ]

@@ -19,7 +19,7 @@ from uuid import UUID
 
 from pydantic import ValidationError
 
-from alchemiser_common.errors import DeserializationError
+from alchemiser_common.errors import DeadLetterReason, DeserializationError
 from alchemiser_common.events.envelope import Event
 
 __all__ = ["from_avro_dict", "to_avro_dict"]
@@ -49,7 +49,9 @@ def _avro_value(value: Any) -> Any:
 
 def _reject_floats(value: Any, path: str) -> None:
     if isinstance(value, float):
-        raise DeserializationError("float_value", f"float at {path}: Avro events carry Decimals")
+        raise DeserializationError(
+            DeadLetterReason.FLOAT_VALUE, f"float at {path}: Avro events carry Decimals"
+        )
     if isinstance(value, Mapping):
         for key, item in value.items():
             _reject_floats(item, f"{path}.{key}")
@@ -75,5 +77,5 @@ def from_avro_dict(cls: type[E], data: Mapping[str, Any]) -> E:
         return cls.model_validate(dict(data), strict=False)
     except ValidationError as err:
         raise DeserializationError(
-            "invalid_event", f"record does not validate as {cls.__name__}: {err}"
+            DeadLetterReason.INVALID_EVENT, f"record does not validate as {cls.__name__}: {err}"
         ) from err

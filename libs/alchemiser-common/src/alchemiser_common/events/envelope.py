@@ -8,6 +8,7 @@ trigger's ``WorkflowStarted``), ``occurred_at`` (UTC), ``source`` and ``account_
 
 from __future__ import annotations
 
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any, ClassVar, Self
 from uuid import UUID
 
@@ -17,7 +18,7 @@ from alchemiser_common.events.hashing import derive_event_id
 from alchemiser_common.events.payloads import Record
 from alchemiser_common.events.types import NonEmptyStr, UtcDatetime
 
-__all__ = ["Event", "EventSource"]
+__all__ = ["Event", "EventSource", "package_version"]
 
 
 class EventSource(Record):
@@ -25,6 +26,19 @@ class EventSource(Record):
 
     service: NonEmptyStr
     version: NonEmptyStr
+
+    @classmethod
+    def of_package(cls, service: str, distribution: str) -> EventSource:
+        """``service`` at the installed version of ``distribution`` (the one version helper)."""
+        return cls(service=service, version=package_version(distribution))
+
+
+def package_version(distribution: str) -> str:
+    """The installed version of ``distribution``; ``0+unknown`` in an uninstalled tree."""
+    try:
+        return version(distribution)
+    except PackageNotFoundError:
+        return "0+unknown"
 
 
 class Event(Record):

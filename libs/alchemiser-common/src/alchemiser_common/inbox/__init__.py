@@ -1,13 +1,12 @@
 """The inbox (dedupe) store: one effect per input, outputs kept for byte-exact re-emission.
 
-See :mod:`alchemiser_common.inbox.store` for the transaction protocol. Typical set-up::
+See :mod:`alchemiser_common.inbox.store` for the protocol. Typical set-up::
 
     engine = create_engine_from_url(settings.database_url)
     store = inbox_store_for(engine)
     store.migrate()
 """
 
-from alchemiser_common.inbox.batch import Claim, ClaimRequest, InboxBatch
 from alchemiser_common.inbox.exceptions import (
     InboxError,
     InboxStoreError,
@@ -15,7 +14,15 @@ from alchemiser_common.inbox.exceptions import (
     InboxUsageError,
     TransientError,
 )
-from alchemiser_common.inbox.model import ClaimOutcome, InboxRecord, StoredOutput, content_hash
+from alchemiser_common.inbox.model import (
+    Claim,
+    ClaimOutcome,
+    InboxEntry,
+    InboxRecord,
+    StoredOutput,
+    UnitOfWork,
+    content_hash,
+)
 from alchemiser_common.inbox.schema import inbox_output_table, inbox_table, metadata
 from alchemiser_common.inbox.store import (
     INBOX_VERSION_TABLE,
@@ -24,25 +31,23 @@ from alchemiser_common.inbox.store import (
     SqliteInboxStore,
     inbox_store_for,
 )
-from alchemiser_common.inbox.transaction import InboxTransaction
 
 __all__ = [
     "INBOX_VERSION_TABLE",
     "Claim",
     "ClaimOutcome",
-    "ClaimRequest",
-    "InboxBatch",
+    "InboxEntry",
     "InboxError",
     "InboxRecord",
     "InboxStore",
     "InboxStoreError",
-    "InboxTransaction",
     "InboxUnavailableError",
     "InboxUsageError",
     "PostgresInboxStore",
     "SqliteInboxStore",
     "StoredOutput",
     "TransientError",
+    "UnitOfWork",
     "content_hash",
     "inbox_output_table",
     "inbox_store_for",

@@ -1,13 +1,27 @@
-"""Values of the inbox store: stored outputs, claim outcomes, stored rows."""
+"""Values of the inbox store: entries to record, claim outcomes, stored outputs and rows."""
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-__all__ = ["ClaimOutcome", "InboxRecord", "StoredOutput", "content_hash"]
+from sqlalchemy.engine import Connection
+
+__all__ = [
+    "Claim",
+    "ClaimOutcome",
+    "InboxEntry",
+    "InboxRecord",
+    "StoredOutput",
+    "UnitOfWork",
+    "content_hash",
+]
+
+UnitOfWork = Callable[[Connection], None]
+"""State a handler returns: writes run inside the inbox transaction, after the row is claimed."""
 
 
 class ClaimOutcome(StrEnum):
@@ -19,6 +33,8 @@ class ClaimOutcome(StrEnum):
     """A committed row with the same content hash exists: re-emit its stored outputs."""
     CONFLICT = "conflict"
     """A committed row with a different content hash exists: do not act; dead-letter."""
+    STATE_FAILED = "state_failed"
+    """The entry's unit of work failed: its savepoint and its row were rolled back."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,3 +80,33 @@ class InboxRecord:
 def content_hash(data: bytes) -> str:
     """The content hash the store expects: ``sha256:`` and the hex digest of ``data``."""
     return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class InboxEntry:
+    """One handled input to record: its key and origin, its outputs and its state, if any."""
+
+    dedupe_key: str
+    content_hash: str
+    event_id: str
+    topic: str
+    partition: int
+    offset: int
+    outputs: tuple[StoredOutput, ...] = ()
+    state: UnitOfWork | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """What recording (or looking up) one key found.
+
+    ``stored_outputs`` are the first run's outputs (DUPLICATE and not yet published, else
+    empty); ``stored_published`` says they are known to be committed to Kafka already;
+    ``error`` is why the unit of work failed (STATE_FAILED only).
+    """
+
+    outcome: ClaimOutcome
+    stored_outputs: tuple[StoredOutput, ...] = ()
+    stored_content_hash: str | None = None
+    stored_published: bool = False
+    error: BaseException | None = None

@@ -1,35 +1,31 @@
-"""The inbox store: one database transaction per input, duplicates found by the primary key.
+"""The inbox port: record a batch of handled inputs in one short transaction; the key decides.
 
-Usage by the processing loop, per decoded input record::
+The processing loop uses two calls per batch, and never holds a transaction across a handler:
 
-    with store.transaction(consumer, dedupe_key, content_hash, event_id=..., topic=...,
-                           partition=..., offset=...) as tx:
-        if tx.outcome is ClaimOutcome.DUPLICATE:
-            re-emit tx.stored_outputs          # byte for byte, in order
-        elif tx.outcome is ClaimOutcome.CONFLICT:
-            dead-letter the input              # tx.stored_content_hash is the first input's
-        else:                                  # NEW
-            run the handler with tx.connection, then tx.record_outputs(outputs)
+* :meth:`InboxStore.lookup` (before the handlers, a plain read): which inputs were already
+  recorded — a committed row with the same content hash is DUPLICATE (its stored outputs are
+  re-emitted, unless they are known to be published), another hash is CONFLICT. This only
+  saves handler work on redelivery; the constraint below still decides.
+* :meth:`InboxStore.record` (after the handlers): ONE transaction that inserts every entry's
+  row with ``INSERT ... ON CONFLICT (consumer, dedupe_key) DO NOTHING RETURNING``, then, for
+  each row it inserted, runs the entry's unit of work inside a SAVEPOINT and stores its
+  outputs. A row it did not insert lost a race to another instance: DUPLICATE with that
+  instance's stored outputs (or CONFLICT). A unit of work that raises rolls back to its
+  savepoint and its row is deleted again: STATE_FAILED, the others commit.
 
-The claim is ``INSERT ... ON CONFLICT DO NOTHING`` on ``(consumer, dedupe_key)``: the primary
-key decides, never a read-then-write. A concurrent claim of the same key waits for the first
-transaction (PostgreSQL: on the index entry; SQLite: on ``BEGIN IMMEDIATE``) and then sees
-its committed row (DUPLICATE) or, if it rolled back, claims the key itself (NEW).
+A concurrent insert of the same key waits for the first transaction (PostgreSQL: on the index
+entry, at READ COMMITTED; SQLite: on ``BEGIN IMMEDIATE``) and then finds its committed row,
+or claims the key itself if that transaction rolled back.
 
-Leaving the block normally commits a NEW claim (inbox row, the handler's state writes and the
-stored outputs together); DUPLICATE and CONFLICT write nothing. Leaving it with an exception
-rolls everything back, so the input will be handled again. Transient database failures, in
-the store or in state writes made through ``tx.connection``, surface as
-:class:`InboxUnavailableError`; other database failures of the store as
-:class:`InboxStoreError`; a handler's own exceptions pass through unchanged.
+Transient database failures surface as :class:`InboxUnavailableError` (nothing committed, or
+for a failed commit unknown: the retry finds the rows), others as :class:`InboxStoreError`.
 """
 
 from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -43,25 +39,27 @@ from alchemiser_common.db import (
     sqlite_engine_is_configured,
     upgrade_to_head,
 )
-from alchemiser_common.errors import ConfigurationError
-from alchemiser_common.inbox.batch import InboxBatch
-from alchemiser_common.inbox.exceptions import InboxUnavailableError
-from alchemiser_common.inbox.model import ClaimOutcome, InboxRecord, StoredOutput
+from alchemiser_common.errors import ConfigurationError, TransientError
+from alchemiser_common.inbox.exceptions import InboxUnavailableError, InboxUsageError
+from alchemiser_common.inbox.model import (
+    Claim,
+    ClaimOutcome,
+    InboxEntry,
+    InboxRecord,
+    StoredOutput,
+)
 from alchemiser_common.inbox.schema import (
     decode_headers,
+    encode_headers,
     inbox_output_table,
     inbox_table,
     metadata,
 )
-from alchemiser_common.inbox.transaction import (
-    DRIVER_ERRORS,
-    InboxTransaction,
-    describe_error,
-    translated_errors,
-)
+from alchemiser_common.inbox.translate import DRIVER_ERRORS, describe_error, translated_errors
 
 __all__ = [
     "INBOX_VERSION_TABLE",
+    "INSERT_PAGE_ROWS",
     "InboxStore",
     "PostgresInboxStore",
     "SqliteInboxStore",
@@ -71,20 +69,19 @@ __all__ = [
 INBOX_VERSION_TABLE = "alembic_version_inbox"
 """Alembic version table of the inbox migrations (services keep their own trees and tables)."""
 
+#: Rows per multi-row INSERT. Small pages keep each statement short enough for psycopg's
+#: query-conversion cache; measured here, 25 beat both 10 and 100+ (make bench).
+INSERT_PAGE_ROWS = 25
+
 _MIGRATIONS = Path(__file__).parent / "migrations"
 _log = logging.getLogger(__name__)
 
 
-#: Rows per multi-row INSERT in a batch. Small pages keep each statement short enough for
-#: psycopg's query-conversion cache; measured here, 25 beat both 10 and 100+ (make bench).
-INSERT_PAGE_ROWS = 25
-
-
 class InboxStore(ABC):
-    """The inbox port: claim an input key, keep its outputs, re-emit them on redelivery.
+    """The inbox port (see the module docstring); one adapter per database dialect.
 
-    Implementations differ only in the dialect's insert-on-conflict statement; use
-    :func:`inbox_store_for` to pick one for an engine. ``clock`` stamps ``processed_at``.
+    Use :func:`inbox_store_for` to pick the adapter for an engine. ``clock`` stamps
+    ``processed_at`` and ``published_at``.
     """
 
     def __init__(self, engine: Engine, *, clock: Callable[[], datetime] | None = None) -> None:
@@ -97,15 +94,16 @@ class InboxStore(ABC):
         return self._engine
 
     @abstractmethod
-    def _claim_statement(self, row: Mapping[str, Any]) -> sa.Executable:
-        """``INSERT row INTO inbox ON CONFLICT (consumer, dedupe_key) DO NOTHING RETURNING``.
+    def _insert(self) -> Any:
+        """The dialect's ``insert`` construct (it has ``on_conflict_do_nothing``)."""
 
-        Yields one row when the key was claimed, none when it already existed.
-        """
-
+    @abstractmethod
     def _connect(self, *, write: bool = True) -> Connection:
         """A new connection; ``write=False`` for reads that must not queue behind writers."""
-        return self._engine.connect()
+
+    def now(self) -> datetime:
+        """The store's clock, in UTC."""
+        return self._clock().astimezone(UTC)
 
     # -- lifecycle -----------------------------------------------------------------------
     def migrate(self) -> None:
@@ -134,15 +132,169 @@ class InboxStore(ABC):
         ):
             connection.execute(sa.select(sa.literal(1)).select_from(inbox_table).limit(0))
 
+    # -- the two calls of a batch --------------------------------------------------------
+    def lookup(self, consumer: str, hashes: Mapping[str, str]) -> dict[str, Claim]:
+        """The committed rows among ``hashes``' keys (key -> content hash), as claims.
+
+        Keys without a row are absent from the result. A plain read: no lock is held after it.
+        """
+        if not hashes:
+            return {}
+        with (
+            translated_errors(f"looking up {len(hashes)} input(s) of {consumer}"),
+            self._connect(write=False) as connection,
+        ):
+            return _existing(connection, consumer, hashes)
+
+    def record(
+        self,
+        consumer: str,
+        entries: Sequence[InboxEntry],
+        *,
+        before_commit: Callable[[], None] | None = None,
+    ) -> dict[str, Claim]:
+        """Record ``entries`` (distinct keys) in ONE transaction; one claim per key.
+
+        NEW: the row, the unit of work and the outputs committed. DUPLICATE / CONFLICT: the
+        row existed (another instance won); nothing of this entry was written. STATE_FAILED:
+        the unit of work raised; neither its row nor its state nor its outputs were kept.
+        ``before_commit`` runs inside the transaction just before the commit (a test hook).
+        """
+        by_key = {entry.dedupe_key: entry for entry in entries}
+        if len(by_key) != len(entries):
+            raise InboxUsageError("record() needs distinct dedupe keys")
+        if not entries:
+            return {}
+        with translated_errors(f"recording {len(entries)} input(s) of {consumer}"):
+            connection = self._connect().execution_options(
+                insertmanyvalues_page_size=INSERT_PAGE_ROWS
+            )
+        try:
+            try:
+                with translated_errors(f"recording {len(entries)} input(s) of {consumer}"):
+                    connection.begin()
+                    claims = self._record(connection, consumer, by_key)
+                if before_commit is not None:
+                    before_commit()
+                with translated_errors(f"committing {len(entries)} input(s) of {consumer}"):
+                    connection.commit()
+            except BaseException:
+                _rollback_quietly(connection)
+                raise
+        finally:
+            _close_quietly(connection)
+        return claims
+
+    def _record(
+        self, connection: Connection, consumer: str, entries: Mapping[str, InboxEntry]
+    ) -> dict[str, Claim]:
+        now = self.now()
+        rows = [
+            {
+                "consumer": consumer,
+                "dedupe_key": entry.dedupe_key,
+                "content_hash": entry.content_hash,
+                "event_id": entry.event_id,
+                "source_topic": entry.topic,
+                "source_partition": entry.partition,
+                "source_offset": entry.offset,
+                "processed_at": now,
+            }
+            # one lock order for every instance: two batches holding the same keys in another
+            # order would otherwise deadlock on PostgreSQL
+            for entry in sorted(entries.values(), key=lambda entry: entry.dedupe_key)
+        ]
+        # RETURNING rather than rowcount: drivers report -1 for INSERT ... ON CONFLICT.
+        inserted = {row.dedupe_key for row in connection.execute(self._claim_statement(), rows)}
+        lost = {key: entry.content_hash for key, entry in entries.items() if key not in inserted}
+        claims = _existing(connection, consumer, lost)
+        missing = set(lost) - set(claims)
+        if missing:  # deleted between our insert and read (a retention purge): retry the batch
+            raise InboxUnavailableError(f"inbox rows {sorted(missing)[:3]} vanished; retry")
+        outputs: list[dict[str, Any]] = []
+        for key, entry in entries.items():
+            if key not in inserted:
+                continue
+            error = _apply(connection, entry) if entry.state is not None else None
+            if error is not None:
+                connection.execute(
+                    sa.delete(inbox_table).where(
+                        inbox_table.c.consumer == consumer, inbox_table.c.dedupe_key == key
+                    )
+                )
+                claims[key] = Claim(ClaimOutcome.STATE_FAILED, error=error)
+                continue
+            claims[key] = Claim(ClaimOutcome.NEW)
+            outputs.extend(
+                {
+                    "consumer": consumer,
+                    "dedupe_key": key,
+                    "seq": seq,
+                    "topic": output.topic,
+                    "key": output.key,
+                    "value": output.value,
+                    "headers": encode_headers(output.headers),
+                }
+                for seq, output in enumerate(entry.outputs)
+            )
+        if outputs:
+            connection.execute(sa.insert(inbox_output_table), outputs)
+        return claims
+
+    def _claim_statement(self) -> sa.Executable:
+        """``INSERT ... ON CONFLICT DO NOTHING RETURNING dedupe_key``, run with many rows.
+
+        SQLAlchemy's "insertmanyvalues" turns the executemany into multi-row inserts with one
+        cached compiled form, so a batch of claims costs a round trip, not one per row.
+        """
+        statement: sa.Executable = (
+            self._insert()(inbox_table)
+            .on_conflict_do_nothing(index_elements=["consumer", "dedupe_key"])
+            .returning(inbox_table.c.dedupe_key)
+        )
+        return statement
+
+    def mark_published(self, consumer: str, dedupe_keys: Iterable[str]) -> None:
+        """Record that the outputs of these inputs are committed to Kafka.
+
+        Called after the Kafka transaction commits. A later duplicate of a published input
+        re-emits nothing; one of an unpublished input (crash before this call) re-emits the
+        stored outputs, which downstream dedupe recognises by their event ids.
+        """
+        keys = list(dedupe_keys)
+        if not keys:
+            return
+        statement = (
+            sa.update(inbox_table)
+            .where(
+                inbox_table.c.consumer == consumer,
+                inbox_table.c.dedupe_key.in_(keys),
+                inbox_table.c.published_at.is_(None),
+            )
+            .values(published_at=self.now())
+        )
+        with (
+            translated_errors(f"marking {len(keys)} input(s) published"),
+            self._connect() as connection,
+        ):
+            connection.execute(statement)
+            connection.commit()
+
+    # -- reads for operators and tests ---------------------------------------------------
     def get(self, consumer: str, dedupe_key: str) -> InboxRecord | None:
         """The committed row for ``(consumer, dedupe_key)`` with its outputs, or ``None``."""
         with (
             translated_errors(f"reading {consumer}/{dedupe_key}"),
             self._connect(write=False) as connection,
         ):
-            row = self._read_row(connection, consumer, dedupe_key)
+            row = connection.execute(
+                sa.select(inbox_table).where(
+                    inbox_table.c.consumer == consumer, inbox_table.c.dedupe_key == dedupe_key
+                )
+            ).one_or_none()
             if row is None:
                 return None
+            outputs = _outputs(connection, consumer, [dedupe_key]).get(dedupe_key, ())
             return InboxRecord(
                 consumer=row.consumer,
                 dedupe_key=row.dedupe_key,
@@ -152,212 +304,20 @@ class InboxStore(ABC):
                 partition=row.source_partition,
                 offset=row.source_offset,
                 processed_at=_as_utc(row.processed_at),
-                outputs=self._read_outputs(connection, consumer, dedupe_key),
+                outputs=outputs,
             )
-
-    # -- the transaction -----------------------------------------------------------------
-    @contextmanager
-    def transaction(
-        self,
-        consumer: str,
-        dedupe_key: str,
-        content_hash: str,
-        *,
-        event_id: str,
-        topic: str,
-        partition: int,
-        offset: int,
-    ) -> Iterator[InboxTransaction]:
-        """Open one database transaction and claim ``(consumer, dedupe_key)`` in it.
-
-        See the module docstring for the outcomes and what commits when.
-        """
-        row = {
-            "consumer": consumer,
-            "dedupe_key": dedupe_key,
-            "content_hash": content_hash,
-            "event_id": event_id,
-            "source_topic": topic,
-            "source_partition": partition,
-            "source_offset": offset,
-            "processed_at": self._clock().astimezone(UTC),
-        }
-        with translated_errors("opening the inbox transaction"):
-            connection = self._connect()
-        try:
-            with translated_errors(f"claiming {consumer}/{dedupe_key}"):
-                connection.begin()
-                tx = self._claim(connection, row)
-            try:
-                yield tx
-            except BaseException as err:
-                tx._close()
-                _rollback_quietly(connection)
-                if isinstance(err, DRIVER_ERRORS) and is_transient_database_error(err):
-                    raise InboxUnavailableError(
-                        f"database unavailable while handling {consumer}/{dedupe_key}: "
-                        f"{describe_error(err)}"
-                    ) from err
-                raise
-            tx._close()
-            with translated_errors(f"committing {consumer}/{dedupe_key}"):
-                if tx.outcome is ClaimOutcome.NEW:
-                    connection.commit()
-                else:
-                    connection.rollback()
-        finally:
-            _close_quietly(connection)
-
-    def now(self) -> datetime:
-        """The store's clock, in UTC."""
-        return self._clock().astimezone(UTC)
-
-    def claim_many_statement(self) -> sa.Executable:
-        """``INSERT ... ON CONFLICT DO NOTHING RETURNING dedupe_key``, run with many rows.
-
-        SQLAlchemy's "insertmanyvalues" turns the executemany into multi-row inserts with one
-        cached compiled form, so a batch of claims costs a round trip, not one per row.
-        """
-        dialect_insert = (
-            postgresql.insert if self._engine.dialect.name == "postgresql" else sqlite.insert
-        )
-        return (
-            dialect_insert(inbox_table)
-            .on_conflict_do_nothing(index_elements=["consumer", "dedupe_key"])
-            .returning(inbox_table.c.dedupe_key)
-        )
-
-    @contextmanager
-    def batch(self, consumer: str) -> Iterator[InboxBatch]:
-        """One database transaction for many inputs (see :mod:`alchemiser_common.inbox.batch`).
-
-        Commits when the block ends normally (after writing the recorded outputs), rolls back
-        on an exception; transient database failures surface as :class:`InboxUnavailableError`.
-        """
-        with translated_errors("opening an inbox batch"):
-            connection = self._connect().execution_options(
-                insertmanyvalues_page_size=INSERT_PAGE_ROWS
-            )
-        try:
-            with translated_errors(f"beginning a batch of {consumer}"):
-                connection.begin()
-            batch = InboxBatch(self, consumer, connection)
-            try:
-                yield batch
-                batch.flush()
-            except BaseException as err:
-                _rollback_quietly(connection)
-                if isinstance(err, DRIVER_ERRORS) and is_transient_database_error(err):
-                    raise InboxUnavailableError(
-                        f"database unavailable in a batch of {consumer}: {describe_error(err)}"
-                    ) from err
-                raise
-            with translated_errors(f"committing a batch of {consumer}"):
-                connection.commit()
-        finally:
-            _close_quietly(connection)
-
-    def _claim(self, connection: Connection, row: Mapping[str, Any]) -> InboxTransaction:
-        consumer, dedupe_key = row["consumer"], row["dedupe_key"]
-        common = {
-            "consumer": consumer,
-            "dedupe_key": dedupe_key,
-            "content_hash": row["content_hash"],
-            "connection": connection,
-        }
-        # RETURNING rather than rowcount: drivers report -1 for INSERT ... ON CONFLICT.
-        inserted = connection.execute(self._claim_statement(row)).first() is not None
-        if inserted:
-            return InboxTransaction(outcome=ClaimOutcome.NEW, **common)
-        existing = self._read_row(connection, consumer, dedupe_key)
-        if existing is None:  # deleted between our insert and read (retention purge): retry
-            raise InboxUnavailableError(f"inbox row {consumer}/{dedupe_key} vanished; retry")
-        if existing.content_hash != row["content_hash"]:
-            return InboxTransaction(
-                outcome=ClaimOutcome.CONFLICT,
-                stored_content_hash=existing.content_hash,
-                stored_event_id=existing.event_id,
-                **common,
-            )
-        return InboxTransaction(
-            outcome=ClaimOutcome.DUPLICATE,
-            stored_outputs=self._read_outputs(connection, consumer, dedupe_key),
-            stored_content_hash=existing.content_hash,
-            stored_event_id=existing.event_id,
-            stored_published=existing.published_at is not None,
-            **common,
-        )
-
-    def mark_published(self, consumer: str, dedupe_keys: Sequence[str]) -> None:
-        """Record that the outputs of these inputs are committed to Kafka.
-
-        Called after the Kafka transaction commits. A later duplicate of a published input
-        re-emits nothing; one of an unpublished input (crash before this call) re-emits the
-        stored outputs, which downstream dedupe recognises by their event ids.
-        """
-        if not dedupe_keys:
-            return
-        statement = (
-            sa.update(inbox_table)
-            .where(
-                inbox_table.c.consumer == consumer,
-                inbox_table.c.dedupe_key.in_(list(dedupe_keys)),
-                inbox_table.c.published_at.is_(None),
-            )
-            .values(published_at=self._clock().astimezone(UTC))
-        )
-        with (
-            translated_errors(f"marking {len(dedupe_keys)} input(s) published"),
-            self._connect() as connection,
-        ):
-            connection.execute(statement)
-            connection.commit()
-
-    @staticmethod
-    def _read_row(connection: Connection, consumer: str, dedupe_key: str) -> sa.Row[Any] | None:
-        query = sa.select(inbox_table).where(
-            inbox_table.c.consumer == consumer, inbox_table.c.dedupe_key == dedupe_key
-        )
-        return connection.execute(query).one_or_none()
-
-    @staticmethod
-    def _read_outputs(
-        connection: Connection, consumer: str, dedupe_key: str
-    ) -> tuple[StoredOutput, ...]:
-        query = (
-            sa.select(inbox_output_table)
-            .where(
-                inbox_output_table.c.consumer == consumer,
-                inbox_output_table.c.dedupe_key == dedupe_key,
-            )
-            .order_by(inbox_output_table.c.seq)
-        )
-        return tuple(
-            StoredOutput(
-                topic=row.topic,
-                key=None if row.key is None else bytes(row.key),
-                value=bytes(row.value),
-                headers=decode_headers(row.headers),
-            )
-            for row in connection.execute(query)
-        )
 
 
 class PostgresInboxStore(InboxStore):
-    """The inbox on PostgreSQL (psycopg 3); claims run at READ COMMITTED.
+    """The inbox on PostgreSQL (psycopg 3); every transaction runs at READ COMMITTED.
 
     READ COMMITTED is what makes a blocked concurrent claim see the first transaction's
     committed row; it is pinned so a server-wide ``default_transaction_isolation`` cannot
     turn duplicates into serialization failures.
     """
 
-    def _claim_statement(self, row: Mapping[str, Any]) -> sa.Executable:
-        return (
-            postgresql.insert(inbox_table)
-            .values(dict(row))
-            .on_conflict_do_nothing(index_elements=["consumer", "dedupe_key"])
-            .returning(inbox_table.c.consumer)
-        )
+    def _insert(self) -> Any:
+        return postgresql.insert
 
     def _connect(self, *, write: bool = True) -> Connection:
         return self._engine.connect().execution_options(isolation_level="READ COMMITTED")
@@ -374,16 +334,11 @@ class SqliteInboxStore(InboxStore):
             )
         super().__init__(engine, clock=clock)
 
-    def _claim_statement(self, row: Mapping[str, Any]) -> sa.Executable:
-        return (
-            sqlite.insert(inbox_table)
-            .values(dict(row))
-            .on_conflict_do_nothing(index_elements=["consumer", "dedupe_key"])
-            .returning(inbox_table.c.consumer)
-        )
+    def _insert(self) -> Any:
+        return sqlite.insert
 
     def _connect(self, *, write: bool = True) -> Connection:
-        # Claims take the write lock up front (concurrent claims queue; no lock upgrade that
+        # Writes take the write lock up front (concurrent writers queue; no lock upgrade that
         # could fail half-way); reads use WAL snapshots and never wait for a writer.
         mode = "IMMEDIATE" if write else "DEFERRED"
         return self._engine.connect().execution_options(sqlite_begin=mode)
@@ -396,6 +351,89 @@ def inbox_store_for(engine: Engine, *, clock: Callable[[], datetime] | None = No
     if engine.dialect.name == "sqlite":
         return SqliteInboxStore(engine, clock=clock)
     raise ConfigurationError(f"no inbox store for database dialect {engine.dialect.name!r}")
+
+
+def _apply(connection: Connection, entry: InboxEntry) -> BaseException | None:
+    """Run the entry's unit of work in a SAVEPOINT; the error if it failed (rolled back).
+
+    A transient failure (a transient database error, or a ``TransientError`` of the unit of
+    work) is raised: the whole batch is retried, nothing dead-lettered.
+    """
+    assert entry.state is not None
+    savepoint = connection.begin_nested()
+    try:
+        entry.state(connection)
+    except TransientError:
+        savepoint.rollback()
+        raise
+    except Exception as err:
+        savepoint.rollback()
+        if isinstance(err, DRIVER_ERRORS) and is_transient_database_error(err):
+            raise InboxUnavailableError(
+                f"database unavailable applying the state of {entry.dedupe_key}: "
+                f"{describe_error(err)}"
+            ) from err
+        return err
+    savepoint.commit()
+    return None
+
+
+def _existing(connection: Connection, consumer: str, hashes: Mapping[str, str]) -> dict[str, Claim]:
+    """Claims for the keys of ``hashes`` that have a committed row (others are absent)."""
+    if not hashes:
+        return {}
+    rows = connection.execute(
+        sa.select(
+            inbox_table.c.dedupe_key, inbox_table.c.content_hash, inbox_table.c.published_at
+        ).where(inbox_table.c.consumer == consumer, inbox_table.c.dedupe_key.in_(list(hashes)))
+    ).all()
+    unpublished = [
+        row.dedupe_key
+        for row in rows
+        if row.published_at is None and row.content_hash == hashes[row.dedupe_key]
+    ]
+    stored = _outputs(connection, consumer, unpublished)
+    claims: dict[str, Claim] = {}
+    for row in rows:
+        if row.content_hash != hashes[row.dedupe_key]:
+            claims[row.dedupe_key] = Claim(
+                ClaimOutcome.CONFLICT, stored_content_hash=row.content_hash
+            )
+        else:
+            claims[row.dedupe_key] = Claim(
+                ClaimOutcome.DUPLICATE,
+                stored_outputs=stored.get(row.dedupe_key, ()),
+                stored_content_hash=row.content_hash,
+                stored_published=row.published_at is not None,
+            )
+    return claims
+
+
+def _outputs(
+    connection: Connection, consumer: str, keys: Sequence[str]
+) -> dict[str, tuple[StoredOutput, ...]]:
+    """The stored outputs of ``keys``, each in production order."""
+    if not keys:
+        return {}
+    found: dict[str, list[StoredOutput]] = {}
+    query = (
+        sa.select(inbox_output_table)
+        .where(
+            inbox_output_table.c.consumer == consumer,
+            inbox_output_table.c.dedupe_key.in_(list(keys)),
+        )
+        .order_by(inbox_output_table.c.dedupe_key, inbox_output_table.c.seq)
+    )
+    for row in connection.execute(query):
+        found.setdefault(row.dedupe_key, []).append(
+            StoredOutput(
+                topic=row.topic,
+                key=None if row.key is None else bytes(row.key),
+                value=bytes(row.value),
+                headers=decode_headers(row.headers),
+            )
+        )
+    return {key: tuple(outputs) for key, outputs in found.items()}
 
 
 def _as_utc(moment: datetime) -> datetime:

@@ -1,8 +1,8 @@
-"""The Kafka foundation: a thin typed client wrapper, error classes and the embedded broker.
+"""The Kafka foundation: a thin typed client wrapper and its error classes.
 
 Only the runtime uses this package; services never import it or ``confluent_kafka``. The
-embedded broker lives in :mod:`alchemiser_common.kafka.embedded` (not imported here so that
-``python -m alchemiser_common.kafka.embedded`` runs cleanly).
+embedded broker for development and tests lives in the dev-only
+:mod:`alchemiser_devtools.embedded`.
 """
 
 from __future__ import annotations

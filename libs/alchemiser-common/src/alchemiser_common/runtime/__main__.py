@@ -1,7 +1,8 @@
-"""Run any registration function on the runtime: ``python -m alchemiser_common.runtime MOD:FUNC``.
+"""Run any service declaration on the runtime: ``python -m alchemiser_common.runtime MOD:ATTR``.
 
 Services have their own ``python -m alchemiser_<svc>``; this entry point serves tests and ad-hoc
-consumers. The service name comes from ``ALCHEMISER_SERVICE_NAME``.
+consumers (``ATTR`` names a :class:`~alchemiser_common.runtime.declaration.Service`).
+``ALCHEMISER_SERVICE_NAME`` replaces the declared name.
 """
 
 from __future__ import annotations
@@ -9,17 +10,21 @@ from __future__ import annotations
 import importlib
 import sys
 
-from alchemiser_common.runtime.service import run_service
+from alchemiser_common.runtime.declaration import Service
+from alchemiser_common.runtime.service import service_main
 
 
 def main(argv: list[str]) -> int:
-    """Import ``module:function`` and run it as a service."""
-    if len(argv) != 1 or ":" not in argv[0]:
-        print("usage: python -m alchemiser_common.runtime MODULE:FUNCTION", file=sys.stderr)
+    """Import ``module:attribute`` (a ``Service``) and run it."""
+    if not argv or ":" not in argv[0]:
+        print("usage: python -m alchemiser_common.runtime MODULE:SERVICE [--help]", file=sys.stderr)
         return 2
-    module_name, function_name = argv[0].split(":", 1)
-    register = getattr(importlib.import_module(module_name), function_name)
-    return run_service("alchemiser", register)
+    module_name, attribute = argv[0].split(":", 1)
+    service = getattr(importlib.import_module(module_name), attribute)
+    if not isinstance(service, Service):
+        print(f"{argv[0]} is not a Service declaration", file=sys.stderr)
+        return 2
+    return service_main(service, argv[1:])
 
 
 if __name__ == "__main__":

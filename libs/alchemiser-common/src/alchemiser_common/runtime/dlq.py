@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from enum import StrEnum
 
+from alchemiser_common.errors import DeadLetterReason
 from alchemiser_common.inbox import StoredOutput
 from alchemiser_common.topics import dlq_topic
 
@@ -13,19 +13,6 @@ __all__ = ["DLQ_HEADER_PREFIX", "DeadLetterReason", "dead_letter"]
 
 DLQ_HEADER_PREFIX = "dlq."
 _MAX_MESSAGE_BYTES = 2048
-
-
-class DeadLetterReason(StrEnum):
-    """Why a record went to the dead-letter topic (header ``dlq.reason``)."""
-
-    UNDECODABLE = "undecodable"
-    BAD_MAGIC_BYTE = "bad_magic_byte"
-    UNKNOWN_SCHEMA = "unknown_schema"
-    INVALID_EVENT = "invalid_event"
-    UNEXPECTED_EVENT_TYPE = "unexpected_event_type"
-    HANDLER_REJECTED = "handler_rejected"
-    HANDLER_ERROR = "handler_error"
-    CONFLICT = "conflict"
 
 
 def dead_letter(
@@ -36,7 +23,7 @@ def dead_letter(
     key: bytes | None,
     value: bytes | None,
     headers: Sequence[tuple[str, bytes]],
-    reason: DeadLetterReason | str,
+    reason: DeadLetterReason,
     error: BaseException | str,
     consumer: str,
 ) -> StoredOutput:

@@ -1,34 +1,38 @@
-"""The handler registry: how services plug their handlers into the runtime.
+"""Handlers and their registry: how a service's code plugs into the runtime, typed by event.
 
-Each service package exposes ``register_handlers(container, registry)`` at its root. The
-runtime calls it once at start-up, then subscribes to the topics of the registered event types
-and calls the handlers for each decoded event. A handler receives one event and a
-:class:`HandlerContext` and returns the events to emit; it never touches Kafka.
+A handler receives one decoded event of the concrete type it was registered for and a
+:class:`HandlerContext`, and returns the events to emit — or a :class:`HandlerResult` with the
+events and a unit of work (state to write). It never touches Kafka and never sees a database
+transaction: it runs before the inbox transaction opens, and its unit of work runs inside it,
+after the input's inbox row is claimed.
+
+Services do not build registries by hand: they declare themselves once with
+:class:`~alchemiser_common.runtime.declaration.Service`, from which the runtime derives
+subscriptions, decoding and dispatch.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
-from alchemiser_common.errors import AlchemiserError
-
-if TYPE_CHECKING:
-    from sqlalchemy import Connection
-
-    from alchemiser_common.events import Event
+from alchemiser_common.errors import AlchemiserError, ConfigurationError
+from alchemiser_common.events import Event
+from alchemiser_common.inbox import UnitOfWork
 
 __all__ = [
-    "EventHandler",
     "EventHandlerRegistry",
+    "Handler",
     "HandlerContext",
     "HandlerRegistration",
+    "HandlerResult",
     "InvalidEventError",
-    "RegisterHandlers",
 ]
+
+EventT = TypeVar("EventT", bound=Event)
+EventT_contra = TypeVar("EventT_contra", bound=Event, contravariant=True)
 
 
 class InvalidEventError(AlchemiserError):
@@ -37,76 +41,72 @@ class InvalidEventError(AlchemiserError):
 
 @dataclass(frozen=True, slots=True)
 class HandlerContext:
-    """What a handler may use besides the event: the database transaction and the clock.
-
-    ``connection`` is the open SQLAlchemy connection of the record's database transaction; state
-    written through it commits together with the inbox row and the stored outputs, or not at all.
-    """
+    """What a handler may use besides the event: its consumer name and the clock."""
 
     consumer: str
-    connection: Connection
     now: Callable[[], datetime]
 
 
-class EventHandler(Protocol):
-    """A handler: one decoded event in, the events to emit out."""
+@dataclass(frozen=True, slots=True)
+class HandlerResult:
+    """A handler's events and the state it wants written with the input's inbox row.
 
-    def __call__(self, event: Event, context: HandlerContext, /) -> Sequence[Event]:
-        """Handle ``event``; return the output events (possibly none)."""
+    ``state`` runs inside the inbox transaction, in a SAVEPOINT of its own: it commits with the
+    row and the stored outputs, or, if it raises, neither it nor the row is kept and the input
+    is dead-lettered.
+    """
+
+    events: Sequence[Event] = ()
+    state: UnitOfWork | None = None
+
+
+class Handler(Protocol[EventT_contra]):
+    """A handler of one event type: the event in, the events to emit (and state) out."""
+
+    def __call__(
+        self, event: EventT_contra, context: HandlerContext, /
+    ) -> Sequence[Event] | HandlerResult:
+        """Handle ``event``; return the output events (possibly none) or a result with state."""
         ...
 
 
 @dataclass(frozen=True, slots=True)
-class HandlerRegistration:
-    """One handler for one event type, built lazily by ``handler_factory``."""
+class HandlerRegistration(Generic[EventT]):
+    """One handler for one event class."""
 
-    event_type: str
-    handler_factory: Callable[[], EventHandler]
-    metadata: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
-    priority: int = 100
-
-
-class RegisterHandlers(Protocol):
-    """The ``register_handlers(container, registry)`` function every service exposes."""
-
-    def __call__(self, container: Any, registry: EventHandlerRegistry) -> None:
-        """Add the service's registrations to ``registry``."""
-        ...
+    event_class: type[EventT]
+    handler: Handler[EventT]
 
 
 class EventHandlerRegistry:
-    """Registrations by event type; several handlers per type run in priority order."""
+    """One handler per event class; the runtime dispatches on the decoded event's class."""
 
     def __init__(self) -> None:
-        self._registrations: dict[str, list[HandlerRegistration]] = {}
-        self._handlers: dict[int, EventHandler] = {}
+        self._handlers: dict[type[Event], Handler[Any]] = {}
 
-    def register(self, registration: HandlerRegistration) -> None:
-        """Add a registration; lower ``priority`` runs first, ties keep registration order."""
-        entries = self._registrations.setdefault(registration.event_type, [])
-        entries.append(registration)
-        entries.sort(key=lambda entry: entry.priority)
+    def register(self, registration: HandlerRegistration[Any]) -> None:
+        """Add a registration; a second handler for the same class is a configuration error."""
+        if registration.event_class in self._handlers:
+            raise ConfigurationError(
+                f"a handler for {registration.event_class.__name__} is already registered"
+            )
+        self._handlers[registration.event_class] = registration.handler
 
     def clear(self) -> None:
         """Forget every registration (a start-up step that failed transiently is redone)."""
-        self._registrations.clear()
         self._handlers.clear()
 
+    def handler_for(self, event: Event) -> Handler[Any] | None:
+        """The handler of ``event``'s class, or ``None``."""
+        return self._handlers.get(type(event))
+
     def event_types(self) -> list[str]:
-        """Every event type with at least one handler, sorted."""
-        return sorted(self._registrations)
+        """The names of every event class with a handler, sorted."""
+        return sorted(event_class.__name__ for event_class in self._handlers)
 
-    def registrations_for(self, event_type: str) -> list[HandlerRegistration]:
-        """The registrations for ``event_type`` in the order they run."""
-        return list(self._registrations.get(event_type, ()))
-
-    def handlers_for(self, event_type: str) -> Iterator[EventHandler]:
-        """The handlers for ``event_type``, each built once by its factory on first use."""
-        for registration in self._registrations.get(event_type, ()):
-            key = id(registration)
-            if key not in self._handlers:
-                self._handlers[key] = registration.handler_factory()
-            yield self._handlers[key]
+    def topics(self) -> list[str]:
+        """The topics of every registered event class, sorted (the subscription)."""
+        return sorted({event_class.TOPIC for event_class in self._handlers})
 
     def __len__(self) -> int:
-        return sum(len(entries) for entries in self._registrations.values())
+        return len(self._handlers)

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
-from alchemiser_common.errors import DeserializationError
+from alchemiser_common.errors import DeadLetterReason, DeserializationError
 from alchemiser_common.events import Event
-from alchemiser_common.inbox import StoredOutput
-from alchemiser_common.runtime.dlq import DeadLetterReason, dead_letter
+from alchemiser_common.inbox import StoredOutput, content_hash
+from alchemiser_common.runtime.dlq import dead_letter
 from alchemiser_common.runtime.handlers import EventHandlerRegistry
 from alchemiser_common.serde import EventSerde
 
-__all__ = ["Input", "content_hash", "decode", "dedupe_key"]
+__all__ = ["Input", "decode", "dedupe_key", "event_content_hash"]
 
 
 def dedupe_key(event: Event) -> str:
@@ -21,17 +21,17 @@ def dedupe_key(event: Event) -> str:
     return f"{event.event_type}:{event.correlation_id}"
 
 
-def content_hash(event: Event) -> str:
-    """sha256 of the event's content; a different hash for the same key is a conflict.
+def event_content_hash(event: Event) -> str:
+    """The inbox content hash of an event; a different hash for the same key is a conflict.
 
     pydantic's JSON of the decoded model is deterministic (fields in declaration order, values
     normalised by the model), so the same event read from any compatible schema version hashes
     the same.
     """
-    return hashlib.sha256(event.model_dump_json().encode()).hexdigest()
+    return content_hash(event.model_dump_json().encode())
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Input:
     """One consumed record and what decoding it gave: an event, or why it is dead."""
 
@@ -42,16 +42,22 @@ class Input:
     value: bytes | None
     headers: tuple[tuple[str, bytes], ...]
     event: Event | None = None
-    failure: tuple[str, str | BaseException] | None = None
+    failure: tuple[DeadLetterReason, str | BaseException] | None = None
 
-    @property
+    @cached_property
     def dedupe_key(self) -> str:
         """The event's inbox key (only for decoded inputs)."""
         assert self.event is not None
         return dedupe_key(self.event)
 
+    @cached_property
+    def content_hash(self) -> str:
+        """The event's content hash (only for decoded inputs)."""
+        assert self.event is not None
+        return event_content_hash(self.event)
+
     def dead_letter(
-        self, reason: DeadLetterReason | str, error: BaseException | str, consumer: str
+        self, reason: DeadLetterReason, error: BaseException | str, consumer: str
     ) -> StoredOutput:
         """The dead-letter record of this input."""
         return dead_letter(
@@ -85,7 +91,7 @@ def decode(record: Any, serde: EventSerde, registry: EventHandlerRegistry) -> In
         event = serde.deserialize(base["topic"], base["value"])
     except DeserializationError as err:
         return Input(**base, failure=(err.reason, err))
-    if not registry.registrations_for(event.event_type):
+    if registry.handler_for(event) is None:
         reason = DeadLetterReason.UNEXPECTED_EVENT_TYPE
         return Input(**base, failure=(reason, f"no handler for {event.event_type}"))
     return Input(**base, event=event)

@@ -1,15 +1,46 @@
-"""The processing loop and its commit protocol: exactly one effect per input.
+"""The processing loop and its commit protocol (v2): exactly one effect per input.
 
 Kafka delivers at least once (and the embedded broker even shows aborted records), so the loop
 is correct under plain at-least-once delivery and uses transactions to narrow duplicates:
 
 * the consumer runs with ``enable.auto.commit=false`` and ``isolation.level=read_committed``;
 * one transactional producer per process commits the outputs and the input offsets together;
-* the inbox table (primary key ``(consumer, dedupe_key)``) makes the database effect of an input
-  happen once, and stores the serialised outputs so a redelivered input re-emits them byte for
-  byte (same event ids) instead of running again.
+* the inbox table (primary key ``(consumer, dedupe_key)``) makes the effect of an input happen
+  once, and stores the serialised outputs so a redelivered input re-emits them byte for byte
+  (same event ids) instead of running again.
 
-See :meth:`ProcessingLoop.process_batch` for the protocol, step by step.
+The protocol, per batch (:meth:`ProcessingLoop.process_batch`), with a fresh
+:class:`~alchemiser_common.runtime.checkpoint.Checkpoint`:
+
+1. **Decode** every record. One that cannot be decoded, or has no handler, is dead-lettered.
+2. **Look up** the batch's inbox keys (one read, no transaction kept open). A committed row
+   with the same content hash is a DUPLICATE: its stored outputs are re-emitted (nothing if
+   they are known to be published). Another hash is a CONFLICT: dead-lettered, alert metric.
+3. **Handle** the remaining inputs in order with **no database transaction open**, each with
+   its typed handler; serialise its outputs. A handler that rejects its input
+   (``InvalidEventError``) or keeps failing (``handler_attempts``) dead-letters that input
+   alone. A ``TransientError``, a stop request or the spent time budget
+   (:data:`MAX_BATCH_HANDLING_S`) ends the batch early: the inputs handled so far (a prefix)
+   are committed, the rest is consumed again.
+4. **Record**: ONE short database transaction inserts the handled inputs' inbox rows
+   (``ON CONFLICT DO NOTHING``; the primary key decides), runs each handler's unit of work in
+   its own SAVEPOINT and stores the outputs. A row another instance inserted first (a lost
+   race) becomes DUPLICATE and re-emits that instance's stored outputs; a failed unit of work
+   dead-letters its input alone.
+5. **Kafka transaction**: ``begin_transaction``, produce every output in input order,
+   ``send_offsets_to_transaction`` with the prefix's offsets (last processed + 1 per
+   partition) and the group metadata, ``commit_transaction``.
+6. **Mark published** the inbox rows whose outputs were produced, so a later duplicate
+   re-emits nothing. A crash before this only means a duplicate re-emits identical bytes.
+
+Error classes: a transient infrastructure error (database or registry down) raises
+:class:`TransientError`; :meth:`ProcessingLoop.run` aborts any open transaction, rewinds to
+the committed offsets and retries after a backoff. A Kafka error that is retriable retries the
+same call; one that requires abort aborts and rewinds (the redelivered inputs find their inbox
+rows and re-emit the same bytes); a fatal (or fenced) one raises :class:`FatalRuntimeError`. A
+crash anywhere leaves either nothing recorded or inbox rows whose stored outputs are
+re-emitted: one effect per input. Handlers with external effects (orders) must be idempotent
+by their own ids, since a handler may run again after a crash before step 4.
 """
 
 from __future__ import annotations
@@ -24,27 +55,22 @@ from typing import Any
 
 import structlog
 
-from alchemiser_common.errors import AlchemiserError, TransientError
+from alchemiser_common.errors import DeadLetterReason, TransientError
 from alchemiser_common.events import Event
-from alchemiser_common.inbox import (
-    Claim,
-    ClaimOutcome,
-    ClaimRequest,
-    InboxBatch,
-    InboxStore,
-    StoredOutput,
-)
+from alchemiser_common.inbox import Claim, ClaimOutcome, InboxEntry, InboxStore, StoredOutput
 from alchemiser_common.kafka.clients import KafkaConsumer, KafkaProducer
 from alchemiser_common.observability.logging import bind_event_context
 from alchemiser_common.observability.metrics import Metrics
 from alchemiser_common.observability.tracing import consume_span, inject_headers
-from alchemiser_common.runtime.dlq import DeadLetterReason
+from alchemiser_common.runtime.checkpoint import Checkpoint
 from alchemiser_common.runtime.handlers import (
     EventHandlerRegistry,
     HandlerContext,
+    HandlerResult,
     InvalidEventError,
 )
-from alchemiser_common.runtime.inputs import Input, content_hash, decode, dedupe_key
+from alchemiser_common.runtime.inputs import Input, decode
+from alchemiser_common.runtime.limits import MAX_BATCH_HANDLING_S
 from alchemiser_common.runtime.transactions import (
     AbortRequiredError,
     FatalRuntimeError,
@@ -53,12 +79,11 @@ from alchemiser_common.runtime.transactions import (
 from alchemiser_common.serde import EventSerde
 
 __all__ = [
+    "MAX_BATCH_HANDLING_S",
     "FatalRuntimeError",
     "LoopConfig",
     "ProcessingLoop",
     "ProtocolStep",
-    "content_hash",
-    "dedupe_key",
 ]
 
 _log = structlog.get_logger("alchemiser.runtime")
@@ -82,6 +107,7 @@ class LoopConfig:
     handler_attempts: int = 3
     backoff_initial_s: float = 0.2
     backoff_max_s: float = 10.0
+    max_batch_handling_s: float = MAX_BATCH_HANDLING_S
 
 
 class ProcessingLoop:
@@ -106,17 +132,15 @@ class ProcessingLoop:
         self._inbox = inbox
         self._registry = registry
         self._metrics = metrics
-        self._now = now
+        self._context = HandlerContext(consumer=config.consumer_name, now=now)
         self._pause_at = pause_at
         self._stopping = threading.Event()
         self._transaction = KafkaTransaction(consumer, producer)
         self._backoff_s = config.backoff_initial_s
-        self._unpublished: list[str] = []
-        self._after_commit: list[Callable[[], None]] = []
 
     # -- lifecycle -------------------------------------------------------------------------
     def stop(self) -> None:
-        """Ask the loop to finish the current batch and return (safe from a signal handler)."""
+        """Ask the loop to finish the current input, commit what is done and return."""
         self._stopping.set()
 
     @property
@@ -149,7 +173,8 @@ class ProcessingLoop:
                 self._backoff_s = min(self._backoff_s * 2, self._config.backoff_max_s)
                 self._metrics.inbox_retry.inc()
                 _log.warning(
-                    "infrastructure unavailable; aborting, the batch will be reprocessed",
+                    "infrastructure unavailable; aborting, the rest of the batch will be "
+                    "reprocessed",
                     error=str(err),
                     retry_in_s=round(delay, 2),
                 )
@@ -167,121 +192,82 @@ class ProcessingLoop:
         _log.warning("consumer error; librdkafka keeps retrying", error=str(error))
         return False
 
-    # -- the commit protocol ---------------------------------------------------------------
+    # -- the commit protocol (see the module docstring) ------------------------------------
     def process_batch(self, records: Sequence[Any]) -> None:
-        """Handle a batch of records: one database transaction, then one Kafka transaction.
+        """Run steps 1-6 of the protocol for ``records`` (see the module docstring).
 
-        1. Decode every record (a record that cannot be decoded becomes a dead-letter output).
-        2. Open ONE database transaction for the batch and claim every input's inbox row
-           ``(consumer, event_type:correlation_id)`` with one multi-row insert; the primary key
-           decides. NEW: run the handlers (their state writes use the same transaction) and
-           serialise their outputs. DUPLICATE (same content hash): the stored outputs, or nothing
-           if they are known to be published. CONFLICT (different content hash): a dead-letter
-           output with reason ``conflict``. Store the outputs with their rows and commit: state,
-           inbox rows and outputs become durable together. A handler that rejects its input
-           (``InvalidEventError``) or keeps failing rolls the batch back; the batch is redone
-           with that input dead-lettered.
-        3. ``begin_transaction`` and produce every output, in input order.
-        4. ``send_offsets_to_transaction`` with the consumer's positions (last processed + 1)
-           and its group metadata.
-        5. ``commit_transaction``: outputs and offsets become visible together.
-        6. Mark the batch's inbox rows published, so a later duplicate re-emits nothing. A crash
-           before this step only means a duplicate re-emits the stored (identical) outputs.
-
-        Error classes: a transient infrastructure error (database or registry down) raises
-        :class:`TransientError`; :meth:`run` aborts any open transaction, rewinds to the
-        committed offsets and retries after a backoff. A Kafka error that is retriable retries
-        the same call; one that requires abort aborts and rewinds (the redelivered inputs find
-        their inbox rows and re-emit the same bytes); a fatal (or fenced) one raises
-        :class:`FatalRuntimeError`. A crash anywhere leaves either nothing committed or inbox
-        rows whose stored outputs are re-emitted: one effect per input.
+        Raises :class:`TransientError` after committing the prefix handled before a transient
+        failure; :meth:`run` then rewinds to the committed offsets and backs off.
         """
-        inputs = [decode(record, self._serde, self._registry) for record in records]
-        results = self._database_phase(inputs)
-        self._kafka_phase([output for outputs in results for output in outputs])
+        checkpoint = Checkpoint([decode(r, self._serde, self._registry) for r in records])
+        transient = self._handle_all(checkpoint)
+        if checkpoint.processed:
+            self._record(checkpoint)
+            self._commit(checkpoint)
+            if not checkpoint.complete and transient is None:
+                self._transaction.rewind()  # the rest is consumed again by the next poll
+        if transient is not None:
+            raise transient
 
-    def _database_phase(self, inputs: Sequence[Input]) -> list[list[StoredOutput]]:
-        """Step 2, redone with a failing input dead-lettered until the batch commits."""
-        poisoned: dict[int, tuple[str, str | BaseException]] = {}
-        attempts: dict[int, int] = {}
-        while True:
-            try:
-                return self._database_transaction(inputs, poisoned)
-            except _HandlerFailedError as failed:
-                index, error = failed.index, failed.error
-                if isinstance(error, InvalidEventError):
-                    poisoned[index] = (DeadLetterReason.HANDLER_REJECTED, error)
-                    continue
-                attempts[index] = attempts.get(index, 0) + 1
-                if attempts[index] >= self._config.handler_attempts:
-                    _log.error(
-                        "handler failed repeatedly; dead-lettering",
-                        attempts=attempts[index],
-                        error=repr(error),
-                    )
-                    poisoned[index] = (DeadLetterReason.HANDLER_ERROR, error)
-                else:
-                    _log.warning(
-                        "handler failed; retrying", attempt=attempts[index], error=repr(error)
-                    )
-
-    def _database_transaction(
-        self, inputs: Sequence[Input], poisoned: dict[int, tuple[str, str | BaseException]]
-    ) -> list[list[StoredOutput]]:
-        consumer = self._config.consumer_name
-        results: list[list[StoredOutput]] = [[] for _ in inputs]
-        self._unpublished = []
-        self._after_commit = []
+    # step 2 and 3
+    def _handle_all(self, checkpoint: Checkpoint) -> TransientError | None:
+        inputs = checkpoint.inputs
+        decoded = {item.dedupe_key: item.content_hash for item in inputs if item.event}
+        existing = self._inbox.lookup(self._config.consumer_name, decoded)
         seen: dict[str, tuple[str, ClaimOutcome]] = {}
-        with self._inbox.batch(consumer) as batch:
-            claims = batch.claim_many(
-                [
-                    ClaimRequest(
-                        dedupe_key=item.dedupe_key,
-                        content_hash=content_hash(item.event),
-                        event_id=str(item.event.event_id),
-                        topic=item.topic,
-                        partition=item.partition,
-                        offset=item.offset,
-                    )
-                    for index, item in enumerate(inputs)
-                    if item.event is not None and index not in poisoned
-                ]
-            )
-            for index, item in enumerate(inputs):
-                failure = item.failure or poisoned.get(index)
-                if failure is not None or item.event is None:
-                    reason, error = failure or ("undecodable", "no event")
-                    results[index] = self._dead(item, reason, error)
-                    continue
-                event, key, digest = item.event, item.dedupe_key, content_hash(item.event)
-                if key in seen:  # a second copy inside this batch
-                    first_digest, first_outcome = seen[key]
-                    conflicting = digest != first_digest or first_outcome is ClaimOutcome.CONFLICT
-                    results[index] = (
-                        self._conflict(item) if conflicting else self._duplicate_in_flight(item)
-                    )
-                    continue
-                claim = claims[key]
-                seen[key] = (digest, claim.outcome)
-                if claim.outcome is ClaimOutcome.CONFLICT:
-                    results[index] = self._conflict(item)
-                elif claim.outcome is ClaimOutcome.DUPLICATE:
-                    results[index] = self._duplicate(item, claim)
-                else:
-                    results[index] = self._handle(index, item, event, batch)
-            self._pause_at(ProtocolStep.BEFORE_DB_COMMIT)
-        self._pause_at(ProtocolStep.AFTER_DB_COMMIT)
-        return results
+        deadline = time.monotonic() + self._config.max_batch_handling_s
+        for index, item in enumerate(inputs):
+            if index and (self._stopping.is_set() or time.monotonic() > deadline):
+                _log.info("ending the batch early", handled=index, left=len(inputs) - index)
+                return None
+            transient = self._handle_one(checkpoint, index, item, existing, seen)
+            if transient is not None:
+                return transient
+            checkpoint.processed = index + 1
+        return None
 
-    def _handle(
-        self, index: int, item: Input, event: Event, batch: InboxBatch
-    ) -> list[StoredOutput]:
+    def _handle_one(
+        self,
+        checkpoint: Checkpoint,
+        index: int,
+        item: Input,
+        existing: dict[str, Claim],
+        seen: dict[str, tuple[str, ClaimOutcome]],
+    ) -> TransientError | None:
+        """Process input ``index``; a transient failure is returned (it ends the batch)."""
+        if item.event is None:
+            reason, error = item.failure or (DeadLetterReason.UNDECODABLE, "no event")
+            checkpoint.emit(index, self._dead(checkpoint, item, reason, error))
+            return None
+        key, digest = item.dedupe_key, item.content_hash
+        if key in seen:  # a second copy inside this batch
+            first_digest, first_outcome = seen[key]
+            if digest != first_digest or first_outcome is ClaimOutcome.CONFLICT:
+                checkpoint.emit(index, self._conflict(checkpoint, item))
+            else:
+                self._count_duplicate(checkpoint, item)
+            return None
+        claim = existing.get(key)
+        if claim is not None:
+            seen[key] = (digest, claim.outcome)
+            checkpoint.emit(index, self._claimed(checkpoint, item, claim))
+            return None
+        outcome = self._run_handler(checkpoint, index, item, item.event)
+        if isinstance(outcome, InboxEntry):
+            seen[key] = (digest, ClaimOutcome.NEW)
+            checkpoint.entries[index] = outcome
+            return None
+        return outcome
+
+    def _run_handler(
+        self, checkpoint: Checkpoint, index: int, item: Input, event: Event
+    ) -> InboxEntry | TransientError | None:
+        """Run the handler (bounded retries): the entry to record, the transient failure that
+        ends the batch, or ``None`` when the input was dead-lettered."""
+        handler = self._registry.handler_for(event)
+        assert handler is not None  # decode() dead-letters events without one
         started = time.perf_counter()
-        context = HandlerContext(
-            consumer=self._config.consumer_name, connection=batch.connection, now=self._now
-        )
-        outputs: list[StoredOutput] = []
+        attempt = 0
         with (
             bind_event_context(
                 event_id=str(event.event_id),
@@ -292,97 +278,87 @@ class ProcessingLoop:
             ),
             consume_span(item.topic, event.event_type, item.headers),
         ):
-            try:
-                for handler in self._registry.handlers_for(event.event_type):
-                    outputs.extend(self._stored(produced) for produced in handler(event, context))
-            except TransientError:
-                raise
-            except Exception as err:
-                raise _HandlerFailedError(index, err) from err
-        batch.record_outputs(item.dedupe_key, outputs)
-        self._unpublished.append(item.dedupe_key)
+            while True:
+                attempt += 1
+                try:
+                    result = handler(event, self._context)
+                    if not isinstance(result, HandlerResult):
+                        result = HandlerResult(events=tuple(result))
+                    outputs = tuple(self._stored(produced) for produced in result.events)
+                    break
+                except TransientError as err:
+                    return err
+                except InvalidEventError as err:
+                    reason: DeadLetterReason = DeadLetterReason.HANDLER_REJECTED
+                    checkpoint.emit(index, self._dead(checkpoint, item, reason, err))
+                    return None
+                except Exception as err:
+                    if attempt < self._config.handler_attempts:
+                        _log.warning("handler failed; retrying", attempt=attempt, error=repr(err))
+                        continue
+                    _log.error("handler failed repeatedly; dead-lettering", attempts=attempt)
+                    reason = DeadLetterReason.HANDLER_ERROR
+                    checkpoint.emit(index, self._dead(checkpoint, item, reason, err))
+                    return None
         elapsed_ms = (time.perf_counter() - started) * 1000
-        self._after_commit.append(lambda: self._observe_handled(item, event, elapsed_ms))
-        return outputs
-
-    def _observe_handled(self, item: Input, event: Event, elapsed_ms: float) -> None:
-        self._metrics.event_handler_latency_ms.labels(
-            topic=item.topic, event_type=event.event_type
-        ).observe(elapsed_ms)
-        self._count(item, "handled")
-
-    def _duplicate(self, item: Input, claim: Claim) -> list[StoredOutput]:
-        self._after_commit.append(lambda: self._count_duplicate(item))
-        if claim.stored_published:
-            return []
-        self._unpublished.append(item.dedupe_key)
-        _log.info("duplicate input; re-emitting stored outputs", outputs=len(claim.stored_outputs))
-        return list(claim.stored_outputs)
-
-    def _duplicate_in_flight(self, item: Input) -> list[StoredOutput]:
-        self._after_commit.append(lambda: self._count_duplicate(item))
-        return []
-
-    def _count_duplicate(self, item: Input) -> None:
-        assert item.event is not None
-        self._metrics.dedupe_hits.labels(
-            consumer=self._config.consumer_name, event_type=item.event.event_type
-        ).inc()
-        self._count(item, "duplicate")
-
-    def _conflict(self, item: Input) -> list[StoredOutput]:
-        event = item.event
-        assert event is not None
-
-        def count() -> None:
-            self._metrics.dedupe_conflicts.labels(
-                consumer=self._config.consumer_name, event_type=event.event_type
-            ).inc()
-
-        self._after_commit.append(count)
-        return self._dead(
-            item,
-            DeadLetterReason.CONFLICT,
-            f"a different {event.event_type} was already handled for workflow "
-            f"{event.correlation_id}",
-        )
-
-    def _dead(self, item: Input, reason: str, error: str | BaseException) -> list[StoredOutput]:
-        def count() -> None:
-            self._metrics.dlq_messages.labels(topic=item.topic, reason=str(reason)).inc()
-            self._count(item, "dead_lettered")
-
-        self._after_commit.append(count)
-        _log.warning(
-            "dead-lettering record",
+        checkpoint.after_commit.append(lambda: self._observe_handled(item, event, elapsed_ms))
+        return InboxEntry(
+            dedupe_key=item.dedupe_key,
+            content_hash=item.content_hash,
+            event_id=str(event.event_id),
             topic=item.topic,
             partition=item.partition,
             offset=item.offset,
-            reason=str(reason),
-            error=str(error),
+            outputs=outputs,
+            state=result.state,
         )
-        return [item.dead_letter(reason, error, self._config.consumer_name)]
 
-    def _kafka_phase(self, outputs: Sequence[StoredOutput]) -> None:
-        """Steps 3-6: produce, send offsets, commit, mark published."""
+    # step 4
+    def _record(self, checkpoint: Checkpoint) -> None:
+        entries = checkpoint.entries
+        if not entries:
+            self._pause_at(ProtocolStep.BEFORE_DB_COMMIT)
+            self._pause_at(ProtocolStep.AFTER_DB_COMMIT)
+            return
+        claims = self._inbox.record(
+            self._config.consumer_name,
+            list(entries.values()),
+            before_commit=lambda: self._pause_at(ProtocolStep.BEFORE_DB_COMMIT),
+        )
+        self._pause_at(ProtocolStep.AFTER_DB_COMMIT)
+        for index, entry in entries.items():
+            item, claim = checkpoint.inputs[index], claims[entry.dedupe_key]
+            if claim.outcome is ClaimOutcome.NEW:
+                checkpoint.emit(index, entry.outputs)
+                checkpoint.published_keys.append(entry.dedupe_key)
+            elif claim.outcome is ClaimOutcome.STATE_FAILED:
+                assert claim.error is not None
+                reason = DeadLetterReason.HANDLER_ERROR
+                checkpoint.emit(index, self._dead(checkpoint, item, reason, claim.error))
+            else:
+                _log.info("another instance recorded this input first", key=entry.dedupe_key)
+                checkpoint.emit(index, self._claimed(checkpoint, item, claim))
+
+    # steps 5 and 6
+    def _commit(self, checkpoint: Checkpoint) -> None:
+        outputs = checkpoint.ordered_outputs()
         try:
             self._transaction.begin()
             for output in outputs:
                 self._transaction.produce(output)
-            positions = self._transaction.commit()
+            positions = self._transaction.commit(checkpoint.offsets())
         except AbortRequiredError as err:
             _log.warning("transaction must abort; rewinding to committed offsets", error=str(err))
             self._abort_and_rewind()
             return
         self._metrics.transactions.labels(outcome="committed").inc()
-        self._mark_published()
+        self._mark_published(checkpoint.published_keys)
         # Exact on Apache Kafka as of the last fetch; indicative only on the embedded broker,
         # whose watermarks are wrong (PLATFORM.md).
         for topic, partition, lag in self._transaction.lag(positions):
             self._metrics.set_consumer_lag(topic, partition, lag)
-        for observe in self._after_commit:
+        for observe in checkpoint.after_commit:
             observe()
-        self._after_commit = []
         for output in outputs:
             event_type = dict(output.headers).get("event_type", b"dead_letter").decode()
             self._metrics.event_published.labels(topic=output.topic, event_type=event_type).inc()
@@ -392,18 +368,86 @@ class ProcessingLoop:
         """Abort the open Kafka transaction (if any) and seek back to the committed offsets."""
         if self._transaction.abort():
             self._metrics.transactions.labels(outcome="aborted").inc()
-        self._after_commit = []
         self._transaction.rewind()
 
-    def _mark_published(self) -> None:
+    def _mark_published(self, keys: Sequence[str]) -> None:
         """Step 6 (an optimisation, not part of correctness): remember the outputs are out."""
         try:
-            self._inbox.mark_published(self._config.consumer_name, self._unpublished)
+            self._inbox.mark_published(self._config.consumer_name, keys)
         except TransientError as err:
             _log.warning(
                 "could not mark inputs published; a redelivery will re-emit", error=str(err)
             )
-        self._unpublished = []
+
+    # -- outcomes ----------------------------------------------------------------------------
+    def _claimed(self, checkpoint: Checkpoint, item: Input, claim: Claim) -> list[StoredOutput]:
+        """The outputs of an input whose key already has a row: re-emit, or dead-letter."""
+        if claim.outcome is ClaimOutcome.CONFLICT:
+            return self._conflict(checkpoint, item)
+        self._count_duplicate(checkpoint, item)
+        if claim.stored_published:
+            return []
+        checkpoint.published_keys.append(item.dedupe_key)
+        _log.info("duplicate input; re-emitting stored outputs", outputs=len(claim.stored_outputs))
+        return list(claim.stored_outputs)
+
+    def _observe_handled(self, item: Input, event: Event, elapsed_ms: float) -> None:
+        self._metrics.event_handler_latency_ms.labels(
+            topic=item.topic, event_type=event.event_type
+        ).observe(elapsed_ms)
+        self._count(item, "handled")
+
+    def _count_duplicate(self, checkpoint: Checkpoint, item: Input) -> None:
+        event = item.event
+        assert event is not None
+
+        def count() -> None:
+            self._metrics.dedupe_hits.labels(
+                consumer=self._config.consumer_name, event_type=event.event_type
+            ).inc()
+            self._count(item, "duplicate")
+
+        checkpoint.after_commit.append(count)
+
+    def _conflict(self, checkpoint: Checkpoint, item: Input) -> list[StoredOutput]:
+        event = item.event
+        assert event is not None
+
+        def count() -> None:
+            self._metrics.dedupe_conflicts.labels(
+                consumer=self._config.consumer_name, event_type=event.event_type
+            ).inc()
+
+        checkpoint.after_commit.append(count)
+        return self._dead(
+            checkpoint,
+            item,
+            DeadLetterReason.CONFLICT,
+            f"a different {event.event_type} was already handled for workflow "
+            f"{event.correlation_id}",
+        )
+
+    def _dead(
+        self,
+        checkpoint: Checkpoint,
+        item: Input,
+        reason: DeadLetterReason,
+        error: str | BaseException,
+    ) -> list[StoredOutput]:
+        def count() -> None:
+            self._metrics.dlq_messages.labels(topic=item.topic, reason=reason.value).inc()
+            self._count(item, "dead_lettered")
+
+        checkpoint.after_commit.append(count)
+        _log.warning(
+            "dead-lettering record",
+            topic=item.topic,
+            partition=item.partition,
+            offset=item.offset,
+            reason=reason.value,
+            error=str(error),
+        )
+        return [item.dead_letter(reason, error, self._config.consumer_name)]
 
     def _count(self, item: Input, outcome: str) -> None:
         event_type = item.event.event_type if item.event is not None else "unknown"
@@ -423,12 +467,3 @@ class ProcessingLoop:
             value=self._serde.serialize(event),
             headers=tuple(inject_headers(headers)),
         )
-
-
-class _HandlerFailedError(AlchemiserError):
-    """Internal: the handler of input ``index`` raised; the batch's database work is undone."""
-
-    def __init__(self, index: int, error: Exception) -> None:
-        super().__init__(f"handler failed on input {index}: {error!r}")
-        self.index = index
-        self.error = error

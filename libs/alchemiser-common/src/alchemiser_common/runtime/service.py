@@ -1,30 +1,28 @@
 """Run one service process: settings, observability, database, Kafka, the loop, shutdown.
 
-A service's ``__main__`` is one line: ``raise SystemExit(run_service("strategy",
-register_handlers))``. Exit codes: 0 after a clean stop (SIGTERM/SIGINT), 1 on a fatal runtime
-error (fenced, fatal Kafka error), 2 on bad configuration.
+A service's ``__main__`` is one line: ``raise SystemExit(run_service(SERVICE))`` with the
+service's :class:`~alchemiser_common.runtime.declaration.Service` declaration. Exit codes: 0
+after a clean stop (SIGTERM/SIGINT), 1 on a fatal runtime error (fenced, fatal Kafka error), 2
+on bad configuration.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 from confluent_kafka.schema_registry import SchemaRegistryClient
-from sqlalchemy import Engine
 
 from alchemiser_common.db import create_engine_from_url
 from alchemiser_common.errors import AlchemiserError, ConfigurationError, TransientError
-from alchemiser_common.events import event_class_for_type
 from alchemiser_common.inbox import InboxStore, inbox_store_for
 from alchemiser_common.kafka.clients import KafkaConsumer, KafkaProducer
 from alchemiser_common.observability import (
@@ -33,7 +31,8 @@ from alchemiser_common.observability import (
     configure_logging,
     configure_tracing,
 )
-from alchemiser_common.runtime.handlers import EventHandlerRegistry, RegisterHandlers
+from alchemiser_common.runtime.declaration import Service, ServiceContainer
+from alchemiser_common.runtime.handlers import EventHandlerRegistry
 from alchemiser_common.runtime.loop import (
     FatalRuntimeError,
     LoopConfig,
@@ -44,24 +43,15 @@ from alchemiser_common.schemas import SchemaCatalog
 from alchemiser_common.serde import EventSerde
 from alchemiser_common.settings import CommonSettings, load_settings, masked
 
-__all__ = ["ServiceContainer", "run_service"]
+__all__ = ["EXIT_CONFIG", "EXIT_FATAL", "EXIT_OK", "run_service", "service_main"]
+
+SettingsT = TypeVar("SettingsT", bound=CommonSettings)
 
 _log = structlog.get_logger("alchemiser.service")
 
 EXIT_OK = 0
 EXIT_FATAL = 1
 EXIT_CONFIG = 2
-
-
-@dataclass(slots=True)
-class ServiceContainer:
-    """What ``register_handlers(container, registry)`` may use to build its handlers."""
-
-    settings: CommonSettings
-    engine: Engine
-    metrics: Metrics
-    now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
-    extras: dict[str, Any] = field(default_factory=dict)
 
 
 def _pause_hook(settings: CommonSettings) -> Callable[[ProtocolStep], None]:
@@ -90,23 +80,47 @@ def _pause_hook(settings: CommonSettings) -> Callable[[ProtocolStep], None]:
     return pause
 
 
-def run_service(
-    service_name: str,
-    register_handlers: RegisterHandlers,
-    settings_cls: type[CommonSettings] = CommonSettings,
-) -> int:
-    """Run the service until SIGTERM/SIGINT; return the process exit code."""
-    try:
-        settings = load_settings(settings_cls)
-    except ConfigurationError as err:
-        print(f"{service_name}: configuration error: {err}", flush=True)
+def service_main(service: Service[SettingsT], argv: list[str] | None = None) -> int:
+    """``python -m alchemiser_<svc> [--help]``: print help, or run the service."""
+    args = sys.argv[1:] if argv is None else argv
+    if any(arg in {"-h", "--help"} for arg in args):
+        print(_usage(service))
+        return EXIT_OK
+    if args:
+        print(f"{service.name}: unexpected arguments {' '.join(args)!r}; see --help", flush=True)
         return EXIT_CONFIG
-    name = settings.service_name if settings.service_name != "alchemiser" else service_name
+    return run_service(service)
+
+
+def _usage(service: Service[Any]) -> str:
+    consumes = ", ".join(service.topics())
+    return (
+        f"usage: python -m alchemiser_{service.name.replace('-', '_')} [--help]\n\n"
+        f"{service.description or f'The {service.name} service.'}\n\n"
+        f"Consumes {consumes}; runs until SIGTERM or SIGINT (exit 0), exits 1 on a fatal\n"
+        "runtime error and 2 on bad configuration. Configured only by environment variables\n"
+        f"ALCHEMISER_* ({service.settings.__name__}; nested sections use '__', e.g.\n"
+        "ALCHEMISER_KAFKA__BOOTSTRAP_SERVERS, ALCHEMISER_DATABASE__URL) or a .env file."
+    )
+
+
+def run_service(service: Service[SettingsT]) -> int:
+    """Run the declared service until SIGTERM/SIGINT; return the process exit code.
+
+    ``ALCHEMISER_SERVICE_NAME`` (when set) replaces the declared name, e.g. for two stages of
+    the runtime's own test pipeline.
+    """
+    try:
+        settings = load_settings(service.settings)
+    except ConfigurationError as err:
+        print(f"{service.name}: configuration error: {err}", flush=True)
+        return EXIT_CONFIG
+    name = settings.service_name if settings.service_name != "alchemiser" else service.name
     obs = settings.observability
     configure_logging(obs.log_level, obs.log_format, name)
     _log.info("starting", service=name, config=masked(settings))
     try:
-        return _run(name, settings, register_handlers)
+        return _run(name, settings, service)
     except ConfigurationError as err:
         _log.error("configuration error; not starting", error=str(err))
         return EXIT_CONFIG
@@ -115,7 +129,7 @@ def run_service(
         return EXIT_FATAL
 
 
-def _run(name: str, settings: CommonSettings, register_handlers: RegisterHandlers) -> int:
+def _run(name: str, settings: SettingsT, service: Service[SettingsT]) -> int:
     obs = settings.observability
     configure_tracing(
         obs.otel_service_name or name,
@@ -132,12 +146,12 @@ def _run(name: str, settings: CommonSettings, register_handlers: RegisterHandler
 
     def register() -> None:
         registry.clear()
-        register_handlers(container, registry)
+        service.register_handlers(container, registry)
 
     _with_backoff(register, "registering handlers", retry_on=TransientError)
     if not len(registry):
         raise ConfigurationError(f"{name} registered no handlers")
-    topics = sorted({_topic_of(event_type) for event_type in registry.event_types()})
+    topics = registry.topics()
 
     serde = EventSerde(
         SchemaRegistryClient(settings.registry.client_config()), SchemaCatalog.discover()
@@ -148,7 +162,7 @@ def _run(name: str, settings: CommonSettings, register_handlers: RegisterHandler
         overrides={"transaction.timeout.ms": settings.runtime.transaction_timeout_ms},
     )
     consumer = KafkaConsumer(settings.kafka, group_id=name)
-    assigned = threading.Event()
+    running = threading.Event()
     loop = ProcessingLoop(
         config=LoopConfig(
             consumer_name=name,
@@ -168,18 +182,19 @@ def _run(name: str, settings: CommonSettings, register_handlers: RegisterHandler
     )
 
     def on_assign(_consumer: Any, partitions: list[Any]) -> None:
-        assigned.set()
         _log.info(
             "partitions assigned", partitions=[f"{p.topic}[{p.partition}]" for p in partitions]
         )
 
     def on_revoke(kafka_consumer: Any, partitions: list[Any]) -> None:
         loop.on_revoke(kafka_consumer, partitions)
-        assigned.clear()
         _log.info("partitions revoked", count=len(partitions))
 
     server = ObservabilityServer.from_settings(obs, metrics.registry)
-    server.add_readiness_check("partitions-assigned", assigned.is_set)
+    # Ready once transactions are initialised (the broker answered) and the consumer joined
+    # the loop; not "has partitions": a standby replica without partitions is healthy and
+    # ready to take over, and a rollout must not wait for a rebalance.
+    server.add_readiness_check("consuming", running.is_set)
     server.add_readiness_check("database", lambda: _reachable(inbox))
     server.start()
     _install_signal_handlers(loop, settings.runtime.shutdown_timeout_s)
@@ -191,6 +206,7 @@ def _run(name: str, settings: CommonSettings, register_handlers: RegisterHandler
             attempts=_INIT_TRANSACTIONS_ATTEMPTS,
         )
         consumer.subscribe(topics, on_assign=on_assign, on_revoke=on_revoke, on_lost=on_revoke)
+        running.set()
         _log.info("running", topics=topics, metrics_port=server.port)
         loop.run()
     finally:
@@ -201,10 +217,6 @@ def _run(name: str, settings: CommonSettings, register_handlers: RegisterHandler
         engine.dispose()
     _log.info("stopped cleanly")
     return EXIT_OK
-
-
-def _topic_of(event_type: str) -> str:
-    return event_class_for_type(event_type).TOPIC
 
 
 def _reachable(inbox: InboxStore) -> bool:

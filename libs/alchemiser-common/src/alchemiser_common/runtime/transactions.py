@@ -25,6 +25,7 @@ from alchemiser_common.kafka.clients import (
     KafkaProducer,
     classify_kafka_error,
 )
+from alchemiser_common.runtime.limits import KAFKA_CALL_TIMEOUT_S
 
 __all__ = [
     "KAFKA_CALL_TIMEOUT_S",
@@ -36,9 +37,6 @@ __all__ = [
 
 _log = structlog.get_logger("alchemiser.runtime")
 
-#: How long one blocking Kafka call may take before we treat it as failed. It must stay well
-#: below ``transaction.timeout.ms`` (60 s) so a slow call cannot outlive its transaction.
-KAFKA_CALL_TIMEOUT_S = 30.0
 #: How often a retriable Kafka error is retried before it is treated as fatal.
 MAX_RETRIABLE_ATTEMPTS = 5
 _OFFSET_BEGINNING = -2
@@ -93,9 +91,12 @@ class KafkaTransaction:
                 _raise_classified(err)
         self._producer.poll(0)
 
-    def commit(self) -> list[Any]:
-        """Send the consumer's positions to the transaction and commit; returns the positions."""
-        positions: list[Any] = self._consumer.position(self._consumer.assignment())
+    def commit(self, positions: list[Any]) -> list[Any]:
+        """Send ``positions`` (per partition, the next offset to consume) and commit.
+
+        Returns the positions. Only a batch's processed prefix is committed, so the positions
+        come from the processed records, not from the consumer's fetch position.
+        """
         metadata = self._consumer.consumer_group_metadata()
         self._call(
             lambda: self._producer.send_offsets_to_transaction(

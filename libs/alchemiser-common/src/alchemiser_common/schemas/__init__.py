@@ -1,8 +1,9 @@
-"""The released Avro schemas (``schemas/avro``) and the offline compatibility gate."""
+"""The released Avro schemas (package data, ``avro/<topic>/v<N>.avsc``) and the offline gate."""
 
 from __future__ import annotations
 
 from alchemiser_common.schemas.catalog import (
+    PACKAGED_SCHEMAS_DIR,
     SCHEMAS_DIR_ENV,
     SUBJECT_SUFFIX,
     SchemaCatalog,
@@ -21,6 +22,7 @@ from alchemiser_common.schemas.check import (
 
 __all__ = [
     "DEFAULT_LEVEL",
+    "PACKAGED_SCHEMAS_DIR",
     "SCHEMAS_DIR_ENV",
     "SUBJECT_SUFFIX",
     "CheckReport",

@@ -1,13 +1,13 @@
-"""The catalog of released Avro schemas: ``schemas/avro/<topic>/v<N>.avsc``.
+"""The catalog of released Avro schemas: ``<schemas dir>/<topic>/v<N>.avsc``.
 
 Each topic directory holds every released version of its value schema; the highest is the
 current one. Subjects follow the topic name strategy: ``<topic>-value``. Released files are
 never edited or deleted; a change is a new ``v<N+1>.avsc``.
 
-The directory is found, in order: the ``directory`` argument; the environment variable
-``ALCHEMISER_SCHEMAS_DIR``; ``schemas/avro`` in the current directory or a parent, up to the
-repository root (the first directory holding ``.git``); the same walk from this module's
-location (an editable install inside the repository).
+The schemas are package data of ``alchemiser-common`` (``alchemiser_common/schemas/avro``;
+the repository's ``schemas/avro`` is a symbolic link to it), so an installed wheel or image
+carries its own contracts. The directory is, in order: the ``directory`` argument; the
+environment variable ``ALCHEMISER_SCHEMAS_DIR``; the package data.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from typing import Any
 from alchemiser_common.errors import SchemaError
 
 __all__ = [
+    "PACKAGED_SCHEMAS_DIR",
     "SCHEMAS_DIR_ENV",
     "SUBJECT_SUFFIX",
     "SchemaCatalog",
@@ -34,7 +34,8 @@ __all__ = [
 
 SCHEMAS_DIR_ENV = "ALCHEMISER_SCHEMAS_DIR"
 SUBJECT_SUFFIX = "-value"
-_RELATIVE = Path("schemas") / "avro"
+#: The schemas shipped inside this package (the default directory).
+PACKAGED_SCHEMAS_DIR = Path(__file__).resolve().parent / "avro"
 _VERSION_FILE = re.compile(r"^v([1-9][0-9]*)\.avsc$")
 
 
@@ -50,30 +51,16 @@ def topic_for_subject(subject: str) -> str:
     return subject.removesuffix(SUBJECT_SUFFIX)
 
 
-def _walk_up(start: Path) -> Iterator[Path]:
-    for directory in (start, *start.parents):
-        yield directory / _RELATIVE
-        if (directory / ".git").exists():
-            return
+def find_schemas_dir(directory: str | Path | None = None) -> Path:
+    """The schemas directory: ``directory``, else ``$ALCHEMISER_SCHEMAS_DIR``, else the package's.
 
-
-def find_schemas_dir(directory: str | Path | None = None, *, start: Path | None = None) -> Path:
-    """Locate the ``schemas/avro`` directory (see the module docstring for the order).
-
-    ``start`` replaces the current directory as the starting point of the upward walk.
-    Raises ``SchemaError`` when an explicit directory is missing or nothing is found.
+    Raises ``SchemaError`` when the chosen directory does not exist.
     """
     explicit = directory if directory is not None else os.environ.get(SCHEMAS_DIR_ENV)
-    if explicit:
-        path = Path(explicit).expanduser().resolve()
-        if not path.is_dir():
-            raise SchemaError(f"schemas directory {path} does not exist")
-        return path
-    for origin in (start or Path.cwd(), Path(__file__).parent):
-        for candidate in _walk_up(origin.resolve()):
-            if candidate.is_dir():
-                return candidate
-    raise SchemaError(f"no schemas/avro directory found; set {SCHEMAS_DIR_ENV} or pass --dir")
+    path = Path(explicit).expanduser().resolve() if explicit else PACKAGED_SCHEMAS_DIR
+    if not path.is_dir():
+        raise SchemaError(f"schemas directory {path} does not exist")
+    return path
 
 
 @dataclass(frozen=True, slots=True)

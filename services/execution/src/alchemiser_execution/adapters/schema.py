@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from alchemiser_common.broker.simulated_schema import ExactDecimal
+from alchemiser_broker.simulated_schema import ExactDecimal
 
 __all__ = ["EXECUTION_VERSION_TABLE", "attempt_table", "metadata", "run_table"]
 

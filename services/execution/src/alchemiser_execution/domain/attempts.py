@@ -20,7 +20,7 @@ from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 
-from alchemiser_common.broker.models import BrokerOrder
+from alchemiser_broker.models import BrokerOrder
 from alchemiser_common.events import OrderSide, OrderStatus, OrderType
 
 __all__ = ["FINAL_STATES", "UNRESOLVED_STATES", "Attempt", "AttemptState", "state_for"]

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from uuid import UUID
 
-from alchemiser_common.broker.models import MAX_CLIENT_ORDER_ID_LENGTH
+from alchemiser_broker.models import MAX_CLIENT_ORDER_ID_LENGTH
 from alchemiser_common.events import OrderSide, PlanAction, PlanItem
 
 __all__ = ["CLIENT_ORDER_ID_PREFIX", "Leg", "client_order_id", "plan_legs"]

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from decimal import ROUND_DOWN, ROUND_UP, Decimal
 
-from alchemiser_common.broker.models import Quote
+from alchemiser_broker.models import Quote
 from alchemiser_common.events import OrderSide
 
 __all__ = ["PENNY", "SUB_PENNY", "limit_price", "quote_is_usable", "spread_fraction", "tick_size"]

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from decimal import Decimal
 
-from alchemiser_common.broker import BrokerPort, BrokerPosition
+from alchemiser_broker import BrokerPort, BrokerPosition
 from alchemiser_portfolio.domain import AccountSnapshot, Position
 from alchemiser_portfolio.exceptions import InvalidAccountError
 

@@ -37,7 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from requests.adapters import HTTPAdapter
 
 from alchemiser_common.errors import ConfigurationError
-from alchemiser_common.marketdata import (
+from alchemiser_marketdata import (
     Bar,
     MarketDataError,
     MarketDataRequestError,
@@ -121,7 +121,7 @@ def _harden(client: StockHistoricalDataClient, timeout_s: float) -> None:
 
 
 class AlpacaBarsMarketData:
-    """A :class:`~alchemiser_common.marketdata.MarketDataPort` over Alpaca daily bars."""
+    """A :class:`~alchemiser_marketdata.MarketDataPort` over Alpaca daily bars."""
 
     def __init__(
         self,

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping
 from datetime import date
 from pathlib import Path
 
-from alchemiser_common.marketdata import PriceHistory, align_closes
+from alchemiser_marketdata import PriceHistory, align_closes
 from alchemiser_strategy.domain.market import MarketData
 
 __all__ = ["DEMO_DATASET_DIR", "to_market_data"]

@@ -1,0 +1,262 @@
+"""AlpacaBroker order placement through the real alpaca-py clients against the fake server."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from decimal import Decimal
+
+import pytest
+
+from alchemiser_broker import (
+    BrokerPort,
+    OrderNotFoundError,
+    OrderRejectedError,
+    OrderRequest,
+    OrderSide,
+    OrderStatus,
+    OrderType,
+)
+from alchemiser_broker.alpaca import AlpacaBroker
+from alchemiser_devtools.fake_alpaca import FakeAlpaca, Fault, FillMode
+from alchemiser_devtools.fake_alpaca.fixtures import alpaca_settings_for
+
+ORDERS = "POST /v2/orders"
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeAlpaca]:
+    """A fake Alpaca server for one test (same as the ``fake_alpaca`` plugin fixture)."""
+    with FakeAlpaca() as server:
+        yield server
+
+
+@pytest.fixture
+def broker(fake: FakeAlpaca) -> AlpacaBroker:
+    fake.set_price("SPY", "500.25")
+    return AlpacaBroker(alpaca_settings_for(fake), sleep=lambda _: None)
+
+
+def _buy(cid: str, qty: str = "2", symbol: str = "SPY") -> OrderRequest:
+    return OrderRequest(client_order_id=cid, symbol=symbol, side=OrderSide.BUY, qty=Decimal(qty))
+
+
+def test_alpaca_broker_when_built_then_satisfies_the_port(broker: AlpacaBroker) -> None:
+    assert isinstance(broker, BrokerPort)
+
+
+def test_submit_when_market_buy_then_filled_and_cash_reduced_exactly(
+    fake: FakeAlpaca, broker: AlpacaBroker
+) -> None:
+    order = broker.submit_order(_buy("wf1-leg0", qty="1.5"))
+
+    assert order.client_order_id == "wf1-leg0"
+    assert order.status is OrderStatus.FILLED
+    assert order.is_final
+    assert (order.qty, order.filled_qty) == (Decimal("1.5"), Decimal("1.5"))
+    assert order.filled_avg_price == Decimal("500.25")
+    assert order.side is OrderSide.BUY and order.order_type is OrderType.MARKET
+    assert order.submitted_at is not None and order.filled_at is not None
+    assert broker.get_account().cash == Decimal(100_000) - Decimal("1.5") * Decimal("500.25")
+    assert fake.orders_created("wf1-leg0") == 1
+
+
+def test_submit_when_notional_buy_then_fractional_quantity_filled(
+    fake: FakeAlpaca, broker: AlpacaBroker
+) -> None:
+    request = OrderRequest(
+        client_order_id="wf1-n", symbol="SPY", side=OrderSide.BUY, notional=Decimal("1000.5")
+    )
+
+    order = broker.submit_order(request)
+
+    assert order.notional == Decimal("1000.5") and order.qty is None
+    assert order.filled_qty == (Decimal("1000.5") / Decimal("500.25")).quantize(Decimal("1e-9"))
+    position = broker.get_position("SPY")
+    assert position is not None and position.qty == order.filled_qty
+
+
+def test_submit_when_same_client_order_id_twice_then_existing_order_adopted(
+    fake: FakeAlpaca, broker: AlpacaBroker
+) -> None:
+    first = broker.submit_order(_buy("wf2-leg0"))
+
+    second = broker.submit_order(_buy("wf2-leg0"))
+
+    assert second == first
+    assert fake.requests_seen[ORDERS] == 2  # the second POST was answered 422
+    assert fake.orders_created("wf2-leg0") == 1
+    position = broker.get_position("SPY")
+    assert position is not None and position.qty == Decimal(2)
+
+
+def test_get_order_by_client_id_when_unknown_then_none(broker: AlpacaBroker) -> None:
+    assert broker.get_order_by_client_id("never-submitted") is None
+
+
+def test_get_order_by_client_id_when_submitted_then_found(broker: AlpacaBroker) -> None:
+    placed = broker.submit_order(_buy("wf3-leg0"))
+
+    assert broker.get_order_by_client_id("wf3-leg0") == placed
+
+
+def test_submit_when_buying_power_insufficient_then_rejected_and_nothing_created(
+    fake: FakeAlpaca, broker: AlpacaBroker
+) -> None:
+    with pytest.raises(OrderRejectedError, match="insufficient buying power"):
+        broker.submit_order(_buy("wf4-leg0", qty="1000"))
+
+    assert fake.orders_created("wf4-leg0") == 0
+    assert fake.requests_seen[ORDERS] == 1
+
+
+def test_submit_when_selling_more_than_held_then_rejected(
+    fake: FakeAlpaca, broker: AlpacaBroker
+) -> None:
+    fake.state.set_position("SPY", Decimal(1), Decimal(400))
+    request = OrderRequest(
+        client_order_id="wf5-leg0", symbol="SPY", side=OrderSide.SELL, qty=Decimal(3)
+    )
+
+    with pytest.raises(OrderRejectedError, match="insufficient qty"):
+        broker.submit_order(request)
+
+
+def test_submit_when_quantity_not_exact_as_float_then_refused_before_sending(
+    fake: FakeAlpaca, broker: AlpacaBroker
+) -> None:
+    with pytest.raises(ValueError, match="exactly"):
+        broker.submit_order(_buy("wf6-leg0", qty="0.12345678901234567891"))
+
+    assert fake.requests_seen[ORDERS] == 0
+
+
+def test_submit_when_partial_fill_mode_then_position_follows_filled_qty(
+    fake: FakeAlpaca, broker: AlpacaBroker
+) -> None:
+    fake.state.fill_mode = FillMode.PARTIAL
+    fake.state.partial_fill_ratio = Decimal("0.25")
+
+    order = broker.submit_order(_buy("wf7-leg0", qty="4"))
+
+    assert order.status is OrderStatus.PARTIALLY_FILLED and not order.is_final
+    assert order.filled_qty == Decimal(1)
+    position = broker.get_position("SPY")
+    assert position is not None and position.qty == Decimal(1)
+
+    fake.state.fill_order(order.broker_order_id, price=Decimal("501.25"))
+    done = broker.get_order_by_client_id("wf7-leg0")
+
+    assert done is not None and done.status is OrderStatus.FILLED and done.is_final
+    assert done.filled_qty == Decimal(4)
+    assert done.filled_avg_price == Decimal("501.0")  # (1 * 500.25 + 3 * 501.25) / 4
+
+
+def test_limit_order_when_not_marketable_then_new_and_replace_reprices_it(
+    fake: FakeAlpaca, broker: AlpacaBroker
+) -> None:
+    request = OrderRequest(
+        client_order_id="wf8-leg0",
+        symbol="SPY",
+        side=OrderSide.BUY,
+        qty=Decimal(2),
+        order_type=OrderType.LIMIT,
+        limit_price=Decimal("499.5"),
+    )
+    working = broker.submit_order(request)
+    assert working.status is OrderStatus.NEW
+    assert working.limit_price == Decimal("499.5")
+
+    replaced = broker.replace_order(working.broker_order_id, limit_price=Decimal("500.3"))
+
+    assert replaced.broker_order_id != working.broker_order_id
+    assert replaced.limit_price == Decimal("500.3")
+    assert replaced.status is OrderStatus.FILLED  # now marketable: fills at 500.25
+    old = broker.get_order(working.broker_order_id)
+    assert old.status is OrderStatus.REPLACED
+
+
+def test_replace_when_fractional_qty_then_refused(broker: AlpacaBroker) -> None:
+    with pytest.raises(ValueError, match="whole-share"):
+        broker.replace_order("00000000-0000-0000-0000-000000000000", qty=Decimal("1.5"))
+
+
+def test_cancel_when_order_open_then_canceled_and_repeat_is_harmless(
+    fake: FakeAlpaca, broker: AlpacaBroker
+) -> None:
+    fake.state.fill_mode = FillMode.NEW
+    order = broker.submit_order(_buy("wf9-leg0"))
+    assert order.status is OrderStatus.NEW
+
+    broker.cancel_order(order.broker_order_id)
+    broker.cancel_order(order.broker_order_id)
+
+    canceled = broker.get_order_by_client_id("wf9-leg0")
+    assert canceled is not None and canceled.status is OrderStatus.CANCELED
+
+
+def test_cancel_when_reply_lost_after_cancel_then_retry_succeeds(
+    fake: FakeAlpaca, broker: AlpacaBroker
+) -> None:
+    fake.state.fill_mode = FillMode.NEW
+    order = broker.submit_order(_buy("wf9-leg1"))
+    fake.inject("DELETE /v2/orders/{id}", Fault.CONNECTION_RESET_AFTER_ACCEPT)
+
+    broker.cancel_order(order.broker_order_id)
+
+    assert fake.requests_seen["DELETE /v2/orders/{id}"] == 2  # the retry was answered 422
+    assert broker.get_order(order.broker_order_id).status is OrderStatus.CANCELED
+
+
+def test_cancel_when_order_filled_then_rejected(broker: AlpacaBroker) -> None:
+    order = broker.submit_order(_buy("wf9-leg2"))
+
+    with pytest.raises(OrderRejectedError, match="filled"):
+        broker.cancel_order(order.broker_order_id)
+
+
+def test_cancel_when_order_unknown_then_not_found(broker: AlpacaBroker) -> None:
+    with pytest.raises(OrderNotFoundError):
+        broker.cancel_order("00000000-0000-0000-0000-000000000000")
+
+
+def test_close_position_when_client_id_given_then_idempotent_market_sell(
+    fake: FakeAlpaca, broker: AlpacaBroker
+) -> None:
+    fake.state.set_position("SPY", Decimal("3.5"), Decimal(400))
+
+    first = broker.close_position("SPY", client_order_id="wf10-close-SPY")
+    again = broker.close_position("SPY", client_order_id="wf10-close-SPY")
+
+    assert again == first
+    assert first.side is OrderSide.SELL and first.filled_qty == Decimal("3.5")
+    assert broker.get_position("SPY") is None
+    assert fake.orders_created("wf10-close-SPY") == 1
+
+
+def test_close_position_when_no_client_id_then_close_endpoint_used(
+    fake: FakeAlpaca, broker: AlpacaBroker
+) -> None:
+    fake.state.set_position("SPY", Decimal(2), Decimal(400))
+
+    order = broker.close_position("SPY")
+
+    assert order.side is OrderSide.SELL and order.qty == Decimal(2)
+    assert fake.requests_seen["DELETE /v2/positions/{symbol}"] == 1
+    assert broker.get_position("SPY") is None
+
+
+def test_close_position_when_nothing_held_then_not_found(broker: AlpacaBroker) -> None:
+    with pytest.raises(OrderNotFoundError):
+        broker.close_position("SPY", client_order_id="wf11-close-SPY")
+    with pytest.raises(OrderNotFoundError):
+        broker.close_position("SPY")
+
+
+def test_get_open_orders_when_some_open_then_only_those_listed(
+    fake: FakeAlpaca, broker: AlpacaBroker
+) -> None:
+    broker.submit_order(_buy("wf12-filled"))
+    fake.state.fill_mode = FillMode.NEW
+    working = broker.submit_order(_buy("wf12-open"))
+
+    assert broker.get_open_orders() == [working]

