@@ -150,7 +150,7 @@ def test_register_when_simulated_then_plans_execute_on_the_embedded_broker(
 ) -> None:
     container, registry = simulated
     # attempts and the simulated account share the service database: no sibling files
-    assert sorted(path.name for path in tmp_path.glob("svc*")) == ["svc.db"]
+    assert sorted(path.name for path in tmp_path.glob("svc*.db")) == ["svc.db"]
     bought = _handle(registry, planned([buy("SPY", "5102.50"), buy("QQQ", "1000")]), context())
     assert [(o.symbol, o.status, o.filled_qty) for o in bought["TradeExecuted"].orders] == [
         ("QQQ", OrderStatus.FILLED, Decimal("2.499375")),

@@ -24,7 +24,6 @@ from pathlib import Path
 
 from sqlalchemy.engine import Engine
 
-from alchemiser_broker.alpaca import AlpacaBroker
 from alchemiser_broker.port import BrokerPort
 from alchemiser_broker.settings import (
     DATASET_DIR_ENV,
@@ -79,6 +78,10 @@ def build_broker(
 
 
 def _alpaca_broker(alpaca: AlpacaSettings) -> BuiltBroker:
+    # imported here: alpaca-py (and the pandas it loads) costs a second at start-up, and a
+    # service on the simulated broker never needs it
+    from alchemiser_broker.alpaca import AlpacaBroker
+
     alpaca.require_trading_mode_allowed()
     name = "alpaca" if alpaca.paper else "alpaca-live"
     return BuiltBroker(AlpacaBroker(alpaca), name)

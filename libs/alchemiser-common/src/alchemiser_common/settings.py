@@ -48,12 +48,21 @@ class KafkaSettings(_Section):
     session_timeout_ms: int = Field(default=6000, ge=1000)
     heartbeat_interval_ms: int = Field(default=1000, ge=100)
     fetch_wait_max_ms: int = Field(default=5, ge=0)
+    reconnect_backoff_max_ms: int = Field(
+        default=1000,
+        ge=10,
+        description=(
+            "Longest wait between reconnection attempts (librdkafka's default is 10 s): a "
+            "broker that comes back is noticed within about this long."
+        ),
+    )
 
     def client_config(self) -> dict[str, Any]:
         """The librdkafka settings shared by producers, consumers and the admin client."""
         config: dict[str, Any] = {
             "bootstrap.servers": self.bootstrap_servers,
             "security.protocol": self.security_protocol,
+            "reconnect.backoff.max.ms": self.reconnect_backoff_max_ms,
         }
         if self.sasl_mechanism:
             config["sasl.mechanism"] = self.sasl_mechanism

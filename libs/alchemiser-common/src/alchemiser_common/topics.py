@@ -1,4 +1,4 @@
-"""The topic catalog (ARCHITECTURE.md, "Topics and events") and idempotent topic creation.
+"""The topic catalog (docs/architecture.md) and idempotent topic creation.
 
 Every event topic has a dead-letter twin, ``<topic>.dlq``, holding the records its consumers
 could not process, with the original key and a reason header.

@@ -32,9 +32,6 @@ __all__ = [
     "wait_for_outcome",
 ]
 
-#: How long the producer may take to deliver the trigger before the command fails.
-DELIVERY_TIMEOUT_S = 30.0
-
 
 class WorkflowTimeoutError(AlchemiserError):
     """The workflow did not complete or fail within the wait."""
@@ -97,7 +94,7 @@ def publish(trigger: WorkflowStarted, kafka: KafkaSettings, serde: EventSerde) -
         ],
         on_delivery=on_delivery,
     )
-    remaining = producer.flush(DELIVERY_TIMEOUT_S)
+    remaining = producer.flush()
     if remaining or errors:
         detail = errors[0] if errors else f"{remaining} record(s) not delivered"
         raise AlchemiserError(f"could not publish the trigger: {detail}")

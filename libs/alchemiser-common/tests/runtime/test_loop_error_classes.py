@@ -1,4 +1,4 @@
-"""The loop's Kafka error contract (RELIABILITY.md), with scripted Kafka clients.
+"""The loop's Kafka error contract (retriable, abortable, fatal), with scripted Kafka clients.
 
 Real brokers cannot be made to fail on cue, so the consumer and producer here are in-memory
 doubles that raise real ``KafkaException``s with librdkafka's flags; the inbox is a real SQLite

@@ -5,7 +5,7 @@ Used by the test fixtures when no other broker is given and by ``make run``::
     python -m alchemiser_devtools.embedded --port 9092
 
 tansu speaks the Kafka protocol but does not honour transactional isolation (a
-``read_committed`` consumer sees aborted records; see PLATFORM.md), so code tested against it
+``read_committed`` consumer sees aborted records), so code tested against it
 must be correct under plain at-least-once delivery.
 """
 

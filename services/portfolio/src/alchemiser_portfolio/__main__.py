@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from alchemiser_common.runtime.service import service_main
 from alchemiser_portfolio.service import SERVICE
 
 __all__: list[str] = []
 
 if __name__ == "__main__":
-    raise SystemExit(service_main(SERVICE))
+    raise SystemExit(SERVICE.main())

@@ -14,7 +14,7 @@ Environment variables (prefix ``ALCHEMISER_STRATEGY__``):
                                     Alpaca market data (required when the source is ``alpaca``)
 ==================================  ============================================================
 
-The default weights are the original Alchemiser's mix (ALCHEMISER.md, "Strategies"): KLM 0.20,
+The default weights are the original Alchemiser's mix (its production configuration): KLM 0.20,
 Nuclear 0.15, TQQQ-FTLT 0.15, and TECL the rest, 0.50 (the original shared that rest between
 TECL and strategies not shipped here).
 """
@@ -27,10 +27,9 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from alchemiser_common.settings import CommonSettings
-from alchemiser_strategy.adapters.alpaca_bars import AlpacaDataSettings
 from alchemiser_strategy.adapters.market_data import DEMO_DATASET_DIR
 from alchemiser_strategy.exceptions import StrategyConfigError
 
@@ -38,6 +37,7 @@ __all__ = [
     "BUNDLED_STRATEGIES_DIR",
     "DEFAULT_WEIGHTS",
     "STRATEGY_FILE_SUFFIX",
+    "AlpacaDataSettings",
     "StrategySection",
     "StrategySettings",
     "default_strategies_dir",
@@ -71,6 +71,28 @@ def default_strategies_dir() -> Path:
         return BUNDLED_STRATEGIES_DIR
     in_repo = Path.cwd() / _REPO_STRATEGIES_DIR
     return in_repo if in_repo.is_dir() else BUNDLED_STRATEGIES_DIR
+
+
+class AlpacaDataSettings(BaseModel):
+    """How to reach Alpaca's market-data API (nest it in the service settings)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    api_key: SecretStr
+    secret_key: SecretStr
+    feed: Literal["iex", "sip", "delayed_sip", "otc", "boats", "overnight"] = Field(
+        default="iex", description="iex is free; sip needs a subscription."
+    )
+    adjustment: Literal["raw", "split", "dividend", "all"] = Field(
+        default="all", description="Corporate-action adjustment; indicators want 'all'."
+    )
+    timeout_s: float = Field(default=10.0, gt=0, le=120, description="Per HTTP request.")
+    max_retries: int = Field(default=3, ge=0, le=10, description="Retries after the first try.")
+    backoff_initial_s: float = Field(default=0.5, gt=0, le=60)
+    backoff_max_s: float = Field(default=8.0, gt=0, le=300)
+    url_override: str | None = Field(
+        default=None, pattern=r"^https?://", description="Base URL for tests and proxies."
+    )
 
 
 class StrategySection(BaseModel):

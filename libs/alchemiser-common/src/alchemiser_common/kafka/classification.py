@@ -1,4 +1,4 @@
-"""Classify Kafka errors into what the caller must do next (RELIABILITY.md, Kafka transactions).
+"""Classify Kafka errors into what the caller must do next (librdkafka's transaction contract).
 
 * ``RETRIABLE`` — call the same API again.
 * ``ABORTABLE`` — ``abort_transaction()``, rewind the consumer to its committed offsets, retry

@@ -1,6 +1,6 @@
 """A thin typed wrapper over confluent-kafka's Producer, Consumer and AdminClient.
 
-This is the lower of the two layers around Kafka (STYLE.md item 3): it merges configuration
+This is the lower of the two layers around Kafka: it merges configuration
 (``KafkaSettings.client_config()`` + role defaults + explicit overrides, later wins), wires
 librdkafka's ``error_cb`` and ``logger`` to a stdlib logger, and creates the underlying
 client on first use. It knows nothing of topics, serde, dedupe or the commit protocol; the

@@ -11,7 +11,6 @@ import importlib
 import sys
 
 from alchemiser_common.runtime.declaration import Service
-from alchemiser_common.runtime.service import service_main
 
 
 def main(argv: list[str]) -> int:
@@ -24,7 +23,7 @@ def main(argv: list[str]) -> int:
     if not isinstance(service, Service):
         print(f"{argv[0]} is not a Service declaration", file=sys.stderr)
         return 2
-    return service_main(service, argv[1:])
+    return service.main(argv[1:])
 
 
 if __name__ == "__main__":

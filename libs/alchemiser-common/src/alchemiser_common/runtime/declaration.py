@@ -18,23 +18,27 @@ topics), decoding and dispatch; ``python -m alchemiser_<svc>`` runs it with
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from sqlalchemy import Engine
-
-from alchemiser_common.events import Event
-from alchemiser_common.observability.metrics import Metrics
-from alchemiser_common.runtime.handlers import (
-    EventHandlerRegistry,
-    Handler,
-    HandlerRegistration,
-)
+from alchemiser_common.runtime.handlers import Handler, HandlerRegistration
 from alchemiser_common.settings import CommonSettings
 
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from alchemiser_common.events import Event
+    from alchemiser_common.observability.metrics import Metrics
+    from alchemiser_common.runtime.handlers import EventHandlerRegistry
+
 __all__ = ["HandlerFactory", "Service", "ServiceContainer"]
+
+#: Exit codes of a service process.
+EXIT_OK = 0
+EXIT_CONFIG = 2
 
 SettingsT = TypeVar("SettingsT", bound=CommonSettings)
 
@@ -76,3 +80,30 @@ class Service(Generic[SettingsT]):
     def topics(self) -> list[str]:
         """The topics the service consumes, sorted."""
         return sorted({event_class.TOPIC for event_class in self.handlers})
+
+    def main(self, argv: list[str] | None = None) -> int:
+        """``python -m alchemiser_<svc> [--help]``: print help, or run the service.
+
+        The runtime is imported only to run, so ``--help`` costs little more than Python.
+        """
+        args = sys.argv[1:] if argv is None else argv
+        if any(arg in {"-h", "--help"} for arg in args):
+            print(self.usage())
+            return EXIT_OK
+        if args:
+            print(f"{self.name}: unexpected arguments {' '.join(args)!r}; see --help", flush=True)
+            return EXIT_CONFIG
+        from alchemiser_common.runtime.service import run_service
+
+        return run_service(self)
+
+    def usage(self) -> str:
+        """The ``--help`` text."""
+        return (
+            f"usage: python -m alchemiser_{self.name.replace('-', '_')} [--help]\n\n"
+            f"{self.description or f'The {self.name} service.'}\n\n"
+            f"Consumes {', '.join(self.topics())}; runs until SIGTERM or SIGINT (exit 0), exits\n"
+            "1 on a fatal runtime error and 2 on bad configuration. Configured only by\n"
+            f"environment variables ALCHEMISER_* ({self.settings.__name__}; nested sections use\n"
+            "'__', e.g. ALCHEMISER_KAFKA__BOOTSTRAP_SERVERS, ALCHEMISER_DATABASE__URL) or .env."
+        )

@@ -16,11 +16,13 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from alchemiser_common.errors import AlchemiserError, ConfigurationError
-from alchemiser_common.events import Event
-from alchemiser_common.inbox import UnitOfWork
+
+if TYPE_CHECKING:
+    from alchemiser_common.events import Event
+    from alchemiser_common.inbox import UnitOfWork
 
 __all__ = [
     "EventHandlerRegistry",
@@ -31,8 +33,8 @@ __all__ = [
     "InvalidEventError",
 ]
 
-EventT = TypeVar("EventT", bound=Event)
-EventT_contra = TypeVar("EventT_contra", bound=Event, contravariant=True)
+EventT = TypeVar("EventT", bound="Event")
+EventT_contra = TypeVar("EventT_contra", bound="Event", contravariant=True)
 
 
 class InvalidEventError(AlchemiserError):

@@ -354,7 +354,7 @@ class ProcessingLoop:
         self._metrics.transactions.labels(outcome="committed").inc()
         self._mark_published(checkpoint.published_keys)
         # Exact on Apache Kafka as of the last fetch; indicative only on the embedded broker,
-        # whose watermarks are wrong (PLATFORM.md).
+        # whose high watermarks are wrong.
         for topic, partition, lag in self._transaction.lag(positions):
             self._metrics.set_consumer_lag(topic, partition, lag)
         for observe in checkpoint.after_commit:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -31,7 +30,7 @@ from alchemiser_common.observability import (
     configure_logging,
     configure_tracing,
 )
-from alchemiser_common.runtime.declaration import Service, ServiceContainer
+from alchemiser_common.runtime.declaration import EXIT_CONFIG, EXIT_OK, Service, ServiceContainer
 from alchemiser_common.runtime.handlers import EventHandlerRegistry
 from alchemiser_common.runtime.loop import (
     FatalRuntimeError,
@@ -43,15 +42,13 @@ from alchemiser_common.schemas import SchemaCatalog
 from alchemiser_common.serde import EventSerde
 from alchemiser_common.settings import CommonSettings, load_settings, masked
 
-__all__ = ["EXIT_CONFIG", "EXIT_FATAL", "EXIT_OK", "run_service", "service_main"]
+__all__ = ["EXIT_CONFIG", "EXIT_FATAL", "EXIT_OK", "run_service"]
 
 SettingsT = TypeVar("SettingsT", bound=CommonSettings)
 
 _log = structlog.get_logger("alchemiser.service")
 
-EXIT_OK = 0
 EXIT_FATAL = 1
-EXIT_CONFIG = 2
 
 
 def _pause_hook(settings: CommonSettings) -> Callable[[ProtocolStep], None]:
@@ -78,30 +75,6 @@ def _pause_hook(settings: CommonSettings) -> Callable[[ProtocolStep], None]:
         threading.Event().wait()
 
     return pause
-
-
-def service_main(service: Service[SettingsT], argv: list[str] | None = None) -> int:
-    """``python -m alchemiser_<svc> [--help]``: print help, or run the service."""
-    args = sys.argv[1:] if argv is None else argv
-    if any(arg in {"-h", "--help"} for arg in args):
-        print(_usage(service))
-        return EXIT_OK
-    if args:
-        print(f"{service.name}: unexpected arguments {' '.join(args)!r}; see --help", flush=True)
-        return EXIT_CONFIG
-    return run_service(service)
-
-
-def _usage(service: Service[Any]) -> str:
-    consumes = ", ".join(service.topics())
-    return (
-        f"usage: python -m alchemiser_{service.name.replace('-', '_')} [--help]\n\n"
-        f"{service.description or f'The {service.name} service.'}\n\n"
-        f"Consumes {consumes}; runs until SIGTERM or SIGINT (exit 0), exits 1 on a fatal\n"
-        "runtime error and 2 on bad configuration. Configured only by environment variables\n"
-        f"ALCHEMISER_* ({service.settings.__name__}; nested sections use '__', e.g.\n"
-        "ALCHEMISER_KAFKA__BOOTSTRAP_SERVERS, ALCHEMISER_DATABASE__URL) or a .env file."
-    )
 
 
 def run_service(service: Service[SettingsT]) -> int:

@@ -1,7 +1,7 @@
 """The Kafka side of the commit protocol: one transaction, its error classes, rewinding.
 
 :class:`KafkaTransaction` wraps the process's transactional producer and its consumer for the
-loop (RELIABILITY.md's error contract):
+loop (librdkafka's transactional error contract):
 
 * a **retriable** error retries the same call (bounded: :data:`MAX_RETRIABLE_ATTEMPTS`);
 * an error that **requires abort** raises :class:`AbortRequiredError`: the loop aborts, seeks
@@ -20,15 +20,14 @@ import structlog
 from alchemiser_common.errors import AlchemiserError
 from alchemiser_common.inbox import StoredOutput
 from alchemiser_common.kafka.clients import (
+    API_TIMEOUT_S,
     KafkaConsumer,
     KafkaErrorClass,
     KafkaProducer,
     classify_kafka_error,
 )
-from alchemiser_common.runtime.limits import KAFKA_CALL_TIMEOUT_S
 
 __all__ = [
-    "KAFKA_CALL_TIMEOUT_S",
     "MAX_RETRIABLE_ATTEMPTS",
     "AbortRequiredError",
     "FatalRuntimeError",
@@ -99,11 +98,9 @@ class KafkaTransaction:
         """
         metadata = self._consumer.consumer_group_metadata()
         self._call(
-            lambda: self._producer.send_offsets_to_transaction(
-                positions, metadata, KAFKA_CALL_TIMEOUT_S
-            )
+            lambda: self._producer.send_offsets_to_transaction(positions, metadata, API_TIMEOUT_S)
         )
-        self._call(lambda: self._producer.commit_transaction(KAFKA_CALL_TIMEOUT_S))
+        self._call(lambda: self._producer.commit_transaction(API_TIMEOUT_S))
         self.open = False
         return positions
 
@@ -112,7 +109,7 @@ class KafkaTransaction:
         if not self.open:
             return False
         try:
-            self._producer.abort_transaction(KAFKA_CALL_TIMEOUT_S)
+            self._producer.abort_transaction(API_TIMEOUT_S)
         except Exception as err:
             if _classify(err) in (KafkaErrorClass.FATAL, None):
                 raise FatalRuntimeError(f"abort_transaction failed: {err}") from err
@@ -124,7 +121,7 @@ class KafkaTransaction:
         assignment = self._consumer.assignment()
         if not assignment:
             return
-        for committed in self._consumer.committed(assignment, timeout=KAFKA_CALL_TIMEOUT_S):
+        for committed in self._consumer.committed(assignment, timeout=API_TIMEOUT_S):
             if committed.offset < 0:
                 committed.offset = _OFFSET_BEGINNING
             self._consumer.seek(committed)

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import date, datetime, timedelta
 from datetime import time as clock_time
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import requests
@@ -33,7 +33,6 @@ from alpaca.data.models.bars import Bar as AlpacaBar
 from alpaca.data.models.bars import BarSet
 from alpaca.data.requests import StockBarsRequest
 from alpaca.data.timeframe import TimeFrame
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from requests.adapters import HTTPAdapter
 
 from alchemiser_common.errors import ConfigurationError
@@ -44,6 +43,7 @@ from alchemiser_marketdata import (
     MarketDataUnavailableError,
     PriceHistory,
 )
+from alchemiser_strategy.settings import AlpacaDataSettings
 
 __all__ = ["CLOSE_ON_LOOKBACK_DAYS", "AlpacaBarsMarketData", "AlpacaDataSettings"]
 
@@ -61,28 +61,6 @@ _TRANSIENT_NETWORK_ERRORS = (
 """Transport failures worth another try (timeouts, refused or reset connections, cut bodies)."""
 
 _log = structlog.get_logger("alchemiser.strategy.market_data")
-
-
-class AlpacaDataSettings(BaseModel):
-    """How to reach Alpaca's market-data API (nest it in the service settings)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    api_key: SecretStr
-    secret_key: SecretStr
-    feed: Literal["iex", "sip", "delayed_sip", "otc", "boats", "overnight"] = Field(
-        default="iex", description="iex is free; sip needs a subscription."
-    )
-    adjustment: Literal["raw", "split", "dividend", "all"] = Field(
-        default="all", description="Corporate-action adjustment; indicators want 'all'."
-    )
-    timeout_s: float = Field(default=10.0, gt=0, le=120, description="Per HTTP request.")
-    max_retries: int = Field(default=3, ge=0, le=10, description="Retries after the first try.")
-    backoff_initial_s: float = Field(default=0.5, gt=0, le=60)
-    backoff_max_s: float = Field(default=8.0, gt=0, le=300)
-    url_override: str | None = Field(
-        default=None, pattern=r"^https?://", description="Base URL for tests and proxies."
-    )
 
 
 class _TimeoutAdapter(HTTPAdapter):
