@@ -54,9 +54,12 @@ class DeadLetterReason(StrEnum):
     INVALID_EVENT = "invalid_event"
     FLOAT_VALUE = "float_value"
     UNEXPECTED_EVENT_TYPE = "unexpected_event_type"
+    BAD_KEY = "bad_key"
     HANDLER_REJECTED = "handler_rejected"
     HANDLER_ERROR = "handler_error"
     CONFLICT = "conflict"
+    INVALID_PLAN = "invalid_plan"
+    UNKNOWN_WORKFLOW = "unknown_workflow"
 
 
 class DeserializationError(AlchemiserError):

@@ -48,6 +48,7 @@ def test_stage_when_poison_records_then_dead_lettered_with_reason_and_good_ones_
     pipeline.produce_raw(
         WorkflowStarted.TOPIC,
         [serde.serialize(good_before), *poison.values(), *(serde.serialize(g) for g in good_after)],
+        key=good_before.account_id.encode(),
     )
     wanted = {str(t.correlation_id) for t in [good_before, *good_after]}
     pipeline.wait_for(

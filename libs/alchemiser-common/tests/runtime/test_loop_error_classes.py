@@ -52,6 +52,7 @@ class Record:
     _value: bytes
     _offset: int
     _topic: str = TOPIC
+    _key: bytes = sample_workflow_started().account_id.encode()
 
     def topic(self) -> str:
         return self._topic
@@ -63,7 +64,7 @@ class Record:
         return self._offset
 
     def key(self) -> bytes:
-        return b"acct"
+        return self._key
 
     def value(self) -> bytes:
         return self._value

@@ -178,8 +178,14 @@ class Pipeline:
         assert producer.flush(10) == 0
 
     def produce(self, events: list[Event]) -> None:
+        """Produce ``events`` as a real producer would: each keyed by its account."""
         serde = self.serde
-        self.produce_raw(events[0].TOPIC, [serde.serialize(event) for event in events])
+        producer = Producer({"bootstrap.servers": self.bootstrap})
+        for event in events:
+            producer.produce(
+                event.TOPIC, value=serde.serialize(event), key=event.account_id.encode()
+            )
+        assert producer.flush(10) == 0
 
     def read_all(self, topic: str) -> list[Any]:
         """Every record on ``topic`` (all partitions), from the beginning."""

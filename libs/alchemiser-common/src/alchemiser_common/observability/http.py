@@ -4,7 +4,9 @@ A threaded ``wsgiref`` server in a daemon thread, with ``prometheus_client``'s W
 ``/metrics`` (it handles gzip and the OpenMetrics ``Accept`` header). No framework: this must
 keep answering while the event loop of the service is busy or stuck, and must cost nothing.
 
-* ``/healthz``: 200 while the process can answer at all (liveness).
+* ``/healthz``: 200 while every liveness check passes (the process is alive *and* making
+  progress), else 503 with a JSON body naming the failing check and why; Kubernetes restarts
+  a pod whose liveness probe keeps failing.
 * ``/readyz``: 200 when every readiness check passes, else 503 with a JSON body naming the
   failing checks (``{"status": "not ready", "failing": {"partitions-assigned": "not
   ready"}}``). Checks are time-boxed (see :mod:`.readiness`).
@@ -94,6 +96,7 @@ class ObservabilityServer:
         self._host = host
         self._requested_port = port
         self.readiness = ReadinessChecks(default_timeout_s=check_timeout_s)
+        self.liveness = ReadinessChecks(default_timeout_s=check_timeout_s)
         self._metrics_app = make_wsgi_app(registry)
         self._server: WSGIServer | None = None
         self._thread: threading.Thread | None = None
@@ -116,6 +119,15 @@ class ObservabilityServer:
     ) -> None:
         """Register (or replace) a readiness check; ``/readyz`` is 200 only when all pass."""
         self.readiness.add(name, check, timeout_s=timeout_s)
+
+    def add_liveness_check(
+        self, name: str, check: ReadinessCheck, *, timeout_s: float | None = None
+    ) -> None:
+        """Register (or replace) a liveness check; ``/healthz`` is 200 only when all pass.
+
+        A check says why it fails by raising (the message lands in the 503 body).
+        """
+        self.liveness.add(name, check, timeout_s=timeout_s)
 
     def remove_readiness_check(self, name: str) -> None:
         """Unregister a readiness check (no error when absent)."""
@@ -213,7 +225,12 @@ class ObservabilityServer:
             return []
         head = method == "HEAD"
         if path == "/healthz":
-            return _json(start_response, "200 OK", {"status": "ok"}, head)
+            live = self.liveness.run()
+            if live.ready:
+                return _json(start_response, "200 OK", {"status": "ok"}, head)
+            failing_live = {r.name: r.detail for r in live.failing}
+            body_dead = {"status": "unhealthy", "failing": failing_live}
+            return _json(start_response, "503 Service Unavailable", body_dead, head)
         if path == "/readyz":
             report = self.readiness.run()
             if report.ready:

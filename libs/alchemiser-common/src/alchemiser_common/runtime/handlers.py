@@ -18,7 +18,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
-from alchemiser_common.errors import AlchemiserError, ConfigurationError
+from alchemiser_common.errors import (
+    AlchemiserError,
+    ConfigurationError,
+    DeadLetterReason,
+    TransientError,
+)
 
 if TYPE_CHECKING:
     from alchemiser_common.events import Event
@@ -31,6 +36,7 @@ __all__ = [
     "HandlerRegistration",
     "HandlerResult",
     "InvalidEventError",
+    "NotReadyError",
 ]
 
 EventT = TypeVar("EventT", bound="Event")
@@ -38,7 +44,26 @@ EventT_contra = TypeVar("EventT_contra", bound="Event", contravariant=True)
 
 
 class InvalidEventError(AlchemiserError):
-    """A handler rejects its input as invalid; the runtime dead-letters it with this reason."""
+    """A handler rejects its input as invalid: the runtime dead-letters it.
+
+    ``reason`` becomes the dead letter's ``dlq.reason`` header (default ``handler_rejected``);
+    the message its ``dlq.error_message``.
+    """
+
+    def __init__(
+        self, message: str, *, reason: DeadLetterReason = DeadLetterReason.HANDLER_REJECTED
+    ) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class NotReadyError(TransientError):
+    """The input cannot be handled *yet* (it waits for another event): handle it again later.
+
+    The runtime stops that input's partition for this batch (other partitions go on), commits
+    what came before it, and consumes it again after a backoff. A handler that raises this
+    must bound the wait itself (for example by the input's age) and reject the input after it.
+    """
 
 
 @dataclass(frozen=True, slots=True)

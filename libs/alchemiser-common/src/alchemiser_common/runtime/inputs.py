@@ -51,6 +51,16 @@ class Input:
         return dedupe_key(self.event)
 
     @cached_property
+    def dead_key(self) -> str:
+        """The inbox key recording that this very record was dead-lettered (replay-stable)."""
+        return f"dead:{self.topic}:{self.partition}:{self.offset}"
+
+    @cached_property
+    def value_hash(self) -> str:
+        """The content hash of the raw record (the dead-letter row's hash)."""
+        return content_hash((self.key or b"") + b"\x00" + (self.value or b""))
+
+    @cached_property
     def content_hash(self) -> str:
         """The event's content hash (only for decoded inputs)."""
         assert self.event is not None
@@ -94,4 +104,9 @@ def decode(record: Any, serde: EventSerde, registry: EventHandlerRegistry) -> In
     if registry.handler_for(event) is None:
         reason = DeadLetterReason.UNEXPECTED_EVENT_TYPE
         return Input(**base, failure=(reason, f"no handler for {event.event_type}"))
+    if base["key"] != event.account_id.encode():
+        # topics are keyed by account: a record keyed otherwise lands on the wrong partition,
+        # outside the per-account order every consumer relies on
+        detail = f"record key {base['key']!r} is not the event's account_id {event.account_id!r}"
+        return Input(**base, failure=(DeadLetterReason.BAD_KEY, detail))
     return Input(**base, event=event)

@@ -6,7 +6,7 @@ own waits against them at start-up.
 
 from __future__ import annotations
 
-__all__ = ["KAFKA_MAX_POLL_INTERVAL_S", "MAX_BATCH_HANDLING_S"]
+__all__ = ["KAFKA_CALL_STALL_S", "KAFKA_MAX_POLL_INTERVAL_S", "MAX_BATCH_HANDLING_S"]
 
 #: librdkafka's default ``max.poll.interval.ms`` (5 min): a consumer that does not poll for
 #: longer leaves its group and its partitions are handed to another member.
@@ -17,4 +17,7 @@ KAFKA_MAX_POLL_INTERVAL_S = 300.0
 #: however large the batch, and bounds how long a stop request waits for the batch.
 MAX_BATCH_HANDLING_S = 10.0
 
-# The bound of one blocking Kafka call is the Kafka wrapper's ``API_TIMEOUT_S``.
+#: A blocking Kafka call is given ``API_TIMEOUT_S`` (30 s, the Kafka wrapper's bound); one
+#: still running after this long is stuck (seen after broker restarts): the liveness probe
+#: fails so that Kubernetes restarts the process.
+KAFKA_CALL_STALL_S = 45.0

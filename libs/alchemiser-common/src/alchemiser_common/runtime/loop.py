@@ -71,6 +71,7 @@ from alchemiser_common.runtime.handlers import (
 )
 from alchemiser_common.runtime.inputs import Input, decode
 from alchemiser_common.runtime.limits import MAX_BATCH_HANDLING_S
+from alchemiser_common.runtime.progress import LoopProgress
 from alchemiser_common.runtime.transactions import (
     AbortRequiredError,
     FatalRuntimeError,
@@ -125,6 +126,7 @@ class ProcessingLoop:
         metrics: Metrics,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         pause_at: Callable[[ProtocolStep], None] = lambda step: None,
+        progress: LoopProgress | None = None,
     ) -> None:
         self._config = config
         self._consumer = consumer
@@ -135,7 +137,8 @@ class ProcessingLoop:
         self._context = HandlerContext(consumer=config.consumer_name, now=now)
         self._pause_at = pause_at
         self._stopping = threading.Event()
-        self._transaction = KafkaTransaction(consumer, producer)
+        self.progress = progress or LoopProgress()
+        self._transaction = KafkaTransaction(consumer, producer, self.progress)
         self._backoff_s = config.backoff_initial_s
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -147,6 +150,11 @@ class ProcessingLoop:
     def stopping(self) -> bool:
         """Whether :meth:`stop` was called."""
         return self._stopping.is_set()
+
+    @property
+    def stop_requested(self) -> threading.Event:
+        """The event :meth:`stop` sets (to wait on)."""
+        return self._stopping
 
     def on_revoke(self, _consumer: Any, partitions: list[Any]) -> None:
         """Rebalance callback: a revoked partition must not keep an open transaction."""
@@ -162,6 +170,7 @@ class ProcessingLoop:
             records = self._consumer.consume(
                 num_messages=self._config.batch_size, timeout=self._config.poll_timeout_s
             )
+            self.progress.polled()
             batch = [record for record in records if self._usable(record)]
             if not batch:
                 continue
@@ -196,8 +205,9 @@ class ProcessingLoop:
     def process_batch(self, records: Sequence[Any]) -> None:
         """Run steps 1-6 of the protocol for ``records`` (see the module docstring).
 
-        Raises :class:`TransientError` after committing the prefix handled before a transient
-        failure; :meth:`run` then rewinds to the committed offsets and backs off.
+        Raises :class:`TransientError` after committing what was handled: a transient failure
+        stops its input's partition (the inputs of other partitions go on); :meth:`run` then
+        rewinds to the committed offsets and backs off.
         """
         checkpoint = Checkpoint([decode(r, self._serde, self._registry) for r in records])
         transient = self._handle_all(checkpoint)
@@ -211,20 +221,29 @@ class ProcessingLoop:
 
     # step 2 and 3
     def _handle_all(self, checkpoint: Checkpoint) -> TransientError | None:
+        """Handle the inputs in order; the first transient failure, if any."""
         inputs = checkpoint.inputs
-        decoded = {item.dedupe_key: item.content_hash for item in inputs if item.event}
-        existing = self._inbox.lookup(self._config.consumer_name, decoded)
+        hashes = {item.dead_key: item.value_hash for item in inputs}
+        hashes.update({item.dedupe_key: item.content_hash for item in inputs if item.event})
+        existing = self._inbox.lookup(self._config.consumer_name, hashes)
         seen: dict[str, tuple[str, ClaimOutcome]] = {}
+        blocked: set[tuple[str, int]] = set()
+        first_transient: TransientError | None = None
         deadline = time.monotonic() + self._config.max_batch_handling_s
         for index, item in enumerate(inputs):
-            if index and (self._stopping.is_set() or time.monotonic() > deadline):
+            if checkpoint.processed and (self._stopping.is_set() or time.monotonic() > deadline):
                 _log.info("ending the batch early", handled=index, left=len(inputs) - index)
-                return None
+                break
+            partition = (item.topic, item.partition)
+            if partition in blocked:
+                continue
             transient = self._handle_one(checkpoint, index, item, existing, seen)
             if transient is not None:
-                return transient
-            checkpoint.processed = index + 1
-        return None
+                blocked.add(partition)
+                first_transient = first_transient or transient
+                continue
+            checkpoint.processed.add(index)
+        return first_transient
 
     def _handle_one(
         self,
@@ -234,23 +253,30 @@ class ProcessingLoop:
         existing: dict[str, Claim],
         seen: dict[str, tuple[str, ClaimOutcome]],
     ) -> TransientError | None:
-        """Process input ``index``; a transient failure is returned (it ends the batch)."""
+        """Process input ``index``; a transient failure is returned (it stops the partition)."""
+        dead = existing.get(item.dead_key)
+        if dead is not None:  # this very record was dead-lettered before: not again
+            checkpoint.emit(index, self._claimed(checkpoint, item, item.dead_key, dead))
+            return None
         if item.event is None:
             reason, error = item.failure or (DeadLetterReason.UNDECODABLE, "no event")
-            checkpoint.emit(index, self._dead(checkpoint, item, reason, error))
+            self._dead(checkpoint, index, item, reason, error)
             return None
         key, digest = item.dedupe_key, item.content_hash
         if key in seen:  # a second copy inside this batch
             first_digest, first_outcome = seen[key]
             if digest != first_digest or first_outcome is ClaimOutcome.CONFLICT:
-                checkpoint.emit(index, self._conflict(checkpoint, item))
+                self._conflict(checkpoint, index, item)
             else:
                 self._count_duplicate(checkpoint, item)
             return None
         claim = existing.get(key)
         if claim is not None:
             seen[key] = (digest, claim.outcome)
-            checkpoint.emit(index, self._claimed(checkpoint, item, claim))
+            if claim.outcome is ClaimOutcome.CONFLICT:
+                self._conflict(checkpoint, index, item)
+            else:
+                checkpoint.emit(index, self._claimed(checkpoint, item, key, claim))
             return None
         outcome = self._run_handler(checkpoint, index, item, item.event)
         if isinstance(outcome, InboxEntry):
@@ -289,16 +315,14 @@ class ProcessingLoop:
                 except TransientError as err:
                     return err
                 except InvalidEventError as err:
-                    reason: DeadLetterReason = DeadLetterReason.HANDLER_REJECTED
-                    checkpoint.emit(index, self._dead(checkpoint, item, reason, err))
+                    self._dead(checkpoint, index, item, err.reason, err)
                     return None
                 except Exception as err:
                     if attempt < self._config.handler_attempts:
                         _log.warning("handler failed; retrying", attempt=attempt, error=repr(err))
                         continue
                     _log.error("handler failed repeatedly; dead-lettering", attempts=attempt)
-                    reason = DeadLetterReason.HANDLER_ERROR
-                    checkpoint.emit(index, self._dead(checkpoint, item, reason, err))
+                    self._dead(checkpoint, index, item, DeadLetterReason.HANDLER_ERROR, err)
                     return None
         elapsed_ms = (time.perf_counter() - started) * 1000
         checkpoint.after_commit.append(lambda: self._observe_handled(item, event, elapsed_ms))
@@ -315,7 +339,8 @@ class ProcessingLoop:
 
     # step 4
     def _record(self, checkpoint: Checkpoint) -> None:
-        entries = checkpoint.entries
+        """Record the batch's entries; dead letters found only now are recorded after them."""
+        entries = dict(checkpoint.entries)
         if not entries:
             self._pause_at(ProtocolStep.BEFORE_DB_COMMIT)
             self._pause_at(ProtocolStep.AFTER_DB_COMMIT)
@@ -326,6 +351,19 @@ class ProcessingLoop:
             before_commit=lambda: self._pause_at(ProtocolStep.BEFORE_DB_COMMIT),
         )
         self._pause_at(ProtocolStep.AFTER_DB_COMMIT)
+        self._apply_claims(checkpoint, entries, claims)
+        late = {
+            index: checkpoint.entries[index]
+            for index in entries
+            if checkpoint.entries[index] is not entries[index]
+        }
+        if late:  # a failed unit of work or a lost race to a different input: dead letters
+            claims = self._inbox.record(self._config.consumer_name, list(late.values()))
+            self._apply_claims(checkpoint, late, claims)
+
+    def _apply_claims(
+        self, checkpoint: Checkpoint, entries: dict[int, InboxEntry], claims: dict[str, Claim]
+    ) -> None:
         for index, entry in entries.items():
             item, claim = checkpoint.inputs[index], claims[entry.dedupe_key]
             if claim.outcome is ClaimOutcome.NEW:
@@ -333,11 +371,12 @@ class ProcessingLoop:
                 checkpoint.published_keys.append(entry.dedupe_key)
             elif claim.outcome is ClaimOutcome.STATE_FAILED:
                 assert claim.error is not None
-                reason = DeadLetterReason.HANDLER_ERROR
-                checkpoint.emit(index, self._dead(checkpoint, item, reason, claim.error))
+                self._dead(checkpoint, index, item, DeadLetterReason.HANDLER_ERROR, claim.error)
+            elif claim.outcome is ClaimOutcome.CONFLICT and entry.dedupe_key != item.dead_key:
+                self._conflict(checkpoint, index, item)
             else:
                 _log.info("another instance recorded this input first", key=entry.dedupe_key)
-                checkpoint.emit(index, self._claimed(checkpoint, item, claim))
+                checkpoint.emit(index, self._claimed(checkpoint, item, entry.dedupe_key, claim))
 
     # steps 5 and 6
     def _commit(self, checkpoint: Checkpoint) -> None:
@@ -380,14 +419,14 @@ class ProcessingLoop:
             )
 
     # -- outcomes ----------------------------------------------------------------------------
-    def _claimed(self, checkpoint: Checkpoint, item: Input, claim: Claim) -> list[StoredOutput]:
-        """The outputs of an input whose key already has a row: re-emit, or dead-letter."""
-        if claim.outcome is ClaimOutcome.CONFLICT:
-            return self._conflict(checkpoint, item)
+    def _claimed(
+        self, checkpoint: Checkpoint, item: Input, key: str, claim: Claim
+    ) -> list[StoredOutput]:
+        """The outputs of an input whose ``key`` already has a row: its stored outputs."""
         self._count_duplicate(checkpoint, item)
         if claim.stored_published:
             return []
-        checkpoint.published_keys.append(item.dedupe_key)
+        checkpoint.published_keys.append(key)
         _log.info("duplicate input; re-emitting stored outputs", outputs=len(claim.stored_outputs))
         return list(claim.stored_outputs)
 
@@ -398,18 +437,17 @@ class ProcessingLoop:
         self._count(item, "handled")
 
     def _count_duplicate(self, checkpoint: Checkpoint, item: Input) -> None:
-        event = item.event
-        assert event is not None
+        event_type = item.event.event_type if item.event is not None else "unknown"
 
         def count() -> None:
             self._metrics.dedupe_hits.labels(
-                consumer=self._config.consumer_name, event_type=event.event_type
+                consumer=self._config.consumer_name, event_type=event_type
             ).inc()
             self._count(item, "duplicate")
 
         checkpoint.after_commit.append(count)
 
-    def _conflict(self, checkpoint: Checkpoint, item: Input) -> list[StoredOutput]:
+    def _conflict(self, checkpoint: Checkpoint, index: int, item: Input) -> None:
         event = item.event
         assert event is not None
 
@@ -419,8 +457,9 @@ class ProcessingLoop:
             ).inc()
 
         checkpoint.after_commit.append(count)
-        return self._dead(
+        self._dead(
             checkpoint,
+            index,
             item,
             DeadLetterReason.CONFLICT,
             f"a different {event.event_type} was already handled for workflow "
@@ -430,10 +469,14 @@ class ProcessingLoop:
     def _dead(
         self,
         checkpoint: Checkpoint,
+        index: int,
         item: Input,
         reason: DeadLetterReason,
         error: str | BaseException,
-    ) -> list[StoredOutput]:
+    ) -> None:
+        """Dead-letter input ``index``: its DLQ record is recorded under the record's own
+        inbox key (:attr:`Input.dead_key`), so a redelivery re-emits nothing new."""
+
         def count() -> None:
             self._metrics.dlq_messages.labels(topic=item.topic, reason=reason.value).inc()
             self._count(item, "dead_lettered")
@@ -447,7 +490,18 @@ class ProcessingLoop:
             reason=reason.value,
             error=str(error),
         )
-        return [item.dead_letter(reason, error, self._config.consumer_name)]
+        record = item.dead_letter(reason, error, self._config.consumer_name)
+        event_id = str(item.event.event_id) if item.event is not None else "-"
+        checkpoint.emit(index, [])
+        checkpoint.entries[index] = InboxEntry(
+            dedupe_key=item.dead_key,
+            content_hash=item.value_hash,
+            event_id=event_id,
+            topic=item.topic,
+            partition=item.partition,
+            offset=item.offset,
+            outputs=(record,),
+        )
 
     def _count(self, item: Input, outcome: str) -> None:
         event_type = item.event.event_type if item.event is not None else "unknown"

@@ -23,7 +23,7 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from alchemiser_common.db import create_engine_from_url
 from alchemiser_common.errors import AlchemiserError, ConfigurationError, TransientError
 from alchemiser_common.inbox import InboxStore, inbox_store_for
-from alchemiser_common.kafka.clients import KafkaConsumer, KafkaProducer
+from alchemiser_common.kafka.clients import KafkaAdmin, KafkaConsumer, KafkaProducer
 from alchemiser_common.observability import (
     Metrics,
     ObservabilityServer,
@@ -163,25 +163,32 @@ def _run(name: str, settings: SettingsT, service: Service[SettingsT]) -> int:
         loop.on_revoke(kafka_consumer, partitions)
         _log.info("partitions revoked", count=len(partitions))
 
-    server = ObservabilityServer.from_settings(obs, metrics.registry)
-    # Ready once transactions are initialised (the broker answered) and the consumer joined
-    # the loop; not "has partitions": a standby replica without partitions is healthy and
-    # ready to take over, and a rollout must not wait for a rebalance.
-    server.add_readiness_check("consuming", running.is_set)
-    server.add_readiness_check("database", lambda: _reachable(inbox))
+    server = _probes(settings, metrics, inbox, loop, running)
     server.start()
-    _install_signal_handlers(loop, settings.runtime.shutdown_timeout_s)
-    try:
-        _with_backoff(
-            producer.init_transactions,
-            "init_transactions",
-            retry_on=Exception,
-            attempts=_INIT_TRANSACTIONS_ATTEMPTS,
-        )
+
+    def work() -> None:
+        with loop.progress.call("init_transactions"):
+            _with_backoff(
+                producer.init_transactions,
+                "init_transactions",
+                retry_on=Exception,
+                attempts=_INIT_TRANSACTIONS_ATTEMPTS,
+                stop=loop.stop_requested,
+            )
+        if loop.stopping:
+            return
         consumer.subscribe(topics, on_assign=on_assign, on_revoke=on_revoke, on_lost=on_revoke)
         running.set()
         _log.info("running", topics=topics, metrics_port=server.port)
         loop.run()
+
+    # Kafka calls can block in librdkafka beyond their timeouts, and a Python signal handler
+    # only runs on the main thread between bytecodes: so the loop runs on a worker thread and
+    # the main thread stays free to take SIGTERM, ask the loop to stop and, if it does not
+    # within the shutdown bound, end the process (the watchdog).
+    _install_signal_handlers(loop, settings.runtime.shutdown_timeout_s)
+    try:
+        _run_on_worker(work)
     finally:
         _log.info("stopping: leaving the consumer group")
         consumer.close()
@@ -190,6 +197,56 @@ def _run(name: str, settings: SettingsT, service: Service[SettingsT]) -> int:
         engine.dispose()
     _log.info("stopped cleanly")
     return EXIT_OK
+
+
+def _probes(
+    settings: CommonSettings,
+    metrics: Metrics,
+    inbox: InboxStore,
+    loop: ProcessingLoop,
+    running: threading.Event,
+) -> ObservabilityServer:
+    """The ``/metrics``, ``/healthz`` and ``/readyz`` server of the process (not started).
+
+    Ready once transactions are initialised (the broker answered) and the consumer joined the
+    loop, while the broker and the database answer; not "has partitions": a standby replica
+    without partitions is healthy and ready to take over, and a rollout must not wait for a
+    rebalance. Live while the loop makes progress (:class:`~.progress.LoopProgress`).
+    """
+    server = ObservabilityServer.from_settings(settings.observability, metrics.registry)
+    admin = KafkaAdmin(settings.kafka)
+    server.add_readiness_check("consuming", running.is_set)
+    server.add_readiness_check("broker", lambda: _broker_answers(admin))
+    server.add_readiness_check("database", lambda: _reachable(inbox))
+    server.add_liveness_check("kafka-progress", loop.progress.check)
+    return server
+
+
+def _run_on_worker(work: Callable[[], None]) -> None:
+    """Run ``work`` on a daemon thread; wait for it here, where signals are handled.
+
+    An exception of ``work`` is raised again in the calling thread.
+    """
+    failures: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            work()
+        except BaseException as err:
+            failures.append(err)
+
+    worker = threading.Thread(target=target, name="processing-loop", daemon=True)
+    worker.start()
+    while worker.is_alive():
+        worker.join(_JOIN_SLICE_S)
+    if failures:
+        raise failures[0]
+
+
+def _broker_answers(admin: KafkaAdmin) -> bool:
+    """Whether the cluster answers a metadata request within the readiness time box."""
+    admin.list_topics(timeout=_BROKER_CHECK_TIMEOUT_S)
+    return True
 
 
 def _reachable(inbox: InboxStore) -> bool:
@@ -205,6 +262,10 @@ _BACKOFF_INITIAL_S = 0.5
 _BACKOFF_MAX_S = 10.0
 #: init_transactions failures tolerated at start-up before the process exits to be restarted.
 _INIT_TRANSACTIONS_ATTEMPTS = 10
+#: How long the main thread waits on the worker at a time: signals are handled in between.
+_JOIN_SLICE_S = 0.2
+#: The broker readiness check's metadata request; below the readiness time box (2 s).
+_BROKER_CHECK_TIMEOUT_S = 1.5
 
 
 def _with_backoff(
@@ -213,12 +274,13 @@ def _with_backoff(
     *,
     retry_on: type[BaseException] | tuple[type[BaseException], ...],
     attempts: int | None = None,
+    stop: threading.Event | None = None,
 ) -> None:
     """Run a start-up step, retrying ``retry_on`` errors with exponential backoff.
 
     ``attempts=None`` never gives up (transient outages: Kubernetes' probes report the pod not
     ready meanwhile); otherwise the last failure raises :class:`FatalRuntimeError`. Any other
-    error propagates and stops the process.
+    error propagates and stops the process. A set ``stop`` ends the retries early.
     """
     delay = _BACKOFF_INITIAL_S
     attempt = 0
@@ -231,7 +293,10 @@ def _with_backoff(
             if attempts is not None and attempt >= attempts:
                 raise FatalRuntimeError(f"{what} failed {attempts} times: {err}") from err
             _log.warning(f"{what} failed; retrying", error=str(err), attempt=attempt, in_s=delay)
-            time.sleep(delay)
+            if stop is not None and stop.wait(delay):
+                return
+            if stop is None:
+                time.sleep(delay)
             delay = min(delay * 2, _BACKOFF_MAX_S)
 
 

@@ -26,6 +26,7 @@ from alchemiser_common.kafka.clients import (
     KafkaProducer,
     classify_kafka_error,
 )
+from alchemiser_common.runtime.progress import LoopProgress
 
 __all__ = [
     "MAX_RETRIABLE_ATTEMPTS",
@@ -66,14 +67,20 @@ def _raise_classified(err: Exception) -> None:
 class KafkaTransaction:
     """Begin, produce into, commit (with the input offsets) or abort one transaction."""
 
-    def __init__(self, consumer: KafkaConsumer, producer: KafkaProducer) -> None:
+    def __init__(
+        self,
+        consumer: KafkaConsumer,
+        producer: KafkaProducer,
+        progress: LoopProgress | None = None,
+    ) -> None:
         self._consumer = consumer
         self._producer = producer
+        self._progress = progress or LoopProgress()
         self.open = False
 
     def begin(self) -> None:
         """``begin_transaction``."""
-        self._call(self._producer.begin_transaction)
+        self._call("begin_transaction", self._producer.begin_transaction)
         self.open = True
 
     def produce(self, output: StoredOutput) -> None:
@@ -98,9 +105,10 @@ class KafkaTransaction:
         """
         metadata = self._consumer.consumer_group_metadata()
         self._call(
-            lambda: self._producer.send_offsets_to_transaction(positions, metadata, API_TIMEOUT_S)
+            "send_offsets_to_transaction",
+            lambda: self._producer.send_offsets_to_transaction(positions, metadata, API_TIMEOUT_S),
         )
-        self._call(lambda: self._producer.commit_transaction(API_TIMEOUT_S))
+        self._call("commit_transaction", lambda: self._producer.commit_transaction(API_TIMEOUT_S))
         self.open = False
         return positions
 
@@ -109,7 +117,8 @@ class KafkaTransaction:
         if not self.open:
             return False
         try:
-            self._producer.abort_transaction(API_TIMEOUT_S)
+            with self._progress.call("abort_transaction"):
+                self._producer.abort_transaction(API_TIMEOUT_S)
         except Exception as err:
             if _classify(err) in (KafkaErrorClass.FATAL, None):
                 raise FatalRuntimeError(f"abort_transaction failed: {err}") from err
@@ -121,7 +130,9 @@ class KafkaTransaction:
         assignment = self._consumer.assignment()
         if not assignment:
             return
-        for committed in self._consumer.committed(assignment, timeout=API_TIMEOUT_S):
+        with self._progress.call("committed"):
+            committed_offsets = self._consumer.committed(assignment, timeout=API_TIMEOUT_S)
+        for committed in committed_offsets:
             if committed.offset < 0:
                 committed.offset = _OFFSET_BEGINNING
             self._consumer.seek(committed)
@@ -135,10 +146,11 @@ class KafkaTransaction:
                 lags.append((position.topic, position.partition, watermarks[1] - position.offset))
         return lags
 
-    def _call(self, call: Callable[[], None]) -> None:
+    def _call(self, name: str, call: Callable[[], None]) -> None:
         for _attempt in range(MAX_RETRIABLE_ATTEMPTS):
             try:
-                call()
+                with self._progress.call(name):
+                    call()
                 return
             except Exception as err:
                 if _classify(err) is not KafkaErrorClass.RETRIABLE:
