@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -108,3 +109,30 @@ def test_stage_when_sigterm_then_exits_zero_and_loses_no_record(pipeline: Pipeli
         "every signal after the restart",
     )
     _assert_one_effect_and_one_output_each(pipeline, wanted)
+
+
+def test_stage_when_stuck_mid_batch_then_sigterm_ends_it_within_the_shutdown_bound(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
+    # The pause hook blocks the loop's worker forever (as a Kafka call that never returns
+    # would); the main thread still takes SIGTERM and the watchdog ends the process.
+    pause_file = tmp_path / "paused"
+    stage = pipeline.start(
+        STAGE_ONE,
+        "one",
+        ALCHEMISER_RUNTIME__PAUSE_AT=ProtocolStep.AFTER_DB_COMMIT.value,
+        ALCHEMISER_RUNTIME__PAUSE_FILE=str(pause_file),
+        ALCHEMISER_RUNTIME__SHUTDOWN_TIMEOUT_S="2",
+    )
+    pipeline.produce([pipeline.trigger()])
+    pipeline.wait_for(pause_file.exists, "the stage to block mid-batch")
+
+    started = time.monotonic()
+    code = stage.terminate(timeout=30)
+
+    assert code == 1  # not a clean stop: the batch never finished
+    assert time.monotonic() - started < 2 + 5  # the bound, plus process start-up slack
+    assert any(
+        line.get("message") == "shutdown took longer than the bound; exiting"
+        for line in stage.log_lines()
+    )

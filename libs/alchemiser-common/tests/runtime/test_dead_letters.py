@@ -77,3 +77,39 @@ def test_stage_when_poison_records_then_dead_lettered_with_reason_and_good_ones_
     )
     assert stage.metric("dlq_messages_total", topic=WorkflowStarted.TOPIC, reason="conflict") == 1
     assert stage.metric("dedupe_conflicts_total", event_type="WorkflowStarted") == 1
+
+
+def test_stage_when_poison_replayed_then_dead_letters_not_repeated_and_bad_keys_refused(
+    pipeline: Pipeline,
+) -> None:
+    stage = pipeline.start(STAGE_ONE, "one")
+    serde = pipeline.serde
+    good = pipeline.trigger()
+    account = good.account_id.encode()
+    pipeline.produce_raw(WorkflowStarted.TOPIC, [serde.serialize(good)], key=account)
+    pipeline.produce_raw(WorkflowStarted.TOPIC, [b"\x00\x00 garbage"], key=account)
+    unkeyed, miskeyed = pipeline.trigger(), pipeline.trigger()
+    pipeline.produce_raw(WorkflowStarted.TOPIC, [serde.serialize(unkeyed)], key=b"")
+    pipeline.produce_raw(WorkflowStarted.TOPIC, [serde.serialize(miskeyed)], key=b"SOMEONE-ELSE")
+    dlq = dlq_topic(WorkflowStarted.TOPIC)
+    pipeline.wait_for(lambda: len(pipeline.read_all(dlq)) == 3, "three dead letters")
+    reasons = sorted(h["dlq.reason"] for h in iter_dlq(pipeline.read_all(dlq)))
+    assert reasons == ["bad_key", "bad_key", "unknown_schema"]
+    effects = pipeline.effects("one")
+    assert str(good.correlation_id) in effects
+    assert not {str(unkeyed.correlation_id), str(miskeyed.correlation_id)} & set(effects)
+    assert stage.terminate(timeout=30) == 0
+
+    pipeline.replay_from("one", WorkflowStarted.TOPIC, 0)  # the whole topic again
+    replayed = pipeline.start(STAGE_ONE, "one")
+    sentinel = pipeline.trigger()
+    pipeline.produce([sentinel])
+    pipeline.wait_for(
+        lambda: (
+            str(sentinel.correlation_id) in pipeline.outputs_by_correlation(SignalGenerated.TOPIC)
+        ),
+        "the sentinel behind the replayed records",
+    )
+    assert len(pipeline.read_all(dlq)) == 3  # no second dead letter for the same records
+    assert len(pipeline.read_all(SignalGenerated.TOPIC)) == 2  # good + sentinel, once each
+    assert replayed.metric("dlq_messages_total", topic=WorkflowStarted.TOPIC) == 0

@@ -16,10 +16,11 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
+from pydantic import ValidationError
 from sqlalchemy.engine import Connection
 
 from alchemiser_common.db import create_engine_from_url
-from alchemiser_common.errors import TransientError
+from alchemiser_common.errors import DeadLetterReason, DeserializationError, TransientError
 from alchemiser_common.events import (
     Event,
     SignalGenerated,
@@ -35,6 +36,8 @@ from alchemiser_common.runtime.handlers import (
     HandlerContext,
     HandlerRegistration,
     HandlerResult,
+    InvalidEventError,
+    NotReadyError,
 )
 from alchemiser_common.runtime.inputs import dedupe_key
 from alchemiser_common.runtime.loop import LoopConfig, ProcessingLoop, ProtocolStep
@@ -53,12 +56,13 @@ class Record:
     _offset: int
     _topic: str = TOPIC
     _key: bytes = sample_workflow_started().account_id.encode()
+    _partition: int = 0
 
     def topic(self) -> str:
         return self._topic
 
     def partition(self) -> int:
-        return 0
+        return self._partition
 
     def offset(self) -> int:
         return self._offset
@@ -157,7 +161,10 @@ class JsonSerde:
         return event.model_dump_json().encode()
 
     def deserialize(self, topic: str, data: bytes | None) -> Event:
-        return event_class_for_topic(topic).model_validate_json(data or b"", strict=False)
+        try:
+            return event_class_for_topic(topic).model_validate_json(data or b"", strict=False)
+        except ValidationError as err:  # the Avro serde's contract: one typed error
+            raise DeserializationError(DeadLetterReason.UNDECODABLE, str(err)) from err
 
 
 @pytest.fixture
@@ -493,3 +500,101 @@ def test_loops_when_two_race_for_same_inputs_then_one_effect_and_same_bytes_emit
     assert len(effects) == len(records)
     first, second = (p.committed_batches[0] for p in producers)
     assert first == second  # the loser re-emitted the winner's stored bytes
+
+
+# -- hardening: keys, replay-stable dead letters, per-partition retries -------------------
+
+
+def test_decode_when_key_empty_or_not_the_account_then_dead_lettered_as_bad_key(
+    serde: EventSerde, inbox: InboxStore
+) -> None:
+    good, empty, other = _records(serde, 3)
+    empty._key = b""
+    other._key = b"SOMEONE-ELSE"
+    calls: list[Event] = []
+    producer = ScriptedProducer()
+    _loop(serde, inbox, ScriptedConsumer(), producer, _handler(calls)).process_batch(
+        [good, empty, other]
+    )
+
+    (committed,) = producer.committed_batches
+    assert [topic for topic, _ in committed] == [SignalGenerated.TOPIC] + [TOPIC + ".dlq"] * 2
+    assert len(calls) == 1  # neither badly keyed record reached the handler
+    assert [value for _, value in committed[1:]] == [empty.value(), other.value()]
+
+
+def test_replay_when_records_were_dead_lettered_then_no_second_dead_letter(
+    serde: EventSerde, inbox: InboxStore
+) -> None:
+    good = _records(serde, 1)[0]
+    garbage = Record(b"\x00\x00\x00\x00\x01 not avro", 1)
+    rejected = Record(good.value(), 2, _key=b"WRONG")
+    producer = ScriptedProducer()
+    loop = _loop(serde, inbox, ScriptedConsumer(), producer, _handler([]))
+
+    loop.process_batch([good, garbage, rejected])
+    loop.process_batch([good, garbage, rejected])  # the whole topic replayed
+
+    first, second = producer.committed_batches
+    assert [topic for topic, _ in first] == [SignalGenerated.TOPIC] + [TOPIC + ".dlq"] * 2
+    assert second == []  # published outputs and dead letters are not produced again
+    assert inbox.get(CONSUMER, "dead:workflow.started.v1:0:1") is not None
+
+
+def test_replay_when_dead_letter_not_yet_published_then_same_bytes_reemitted(
+    serde: EventSerde, inbox: InboxStore
+) -> None:
+    garbage = Record(b"\x00 not avro at all", 0)
+    producer = ScriptedProducer(
+        failures={"commit_transaction": [_kafka_error(txn_requires_abort=True)]}
+    )
+    loop = _loop(serde, inbox, ScriptedConsumer(), producer, _handler([]))
+
+    loop.process_batch([garbage])  # recorded, then the Kafka transaction aborted
+    loop.process_batch([garbage])  # redelivered
+
+    (committed,) = producer.committed_batches
+    stored = inbox.get(CONSUMER, "dead:workflow.started.v1:0:0")
+    assert stored is not None
+    assert committed == [(out.topic, out.value) for out in stored.outputs]
+
+
+def test_handler_when_not_ready_then_only_its_partition_waits_and_others_commit(
+    serde: EventSerde, inbox: InboxStore
+) -> None:
+    blocked = Record(_records(serde, 1)[0].value(), 0)
+    behind_it = Record(_records(serde, 1)[0].value(), 1)
+    other = _records(serde, 1)[0]
+    other._partition = 1
+    waiting = serde.deserialize(TOPIC, blocked.value()).correlation_id
+
+    def handler(event: WorkflowStarted, _context: HandlerContext) -> list[Event]:
+        if event.correlation_id == waiting:
+            raise NotReadyError("waiting for another event")
+        return [sample_signal_generated(event)]
+
+    producer = ScriptedProducer()
+    loop = _loop(serde, inbox, ScriptedConsumer(), producer, handler)
+    with pytest.raises(NotReadyError):
+        loop.process_batch([blocked, other, behind_it])
+
+    (committed,) = producer.committed_batches
+    assert [topic for topic, _ in committed] == [SignalGenerated.TOPIC]  # partition 1 went on
+    assert producer.offsets_sent == [[(TOPIC, 1, 1)]]  # partition 0 not committed at all
+    assert inbox.get(CONSUMER, _key(serde, behind_it)) is None  # nothing behind it handled
+
+
+def test_handler_when_rejected_with_reason_then_dead_letter_carries_it(
+    serde: EventSerde, inbox: InboxStore
+) -> None:
+    def handler(event: WorkflowStarted, _context: HandlerContext) -> list[Event]:
+        raise InvalidEventError("no such workflow", reason=DeadLetterReason.UNKNOWN_WORKFLOW)
+
+    producer = ScriptedProducer()
+    metrics = Metrics()
+    _loop(serde, inbox, ScriptedConsumer(), producer, handler, metrics).process_batch(
+        _records(serde, 1)
+    )
+
+    labels = {"topic": TOPIC, "reason": "unknown_workflow"}
+    assert metrics.registry.get_sample_value("dlq_messages_total", labels) == 1

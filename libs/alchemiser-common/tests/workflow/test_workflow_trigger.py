@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -23,6 +24,7 @@ from alchemiser_common.workflow import (
     WorkflowTimeoutError,
     build_trigger,
     publish,
+    session_workflow_id,
     wait_for_outcome,
 )
 from alchemiser_devtools.embedded import EmbeddedBroker
@@ -83,6 +85,28 @@ def test_wait_when_workflow_completes_then_outcome_returned(broker: str, registr
     assert outcome.event.correlation_id == trigger.correlation_id
 
 
+def test_wait_when_outcome_published_before_the_wait_then_outcome_returned(
+    broker: str, registry_url: str
+) -> None:
+    # a repeated trigger of a session whose workflow already finished: the outcome is old news
+    serde = EventSerde.from_url(registry_url)
+    trigger = build_trigger("ACCT1", requested_by="test", as_of=date(2018, 6, 15))
+    completed = sample_workflow_completed(trigger)
+    producer = KafkaProducer(_kafka(broker))
+    producer.produce(
+        completed.TOPIC,
+        value=serde.serialize(completed),
+        key=b"ACCT1",
+        headers=[("correlation_id", str(trigger.correlation_id).encode())],
+    )
+    assert producer.flush(10) == 0
+
+    outcome = wait_for_outcome(trigger.correlation_id, _kafka(broker), serde, timeout_s=30)
+
+    assert outcome.succeeded
+    assert outcome.event == completed
+
+
 def test_wait_when_nothing_happens_then_times_out(broker: str, registry_url: str) -> None:
     serde = EventSerde.from_url(registry_url)
     trigger = build_trigger("ACCT1", requested_by="test")
@@ -130,3 +154,40 @@ def test_cli_start_when_broker_up_then_prints_started(broker: str, registry_url:
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("workflow ")
     assert result.stdout.strip().endswith("started")
+
+
+def test_cli_start_when_same_session_twice_then_one_workflow_and_rerun_another(
+    broker: str, registry_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    env = {
+        **os.environ,
+        "ALCHEMISER_KAFKA__BOOTSTRAP_SERVERS": broker,
+        "ALCHEMISER_REGISTRY__URL": registry_url,
+    }
+    command = [sys.executable, "-m", "alchemiser_common.cli", "workflow", "start"]
+    session = ["--account", "A", "--as-of", "2018-06-15", "--json"]
+
+    def run(*extra: str) -> dict[str, object]:
+        result = subprocess.run(
+            [*command, *session, *extra],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        document: dict[str, object] = json.loads(result.stdout)
+        return document
+
+    first, second, rerun = run(), run(), run("--rerun")
+
+    assert first == second
+    assert first["workflow_id"] == str(session_workflow_id("A", date(2018, 6, 15)))
+    assert rerun["rerun"] is True
+    assert rerun["workflow_id"] != first["workflow_id"]
+    harness = Pipeline(broker, registry_url, "unused", tmp_path_factory.mktemp("h"))
+    records = harness.read_all(WorkflowStarted.TOPIC)
+    assert len(records) == 3
+    assert records[0].value() == records[1].value()  # the same event, byte for byte
+    assert records[2].value() != records[0].value()

@@ -259,6 +259,20 @@ class Pipeline:
         finally:
             consumer.close()
 
+    def replay_from(self, stage: str, topic: str, offset: int = 0, partition: int = 0) -> None:
+        """Reset ``stage``'s group offset (no member may be running): a replay from ``offset``."""
+        consumer = Consumer(
+            {
+                "bootstrap.servers": self.bootstrap,
+                "group.id": self.service_name(stage),
+                "enable.auto.commit": False,
+            }
+        )
+        try:
+            consumer.commit(offsets=[TopicPartition(topic, partition, offset)], asynchronous=False)
+        finally:
+            consumer.close()
+
 
 def wait_for_file(path: Path, pipeline: Pipeline) -> None:
     pipeline.wait_for(path.exists, f"pause file {path}")
