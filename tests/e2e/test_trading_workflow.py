@@ -81,9 +81,10 @@ def system(
         pipeline.stop_all()
 
 
-def _run_workflow(system: Pipeline) -> WorkflowStarted:
+def _run_workflow(system: Pipeline, *, rerun: bool = False) -> WorkflowStarted:
+    """Trigger the session's workflow (or, ``rerun``, a new one) and wait for its outcome."""
     kafka = KafkaSettings(bootstrap_servers=system.bootstrap, fetch_wait_max_ms=10)
-    trigger = build_trigger(ACCOUNT, requested_by="e2e", as_of=AS_OF)
+    trigger = build_trigger(ACCOUNT, requested_by="e2e", as_of=AS_OF, rerun=rerun)
     publish(trigger, kafka, system.serde)
     outcome = wait_for_outcome(trigger.correlation_id, kafka, system.serde, WORKFLOW_TIMEOUT_S)
     assert outcome.succeeded, outcome.event
@@ -139,7 +140,9 @@ def test_workflow_when_trigger_redelivered_then_no_second_order(
     orders_before = len(system.read_all(TradeExecuted.TOPIC))
     broker_orders_before = _order_count(databases)
     system.produce([trigger])  # the same trigger, byte for byte
-    follow_up = _run_workflow(system)  # a later workflow proves the redelivery was consumed
+    # a later workflow proves the redelivery was consumed: a deliberate second one of the
+    # session (a repeated session trigger would be the first test's workflow again)
+    follow_up = _run_workflow(system, rerun=True)
     assert _events(system, TradeExecuted, trigger)  # the first run's result is still there
     executed = _events(system, TradeExecuted, trigger)
     assert len({event.event_id for event in executed}) == 1

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from alchemiser_broker import OrderRequest, OrderSide
@@ -22,10 +23,16 @@ from alchemiser_common.events.enums import PlanAction
 from alchemiser_common.events.samples import sample_signal_generated
 from alchemiser_common.observability import Metrics
 from alchemiser_common.runtime.declaration import ServiceContainer
-from alchemiser_common.runtime.handlers import EventHandlerRegistry, HandlerContext
+from alchemiser_common.runtime.handlers import (
+    EventHandlerRegistry,
+    HandlerContext,
+    HandlerResult,
+)
 from alchemiser_marketdata import DatasetMarketData
 from alchemiser_portfolio import register_handlers
+from alchemiser_portfolio.adapters.ledger import WorkflowLedger
 from alchemiser_portfolio.app import account_broker, event_source
+from alchemiser_portfolio.domain import PlanRef
 from alchemiser_portfolio.settings import PortfolioSettings
 
 NOW = datetime(2025, 3, 14, 20, 0, tzinfo=UTC)
@@ -83,9 +90,12 @@ def test_register_when_simulated_then_plans_against_the_simulated_account(
     handler = registry.handler_for(signal)
     assert handler is not None
     context = HandlerContext(consumer="portfolio", now=lambda: NOW)
-    (planned,) = handler(signal, context)
+    result = handler(signal, context)
+    assert isinstance(result, HandlerResult)
+    (planned,) = result.events
 
-    assert registry.event_types() == ["SignalGenerated"]
+    # the outcome handlers feed the workflow ledger (one workflow at a time per account)
+    assert registry.event_types() == ["SignalGenerated", "WorkflowCompleted", "WorkflowFailed"]
     assert isinstance(planned, RebalancePlanned)
     assert planned.source == event_source()
     assert [(i.symbol, i.action, i.trade_amount, i.priority) for i in planned.plan.items] == [
@@ -95,6 +105,28 @@ def test_register_when_simulated_then_plans_against_the_simulated_account(
         ("SMR", PlanAction.BUY, Decimal("16500"), 1),
     ]
     assert planned.plan.total_portfolio_value == Decimal("100000")
+
+
+def test_register_when_started_then_ledger_tables_exist_and_the_plan_is_recorded(
+    engine: Engine, dataset_dir: Path
+) -> None:
+    registry = EventHandlerRegistry()
+    register_handlers(_container(engine, **_simulated(dataset_dir)), registry)
+    signal = sample_signal_generated()
+    handler = registry.handler_for(signal)
+    assert handler is not None
+
+    result = handler(signal, HandlerContext(consumer="portfolio", now=lambda: NOW))
+    assert isinstance(result, HandlerResult)
+    assert result.state is not None
+    with engine.begin() as connection:
+        result.state(connection)
+    ledger = WorkflowLedger(engine)
+
+    assert sa.inspect(engine).has_table("portfolio_plans")
+    assert sa.inspect(engine).has_table("portfolio_finished_workflows")
+    later = ledger.account_workflows(signal.account_id, excluding="another workflow")
+    assert later.unfinished == (PlanRef(NOW, str(signal.correlation_id)),)
 
 
 def test_register_when_dataset_dir_unset_then_configuration_error_names_it(

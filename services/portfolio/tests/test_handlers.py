@@ -1,13 +1,16 @@
-"""The SignalGenerated handler against an in-test broker: plans, failures and rejections."""
+"""The SignalGenerated handler against an in-test broker: plans, failures and rejections; and
+one workflow at a time per account (the workflow ledger on SQLite, the outcome handlers)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
+import uuid
+from collections.abc import Collection, Iterable, Iterator, Sequence
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from alchemiser_broker import (
     AccountState,
@@ -21,21 +24,35 @@ from alchemiser_broker import (
     OrderRequest,
     Quote,
 )
+from alchemiser_common.db import create_engine_from_url
 from alchemiser_common.events import (
     Event,
     EventSource,
     RebalancePlanned,
     SignalGenerated,
     TargetWeight,
+    WorkflowCompleted,
     WorkflowFailed,
     derive_event_id,
     plan_hash,
 )
 from alchemiser_common.events.enums import FailureStep, PlanAction
-from alchemiser_common.events.samples import sample_signal_generated
-from alchemiser_common.runtime.handlers import HandlerContext, InvalidEventError
-from alchemiser_portfolio.domain import PlannerConfig
-from alchemiser_portfolio.handlers import SignalGeneratedHandler
+from alchemiser_common.events.samples import (
+    sample_signal_generated,
+    sample_workflow_completed,
+    sample_workflow_failed,
+)
+from alchemiser_common.runtime.handlers import (
+    HandlerContext,
+    HandlerResult,
+    InvalidEventError,
+    NotReadyError,
+)
+from alchemiser_portfolio.adapters.ledger import WorkflowLedger
+from alchemiser_portfolio.adapters.schema import finished_table
+from alchemiser_portfolio.domain import AccountWorkflows, PlannerConfig, PlanRef, WorkflowEnd
+from alchemiser_portfolio.handlers import SignalGeneratedHandler, WorkflowEndedHandler
+from alchemiser_portfolio.sequencing import PreviousWorkflowGate
 
 NOW = datetime(2025, 3, 14, 19, 45, 6, tzinfo=UTC)
 SOURCE = EventSource(service="portfolio", version="test")
@@ -126,6 +143,18 @@ class FakeBroker:
         raise NotImplementedError
 
 
+class NoEarlierPlans:
+    """A ledger reader for an account with no earlier plan (the planning tests' account)."""
+
+    def account_workflows(
+        self, account_id: str, *, excluding: str, asking: Collection[str] = ()
+    ) -> AccountWorkflows:
+        return AccountWorkflows()
+
+
+WAIT = timedelta(seconds=900)
+
+
 def _context() -> HandlerContext:
     # The handler persists nothing itself, so it never touches the connection.
     return HandlerContext(consumer="portfolio", now=lambda: NOW)
@@ -138,7 +167,8 @@ def _signal(weights: dict[str, str]) -> SignalGenerated:
 
 def _handle(broker: FakeBroker, event: SignalGenerated) -> Sequence[Event]:
     assert isinstance(broker, BrokerPort)
-    return SignalGeneratedHandler(broker, PlannerConfig(), SOURCE)(event, _context())
+    gate = PreviousWorkflowGate(NoEarlierPlans(), WAIT)
+    return SignalGeneratedHandler(broker, PlannerConfig(), SOURCE, gate)(event, _context()).events
 
 
 def _only(outputs: Sequence[Event], kind: type[Event]) -> Any:
@@ -345,3 +375,206 @@ def test_handle_when_broker_symbol_outside_event_pattern_then_workflow_failed() 
     failed = _only(_handle(broker, _signal({"TQQQ": "1"})), WorkflowFailed)
 
     assert failed.reason.startswith("the plan cannot be expressed as an event")
+
+
+# -- one workflow at a time per account ---------------------------------------------------------
+
+
+class Clock:
+    """A settable clock for the handler context."""
+
+    def __init__(self) -> None:
+        self.now = NOW
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+    def context(self) -> HandlerContext:
+        return HandlerContext(consumer="portfolio", now=lambda: self.now)
+
+
+@pytest.fixture
+def ledger(sqlite_url: str) -> Iterator[WorkflowLedger]:
+    engine = create_engine_from_url(sqlite_url)
+    ledger = WorkflowLedger(engine)
+    ledger.migrate()
+    try:
+        yield ledger
+    finally:
+        engine.dispose()
+
+
+def _planner(ledger: WorkflowLedger, broker: FakeBroker | None = None) -> SignalGeneratedHandler:
+    gate = PreviousWorkflowGate(ledger, WAIT)
+    return SignalGeneratedHandler(broker or _worked_example_broker(), PlannerConfig(), SOURCE, gate)
+
+
+def _workflow(account_id: str | None = None) -> SignalGenerated:
+    """A signal of a new workflow (of the sample account unless ``account_id``)."""
+    signal = _signal({"TQQQ": "0.4", "SMR": "0.5", "BIL": "0.1"})
+    update: dict[str, Any] = {"event_id": uuid.uuid4(), "correlation_id": uuid.uuid4()}
+    if account_id is not None:
+        update["account_id"] = account_id
+    return signal.model_copy(update=update)
+
+
+def _commit(ledger: WorkflowLedger, result: HandlerResult) -> None:
+    """What the runtime does with the result's unit of work: run it in the inbox transaction."""
+    assert result.state is not None
+    with ledger.engine.begin() as connection:
+        result.state(connection)
+
+
+def _finish(ledger: WorkflowLedger, signal: SignalGenerated, outcome: WorkflowEnd) -> None:
+    ended: WorkflowCompleted | WorkflowFailed
+    if outcome is WorkflowEnd.COMPLETED:
+        ended = sample_workflow_completed(signal)
+    else:
+        ended = sample_workflow_failed(signal)
+    result = WorkflowEndedHandler(outcome)(ended, Clock().context())
+    assert result.events == ()
+    _commit(ledger, result)
+
+
+def test_sequencing_when_no_earlier_plan_then_plans_and_records_the_plan(
+    ledger: WorkflowLedger,
+) -> None:
+    signal = _workflow()
+
+    result = _planner(ledger)(signal, Clock().context())
+    _commit(ledger, result)
+
+    _only(result.events, RebalancePlanned)
+    later = ledger.account_workflows(signal.account_id, excluding="another")
+    assert later.unfinished == (PlanRef(NOW, str(signal.correlation_id)),)
+
+
+def test_sequencing_when_earlier_plan_unfinished_then_not_ready_and_no_broker_read(
+    ledger: WorkflowLedger,
+) -> None:
+    first, second = _workflow(), _workflow()
+    _commit(ledger, _planner(ledger)(first, Clock().context()))
+    broker = _worked_example_broker()
+
+    with pytest.raises(NotReadyError, match=str(first.correlation_id)):
+        _planner(ledger, broker)(second, Clock().context())
+
+    assert broker.calls == 0
+
+
+def test_sequencing_when_earlier_plan_emitted_in_the_same_batch_then_not_ready(
+    ledger: WorkflowLedger,
+) -> None:
+    # the first plan's ledger row commits with the batch, after the second signal is handled
+    planner = _planner(ledger)
+    first, second = _workflow(), _workflow()
+    _only(planner(first, Clock().context()).events, RebalancePlanned)
+
+    with pytest.raises(NotReadyError):
+        planner(second, Clock().context())
+
+
+@pytest.mark.parametrize("outcome", [WorkflowEnd.COMPLETED, WorkflowEnd.FAILED])
+def test_sequencing_when_earlier_workflow_finished_then_plans(
+    ledger: WorkflowLedger, outcome: WorkflowEnd
+) -> None:
+    planner, clock = _planner(ledger), Clock()
+    first, second = _workflow(), _workflow()
+    _commit(ledger, planner(first, clock.context()))
+    with pytest.raises(NotReadyError):
+        planner(second, clock.context())
+
+    _finish(ledger, first, outcome)
+    clock.advance(5)
+    result = planner(second, clock.context())
+
+    _only(result.events, RebalancePlanned)
+
+
+def test_sequencing_when_same_workflow_handled_again_then_not_blocked_by_itself(
+    ledger: WorkflowLedger,
+) -> None:
+    planner, signal = _planner(ledger), _workflow()
+    first = planner(signal, Clock().context())
+    _commit(ledger, first)
+
+    again = planner(signal, Clock().context())
+
+    assert again.events == first.events
+
+
+def test_sequencing_when_other_account_unfinished_then_plans(ledger: WorkflowLedger) -> None:
+    planner = _planner(ledger)
+    _commit(ledger, planner(_workflow("ACCOUNT-A"), Clock().context()))
+
+    result = planner(_workflow("ACCOUNT-B"), Clock().context())
+
+    _only(result.events, RebalancePlanned)
+
+
+def test_sequencing_when_blocked_for_the_whole_wait_then_workflow_failed_and_previous_abandoned(
+    ledger: WorkflowLedger,
+) -> None:
+    planner, clock = _planner(ledger), Clock()
+    first, second, third = _workflow(), _workflow(), _workflow()
+    _commit(ledger, planner(first, clock.context()))
+    with pytest.raises(NotReadyError):
+        planner(second, clock.context())
+    clock.advance(WAIT.total_seconds() - 1)
+    with pytest.raises(NotReadyError):
+        planner(second, clock.context())
+
+    clock.advance(1)
+    result = planner(second, clock.context())
+
+    failed = _only(result.events, WorkflowFailed)
+    assert failed.failure_step is FailureStep.PORTFOLIO
+    assert failed.reason == "previous_workflow_unfinished"
+    assert failed.details["previous_correlation_id"] == str(first.correlation_id)
+    assert failed.details["previous_planned_at"] == NOW.isoformat()
+    assert failed.details["signal_event_id"] == str(second.event_id)
+    assert failed.event_id == derive_event_id(second.event_id, "WorkflowFailed")
+    # the lost workflow is given up on: it no longer holds the account's later workflows back
+    _commit(ledger, result)
+    clock.advance(60)
+    _only(planner(third, clock.context()).events, RebalancePlanned)
+
+
+def test_sequencing_when_waited_in_another_process_then_the_wait_starts_again(
+    ledger: WorkflowLedger,
+) -> None:
+    # the wait is this process's: a restarted service gives the outcome time to be consumed
+    clock = Clock()
+    first, second = _workflow(), _workflow()
+    _commit(ledger, _planner(ledger)(first, clock.context()))
+    with pytest.raises(NotReadyError):
+        _planner(ledger)(second, clock.context())
+    clock.advance(WAIT.total_seconds() * 3)
+
+    with pytest.raises(NotReadyError):
+        _planner(ledger)(second, clock.context())
+
+
+@pytest.mark.parametrize("outcome", [WorkflowEnd.COMPLETED, WorkflowEnd.FAILED])
+def test_outcome_handler_when_recorded_twice_then_one_row_and_the_first_outcome_stays(
+    ledger: WorkflowLedger, outcome: WorkflowEnd
+) -> None:
+    signal = _workflow()
+    _finish(ledger, signal, outcome)
+    _finish(ledger, signal, outcome)
+    _finish(ledger, signal, WorkflowEnd.FAILED)
+
+    with ledger.engine.connect() as connection:
+        rows = connection.execute(sa.select(finished_table)).mappings().all()
+    assert [(row["correlation_id"], row["outcome"]) for row in rows] == [
+        (str(signal.correlation_id), outcome.value)
+    ]
+
+
+def test_outcome_handler_when_workflow_never_planned_here_then_recorded_harmlessly(
+    ledger: WorkflowLedger,
+) -> None:
+    # a workflow that failed at the strategy step has no plan; its outcome blocks nothing
+    _finish(ledger, _workflow(), WorkflowEnd.FAILED)
+
+    _only(_planner(ledger)(_workflow(), Clock().context()).events, RebalancePlanned)

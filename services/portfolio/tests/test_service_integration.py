@@ -1,5 +1,10 @@
 """``python -m alchemiser_portfolio`` as a real process on the embedded broker, the registry
-server, PostgreSQL and the simulated broker: plans, redelivery, failures and a crash."""
+server, PostgreSQL and the simulated broker: plans, redelivery, failures, a crash, and one
+workflow at a time per account.
+
+The module's tests share one database (and so the workflow ledger): each signs its signals with
+its own fresh account, and a test that plans twice for an account first finishes the earlier
+workflow (a ``WorkflowCompleted``, as execution would publish it)."""
 
 from __future__ import annotations
 
@@ -18,11 +23,16 @@ from alchemiser_common.events import (
     RebalancePlanned,
     SignalGenerated,
     TargetWeight,
+    WorkflowCompleted,
     WorkflowFailed,
     plan_hash,
 )
 from alchemiser_common.events.enums import FailureStep, PlanAction
-from alchemiser_common.events.samples import sample_signal_generated
+from alchemiser_common.events.samples import (
+    sample_signal_generated,
+    sample_workflow_completed,
+    sample_workflow_failed,
+)
 from alchemiser_common.runtime.loop import ProtocolStep
 from alchemiser_common.topics import dlq_topic
 from alchemiser_devtools.harness import Pipeline, StageProcess, distinct_ids, iter_dlq
@@ -80,8 +90,11 @@ def _start(pipeline: Pipeline, dataset_dir: Path, account_id: str, **env: str) -
     )
 
 
-def _signal(pipeline: Pipeline, weights: dict[str, str] | None = None) -> SignalGenerated:
-    signal = sample_signal_generated(pipeline.trigger())
+def _signal(
+    pipeline: Pipeline, account_id: str, weights: dict[str, str] | None = None
+) -> SignalGenerated:
+    trigger = pipeline.trigger().model_copy(update={"account_id": account_id})
+    signal = sample_signal_generated(trigger)
     if weights is None:
         return signal
     portfolio = [TargetWeight(symbol=s, weight=Decimal(w)) for s, w in weights.items()]
@@ -101,7 +114,7 @@ def test_service_when_signal_consumed_then_one_verifiable_plan_and_redelivery_ad
     pipeline: Pipeline, dataset_dir: Path, account_id: str
 ) -> None:
     _start(pipeline, dataset_dir, account_id)
-    signal = _signal(pipeline)
+    signal = _signal(pipeline, account_id)
     pipeline.produce([signal])
 
     (record,) = _wait_for_output(pipeline, RebalancePlanned.TOPIC, signal)
@@ -117,9 +130,11 @@ def test_service_when_signal_consumed_then_one_verifiable_plan_and_redelivery_ad
         ("SMR", PlanAction.BUY, Decimal("16500")),
     ]
 
-    # The same signal again, then a sentinel behind it on the same partition.
+    # The same signal again, then a sentinel behind it on the same partition (a later workflow
+    # of the account: it is planned once the first workflow finished).
     pipeline.produce([signal])
-    sentinel = _signal(pipeline)
+    pipeline.produce([sample_workflow_completed(signal)])
+    sentinel = _signal(pipeline, account_id)
     pipeline.produce([sentinel])
     _wait_for_output(pipeline, RebalancePlanned.TOPIC, sentinel)
     assert len(_outputs(pipeline, RebalancePlanned.TOPIC, signal)) == 1
@@ -129,8 +144,8 @@ def test_service_when_price_missing_or_weights_invalid_then_failed_workflow_and_
     pipeline: Pipeline, dataset_dir: Path, account_id: str
 ) -> None:
     _start(pipeline, dataset_dir, account_id)
-    unpriced = _signal(pipeline, {"TQQQ": "0.5", "LEU": "0.5"})
-    invalid = _signal(pipeline, {"TQQQ": "0.5"})
+    unpriced = _signal(pipeline, account_id, {"TQQQ": "0.5", "LEU": "0.5"})
+    invalid = _signal(pipeline, account_id, {"TQQQ": "0.5"})
     pipeline.produce([unpriced, invalid])
 
     (record,) = _wait_for_output(pipeline, WorkflowFailed.TOPIC, unpriced)
@@ -160,17 +175,49 @@ def test_service_when_killed_after_database_commit_then_exactly_one_plan_event_i
         ALCHEMISER_RUNTIME__PAUSE_AT=ProtocolStep.AFTER_DB_COMMIT.value,
         ALCHEMISER_RUNTIME__PAUSE_FILE=str(pause_file),
     )
-    signal = _signal(pipeline)
+    signal = _signal(pipeline, account_id)
     pipeline.produce([signal])
     pipeline.wait_for(pause_file.exists, "the service to commit its database transaction")
     crashed.kill()
     assert _outputs(pipeline, RebalancePlanned.TOPIC, signal) == []
 
     _start(pipeline, dataset_dir, account_id)
-    sentinel = _signal(pipeline)
+    pipeline.produce([sample_workflow_completed(signal)])  # the sentinel's account is free
+    sentinel = _signal(pipeline, account_id)
     pipeline.produce([sentinel])
     _wait_for_output(pipeline, RebalancePlanned.TOPIC, sentinel)
 
     by_id = distinct_ids(_outputs(pipeline, RebalancePlanned.TOPIC, signal))
     assert len(by_id) == 1
     assert all(len(values) == 1 for values in by_id.values())
+
+
+def test_service_when_two_signals_for_one_account_then_second_plan_waits_for_first_outcome(
+    pipeline: Pipeline, dataset_dir: Path, account_id: str
+) -> None:
+    service = _start(pipeline, dataset_dir, account_id)
+    first, second, third = (_signal(pipeline, account_id) for _ in range(3))
+    pipeline.produce([first, second])
+
+    _wait_for_output(pipeline, RebalancePlanned.TOPIC, first)
+    pipeline.wait_for(
+        lambda: any(
+            line.get("message") == "waiting for the account's previous workflow to finish"
+            for line in service.log_lines()
+        ),
+        "the second signal to wait for the first workflow",
+    )
+    assert _outputs(pipeline, RebalancePlanned.TOPIC, second) == []
+
+    completed = sample_workflow_completed(first)
+    pipeline.produce([completed, completed])  # redelivered: recorded once, no dead letter
+    (record,) = _wait_for_output(pipeline, RebalancePlanned.TOPIC, second)
+    planned = pipeline.serde.deserialize(RebalancePlanned.TOPIC, record.value())
+    assert planned.causation_id == second.event_id
+
+    # a failed workflow frees the account as well
+    pipeline.produce([third, sample_workflow_failed(second)])
+    _wait_for_output(pipeline, RebalancePlanned.TOPIC, third)
+    for topic in (SignalGenerated.TOPIC, WorkflowCompleted.TOPIC, WorkflowFailed.TOPIC):
+        assert pipeline.read_all(dlq_topic(topic)) == []
+    assert _outputs(pipeline, WorkflowFailed.TOPIC, third) == []

@@ -72,6 +72,25 @@ def test_load_when_value_invalid_then_configuration_error_names_variable(
         load_settings(PortfolioSettings)
 
 
+def test_load_when_previous_workflow_wait_set_then_used_and_default_is_900_s(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert load_settings(PortfolioSettings).portfolio.previous_workflow_wait_s == 900
+    monkeypatch.setenv("ALCHEMISER_PORTFOLIO__PREVIOUS_WORKFLOW_WAIT_S", "30")
+
+    assert load_settings(PortfolioSettings).portfolio.previous_workflow_wait_s == 30
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "soon"])
+def test_load_when_previous_workflow_wait_invalid_then_configuration_error_names_it(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("ALCHEMISER_PORTFOLIO__PREVIOUS_WORKFLOW_WAIT_S", value)
+
+    with pytest.raises(ConfigurationError, match="ALCHEMISER_PORTFOLIO__PREVIOUS_WORKFLOW_WAIT_S"):
+        load_settings(PortfolioSettings)
+
+
 def test_load_when_weight_sum_bounds_crossed_then_configuration_error(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

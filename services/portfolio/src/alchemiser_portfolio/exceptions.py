@@ -2,16 +2,18 @@
 
 The planner raises these for inputs it must not plan from; the handler layer turns them into
 a failed workflow (or a dead-letter record) with the message as the reason.
+:class:`LedgerUnavailableError` is transient: the runtime handles the input again later.
 """
 
 from __future__ import annotations
 
-from alchemiser_common.errors import AlchemiserError, ConfigurationError
+from alchemiser_common.errors import AlchemiserError, ConfigurationError, TransientError
 
 __all__ = [
     "InvalidAccountError",
     "InvalidPlannerConfigError",
     "InvalidTargetsError",
+    "LedgerUnavailableError",
     "MissingPriceError",
     "PlanInputError",
     "PortfolioError",
@@ -40,3 +42,7 @@ class InvalidPlannerConfigError(PortfolioError, ConfigurationError):
 
 class PlanInputError(PortfolioError):
     """A CLI input file cannot be read or does not have the expected shape."""
+
+
+class LedgerUnavailableError(PortfolioError, TransientError):
+    """The workflow ledger's database cannot be reached; the input is retried."""

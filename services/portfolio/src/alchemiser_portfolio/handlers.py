@@ -1,18 +1,27 @@
-"""The portfolio handler: ``SignalGenerated`` in, ``RebalancePlanned`` (or ``WorkflowFailed``) out.
+"""The portfolio handlers: ``SignalGenerated`` in, ``RebalancePlanned`` (or ``WorkflowFailed``) out;
+``WorkflowCompleted`` / ``WorkflowFailed`` in, nothing out (the workflow ledger notes the end).
 
-Outcomes, by what went wrong:
+Outcomes of a signal, by what went wrong:
 
 * nothing: one ``RebalancePlanned`` whose ``plan`` lists the items in execution order (SELL,
   BUY, HOLD), ``plan_id`` derived from the correlation id, ``plan_hash`` from the shared
   :func:`~alchemiser_common.events.plan_hash`, the snapshot id of the account read and the
   allocation comparison. An empty consolidated portfolio (all cash) sells every position.
+  The plan is recorded in the workflow ledger (account, correlation id, planned at) as the
+  result's unit of work, with the input's inbox row.
 * the input is invalid (weights summing outside the configured range): ``InvalidEventError``,
-  which the runtime dead-letters. Checked before the broker is asked anything.
-* the broker is unavailable (a ``TransientError``): it propagates; the runtime retries.
+  which the runtime dead-letters. Checked before anything is read.
+* the account's previous workflow has not finished (:mod:`alchemiser_portfolio.sequencing`):
+  ``NotReadyError``; the runtime consumes the signal again later. After
+  ``ALCHEMISER_PORTFOLIO__PREVIOUS_WORKFLOW_WAIT_S``: one ``WorkflowFailed`` with reason
+  ``previous_workflow_unfinished`` naming the blocking workflow, which the ledger marks
+  abandoned.
+* the broker or the ledger is unavailable (a ``TransientError``): it propagates; the runtime
+  retries.
 * planning fails (a price is missing, the account is unreadable or malformed, the plan cannot
   be expressed as an event): one ``WorkflowFailed`` with ``failure_step=portfolio``.
 
-Nothing else is persisted: the runtime's inbox stores the output with the input's row.
+Nothing is written here: the runtime's inbox stores the outputs and runs the unit of work.
 """
 
 from __future__ import annotations
@@ -26,21 +35,25 @@ from pydantic import TypeAdapter, ValidationError
 from alchemiser_broker import BrokerError, BrokerPort
 from alchemiser_common.errors import AlchemiserError, TransientError
 from alchemiser_common.events import (
-    Event,
     EventSource,
     RebalancePlanned,
     SignalGenerated,
+    WorkflowCompleted,
     WorkflowFailed,
     plan_hash,
 )
 from alchemiser_common.events.enums import FailureStep
 from alchemiser_common.events.types import Symbol
 from alchemiser_common.observability.logging import get_logger
-from alchemiser_common.runtime.handlers import HandlerContext, InvalidEventError
+from alchemiser_common.runtime.handlers import HandlerContext, HandlerResult, InvalidEventError
 from alchemiser_portfolio.adapters.account import read_account_snapshot
+from alchemiser_portfolio.adapters.ledger import plan_recorded, workflows_finished
 from alchemiser_portfolio.domain import (
+    PREVIOUS_WORKFLOW_UNFINISHED,
     AccountSnapshot,
     PlannerConfig,
+    PlanRef,
+    WorkflowEnd,
     account_snapshot_id,
     allocation_comparison,
     plan_rebalance,
@@ -52,8 +65,9 @@ from alchemiser_portfolio.mapping import (
     plan_id_for,
     targets_from_signal,
 )
+from alchemiser_portfolio.sequencing import PreviousWorkflowGate
 
-__all__ = ["SignalGeneratedHandler", "missing_prices"]
+__all__ = ["SignalGeneratedHandler", "WorkflowEndedHandler", "missing_prices"]
 
 _log = get_logger("alchemiser.portfolio")
 _SYMBOL = TypeAdapter(Symbol)
@@ -96,27 +110,62 @@ class _PlanningFailedError(AlchemiserError):
 class SignalGeneratedHandler:
     """Plans the rebalance of the account for one ``SignalGenerated`` (see the module doc)."""
 
-    def __init__(self, broker: BrokerPort, config: PlannerConfig, source: EventSource) -> None:
+    def __init__(
+        self,
+        broker: BrokerPort,
+        config: PlannerConfig,
+        source: EventSource,
+        gate: PreviousWorkflowGate,
+    ) -> None:
         self._broker = broker
         self._config = config
         self._source = source
+        self._gate = gate
 
-    def __call__(self, event: SignalGenerated, context: HandlerContext) -> Sequence[Event]:
-        """Handle one signal; return the plan, or the failed workflow."""
+    def __call__(self, event: SignalGenerated, context: HandlerContext) -> HandlerResult:
+        """Handle one signal: the plan and its ledger row, or the failed workflow."""
         try:
             targets = targets_from_signal(event, self._config)
         except InvalidTargetsError as err:
             raise InvalidEventError(str(err)) from err
         now = context.now()
+        account_id, correlation_id = event.account_id, str(event.correlation_id)
+        blockers = self._gate.admit(account_id, correlation_id, now)  # NotReadyError: wait
+        if blockers:
+            return self._gave_up(event, blockers, now)
         try:
-            return [self._planned(event, targets, now)]
+            planned = self._planned(event, targets, now)
         except _PlanningFailedError as failure:
             _log.warning(
                 "planning failed; emitting WorkflowFailed",
                 reason=failure.reason,
                 failed_symbols=failure.failed_symbols,
             )
-            return [self._failed(event, failure, now)]
+            return HandlerResult([self._failed(event, failure, now)])
+        self._gate.planned(account_id, correlation_id, now)
+        return HandlerResult([planned], state=plan_recorded(account_id, correlation_id, now))
+
+    def _gave_up(
+        self, event: SignalGenerated, blockers: Sequence[PlanRef], now: datetime
+    ) -> HandlerResult:
+        """The account's previous workflow never finished: fail this one, abandon that one."""
+        oldest = blockers[0]
+        failure = _PlanningFailedError(
+            PREVIOUS_WORKFLOW_UNFINISHED,
+            {
+                "error_type": "PreviousWorkflowUnfinished",
+                "previous_correlation_id": oldest.correlation_id,
+                "previous_planned_at": oldest.planned_at.isoformat(),
+                "unfinished_workflows": ",".join(plan.correlation_id for plan in blockers),
+            },
+        )
+        abandoned = workflows_finished(
+            event.account_id,
+            [plan.correlation_id for plan in blockers],
+            WorkflowEnd.ABANDONED,
+            now,
+        )
+        return HandlerResult([self._failed(event, failure, now)], state=abandoned)
 
     def _snapshot(self, targets: Mapping[str, Decimal]) -> AccountSnapshot:
         """Read the account; transient errors propagate, the others fail the workflow."""
@@ -194,3 +243,24 @@ class SignalGeneratedHandler:
             details={"signal_event_id": str(event.event_id), **failure.details},
             failed_symbols=_event_symbols(failure.failed_symbols),
         )
+
+
+class WorkflowEndedHandler:
+    """Records that a workflow finished (one instance per outcome event class).
+
+    No output events; the unit of work inserts ``(account, correlation id)`` into the ledger's
+    finished workflows (a second record of the same workflow changes nothing), so the account's
+    next plan may proceed.
+    """
+
+    def __init__(self, outcome: WorkflowEnd) -> None:
+        self._outcome = outcome
+
+    def __call__(
+        self, event: WorkflowCompleted | WorkflowFailed, _context: HandlerContext
+    ) -> HandlerResult:
+        """Return no events and the unit of work recording the workflow's end."""
+        state = workflows_finished(
+            event.account_id, [str(event.correlation_id)], self._outcome, event.occurred_at
+        )
+        return HandlerResult((), state=state)

@@ -2,7 +2,10 @@
 
 Sections added to :class:`~alchemiser_common.settings.CommonSettings`:
 
-* ``portfolio`` — the planner's rules (``ALCHEMISER_PORTFOLIO__CASH_RESERVE_PCT=0.01``, ...);
+* ``portfolio`` — the planner's rules (``ALCHEMISER_PORTFOLIO__CASH_RESERVE_PCT=0.01``, ...) and
+  how long a signal waits for the account's previous workflow
+  (``ALCHEMISER_PORTFOLIO__PREVIOUS_WORKFLOW_WAIT_S=900``, see
+  :mod:`alchemiser_portfolio.sequencing`);
 * ``broker`` and ``alpaca`` — the shared broker sections of
   :mod:`alchemiser_broker.settings` (``ALCHEMISER_BROKER__KIND``, ``simulated`` by default,
   ``ALCHEMISER_BROKER__SIMULATED__*``, ``ALCHEMISER_ALPACA__*``).
@@ -23,13 +26,20 @@ from alchemiser_broker.settings import AlpacaSettings, BrokerKind, BrokerSetting
 from alchemiser_common.settings import CommonSettings
 from alchemiser_portfolio.domain import PlannerConfig
 
-__all__ = ["PlannerSettings", "PortfolioSettings"]
+__all__ = ["PREVIOUS_WORKFLOW_WAIT_S", "PlannerSettings", "PortfolioSettings"]
 
 _DEFAULTS = PlannerConfig()
 
 
+PREVIOUS_WORKFLOW_WAIT_S = 900.0
+"""Default of ``ALCHEMISER_PORTFOLIO__PREVIOUS_WORKFLOW_WAIT_S``: a quarter of an hour, far longer
+than a workflow takes from plan to outcome (seconds to a few minutes of order fills), short
+enough that a lost outcome fails the next workflow the same session."""
+
+
 class PlannerSettings(BaseModel):
-    """The planner's rules; the defaults are :class:`PlannerConfig`'s (the original's)."""
+    """The planner's rules (defaults: :class:`PlannerConfig`'s, the original's) and the wait for
+    the account's previous workflow."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -41,6 +51,9 @@ class PlannerSettings(BaseModel):
     min_trade_amount: Decimal = Field(default=_DEFAULTS.min_trade_amount, ge=0)
     weight_sum_min: Decimal = Field(default=_DEFAULTS.weight_sum_min, ge=0)
     weight_sum_max: Decimal = Field(default=_DEFAULTS.weight_sum_max, ge=0)
+    previous_workflow_wait_s: float = Field(default=PREVIOUS_WORKFLOW_WAIT_S, gt=0, le=86_400)
+    """How long a signal waits for the account's previous workflow to finish before its own
+    workflow fails with ``previous_workflow_unfinished``."""
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:

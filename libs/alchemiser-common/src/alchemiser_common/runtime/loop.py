@@ -68,6 +68,7 @@ from alchemiser_common.runtime.handlers import (
     HandlerContext,
     HandlerResult,
     InvalidEventError,
+    NotReadyError,
 )
 from alchemiser_common.runtime.inputs import Input, decode
 from alchemiser_common.runtime.limits import MAX_BATCH_HANDLING_S
@@ -180,13 +181,20 @@ class ProcessingLoop:
             except TransientError as err:
                 delay = self._backoff_s
                 self._backoff_s = min(self._backoff_s * 2, self._config.backoff_max_s)
-                self._metrics.inbox_retry.inc()
-                _log.warning(
-                    "infrastructure unavailable; aborting, the rest of the batch will be "
-                    "reprocessed",
-                    error=str(err),
-                    retry_in_s=round(delay, 2),
-                )
+                if isinstance(err, NotReadyError):
+                    _log.info(
+                        "an input waits for another event; its partition is retried later",
+                        reason=str(err),
+                        retry_in_s=round(delay, 2),
+                    )
+                else:
+                    self._metrics.inbox_retry.inc()
+                    _log.warning(
+                        "infrastructure unavailable; what was handled is committed, the rest "
+                        "will be reprocessed",
+                        error=str(err),
+                        retry_in_s=round(delay, 2),
+                    )
                 self._abort_and_rewind()
                 self._stopping.wait(delay)
 

@@ -1,4 +1,5 @@
-"""The portfolio service's pure core: the rebalance planner and its value types.
+"""The portfolio service's pure core: the rebalance planner, its value types, and the rule by
+which an account's plans wait for its previous workflow (:mod:`.sequencing`).
 
 No I/O, no clock, Decimal only. Rounding rules are in :mod:`.decimals`.
 """
@@ -28,21 +29,34 @@ from alchemiser_portfolio.domain.planner import (
     plan_rebalance,
     trade_priority,
 )
+from alchemiser_portfolio.domain.sequencing import (
+    PREVIOUS_WORKFLOW_UNFINISHED,
+    AccountWorkflows,
+    PlanRef,
+    WorkflowEnd,
+    blocking_plans,
+    wait_exceeded,
+)
 from alchemiser_portfolio.domain.snapshot import account_snapshot_id, canonical_account_json
 
 __all__ = [
     "MONEY_QUANTUM",
+    "PREVIOUS_WORKFLOW_UNFINISHED",
     "PRIORITY_THRESHOLDS",
     "WEIGHT_QUANTUM",
     "AccountSnapshot",
+    "AccountWorkflows",
     "AllocationRow",
     "PlanItem",
+    "PlanRef",
     "PlannerConfig",
     "Position",
     "RebalancePlan",
     "TradeAction",
+    "WorkflowEnd",
     "account_snapshot_id",
     "allocation_comparison",
+    "blocking_plans",
     "canonical_account_json",
     "canonical_decimal",
     "execution_order_key",
@@ -50,4 +64,5 @@ __all__ = [
     "quantize_money",
     "quantize_weight",
     "trade_priority",
+    "wait_exceeded",
 ]

@@ -1,0 +1,158 @@
+"""The workflow ledger: the plans the service emitted and the workflows that finished.
+
+Reads are one short read transaction each (:meth:`WorkflowLedger.account_workflows`), never
+held across the handler. Writes are units of work (:func:`plan_recorded`,
+:func:`workflows_finished`) that a handler returns in its ``HandlerResult``: the runtime runs
+them inside its inbox transaction, with the input's inbox row, so a plan is recorded exactly
+when its ``RebalancePlanned`` is. Duplicates are decided by the primary keys
+(``INSERT ... ON CONFLICT DO NOTHING``): recording the same row twice is a no-op.
+
+Transient database failures of a read raise :class:`LedgerUnavailableError` (a
+``TransientError``), so the runtime retries the input.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
+
+from alchemiser_common.db import is_transient_database_error, upgrade_to_head
+from alchemiser_common.inbox import UnitOfWork
+from alchemiser_portfolio.adapters.schema import (
+    PORTFOLIO_VERSION_TABLE,
+    finished_table,
+    metadata,
+    plan_table,
+)
+from alchemiser_portfolio.domain.sequencing import AccountWorkflows, PlanRef, WorkflowEnd
+from alchemiser_portfolio.exceptions import LedgerUnavailableError
+
+__all__ = ["WorkflowLedger", "plan_recorded", "workflows_finished"]
+
+_MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def _as_utc(moment: datetime) -> datetime:
+    """SQLite hands back naive datetimes; they were written as UTC."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+class WorkflowLedger:
+    """Reads the ledger's tables over SQLAlchemy Core (PostgreSQL or SQLite)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    @property
+    def engine(self) -> Engine:
+        """The engine the ledger reads through."""
+        return self._engine
+
+    def migrate(self) -> None:
+        """Create or upgrade the portfolio tables (Alembic, own version table)."""
+        with self._translated("migrating the portfolio tables"):
+            upgrade_to_head(
+                self._engine,
+                script_location=_MIGRATIONS,
+                version_table=PORTFOLIO_VERSION_TABLE,
+                target_metadata=metadata,
+            )
+
+    def account_workflows(
+        self, account_id: str, *, excluding: str, asking: Collection[str] = ()
+    ) -> AccountWorkflows:
+        """``account_id``'s plans (other than ``excluding``'s) with no finished workflow, and
+        which workflows of ``asking`` have finished: one short read transaction."""
+        finished = finished_table.c
+        plans = plan_table.c
+        unfinished_query = (
+            sa.select(plans.correlation_id, plans.planned_at)
+            .where(
+                plans.account_id == account_id,
+                plans.correlation_id != excluding,
+                ~sa.exists().where(
+                    finished.account_id == plans.account_id,
+                    finished.correlation_id == plans.correlation_id,
+                ),
+            )
+            .order_by(plans.planned_at, plans.correlation_id)
+        )
+        with self._read("reading the account's workflows") as connection:
+            rows = connection.execute(unfinished_query).all()
+            done: set[str] = set()
+            if asking:
+                done_query = sa.select(finished.correlation_id).where(
+                    finished.account_id == account_id,
+                    finished.correlation_id.in_(sorted(asking)),
+                )
+                done = set(connection.execute(done_query).scalars())
+        unfinished = tuple(PlanRef(_as_utc(at), correlation_id) for correlation_id, at in rows)
+        return AccountWorkflows(unfinished=unfinished, finished=frozenset(done))
+
+    @contextmanager
+    def _translated(self, what: str) -> Iterator[None]:
+        try:
+            yield
+        except sa_exc.SQLAlchemyError as err:
+            if not is_transient_database_error(err):
+                raise
+            raise LedgerUnavailableError(f"{what}: database unavailable: {err}") from err
+
+    @contextmanager
+    def _read(self, what: str) -> Iterator[Connection]:
+        with (
+            self._translated(what),
+            self._engine.connect().execution_options(sqlite_begin="DEFERRED") as connection,
+            connection.begin(),
+        ):
+            yield connection
+
+
+def _insert_ignoring_duplicates(
+    connection: Connection, table: sa.Table, rows: list[dict[str, Any]]
+) -> None:
+    """``INSERT ... ON CONFLICT DO NOTHING`` on ``table``'s primary key (the key decides)."""
+    if not rows:
+        return
+    dialect = sqlite if connection.dialect.name == "sqlite" else postgresql
+    keys = [column.name for column in table.primary_key.columns]
+    connection.execute(dialect.insert(table).on_conflict_do_nothing(index_elements=keys), rows)
+
+
+def plan_recorded(account_id: str, correlation_id: str, planned_at: datetime) -> UnitOfWork:
+    """The unit of work recording one emitted plan (idempotent)."""
+    row = {"account_id": account_id, "correlation_id": correlation_id, "planned_at": planned_at}
+
+    def record(connection: Connection) -> None:
+        _insert_ignoring_duplicates(connection, plan_table, [row])
+
+    return record
+
+
+def workflows_finished(
+    account_id: str, correlation_ids: Iterable[str], outcome: WorkflowEnd, finished_at: datetime
+) -> UnitOfWork:
+    """The unit of work recording that these workflows finished (idempotent: the first
+    outcome recorded for a workflow stays)."""
+    rows = [
+        {
+            "account_id": account_id,
+            "correlation_id": correlation_id,
+            "outcome": outcome.value,
+            "finished_at": finished_at,
+        }
+        for correlation_id in sorted(set(correlation_ids))
+    ]
+
+    def record(connection: Connection) -> None:
+        _insert_ignoring_duplicates(connection, finished_table, rows)
+
+    return record
