@@ -17,14 +17,25 @@ from alchemiser_common.errors import ConfigurationError
 from alchemiser_common.events import OrderSide, OrderStatus, OrderType
 from alchemiser_common.observability import Metrics
 from alchemiser_common.runtime.declaration import ServiceContainer
-from alchemiser_common.runtime.handlers import EventHandlerRegistry, HandlerContext
+from alchemiser_common.runtime.handlers import (
+    EventHandlerRegistry,
+    HandlerContext,
+    HandlerResult,
+)
 from alchemiser_common.settings import load_settings
 from alchemiser_execution import register_handlers
 from alchemiser_execution.adapters.attempts import AttemptStore
 from alchemiser_execution.domain import Attempt, AttemptState
 from alchemiser_execution.handlers import RebalancePlannedHandler
 from alchemiser_execution.settings import ExecutionSettings
-from alchemiser_execution.testing import buy, context, outputs_by_type, planned, sell
+from alchemiser_execution.testing import (
+    buy,
+    context,
+    outputs_by_type,
+    planned,
+    sell,
+    trigger_for,
+)
 
 BARS = """date,symbol,open,high,low,close,volume
 2025-03-06,SPY,499,501,498,500.00,1000
@@ -145,18 +156,35 @@ def _handle(registry: EventHandlerRegistry, event: Any, ctx: HandlerContext) -> 
     return outputs_by_type(_handler(registry)(event, ctx))
 
 
+def _start(
+    container: ServiceContainer[ExecutionSettings], registry: EventHandlerRegistry, event: Any
+) -> Any:
+    """Consume ``event``'s trigger with the registered handler, as the runtime would."""
+    trigger = trigger_for(event)
+    handler = registry.handler_for(trigger)
+    assert handler is not None
+    result = handler(trigger, context())
+    assert isinstance(result, HandlerResult) and result.state is not None
+    assert list(result.events) == []
+    with container.engine.begin() as connection:
+        result.state(connection)
+    return event
+
+
 def test_register_when_simulated_then_plans_execute_on_the_embedded_broker(
     simulated: tuple[ServiceContainer[ExecutionSettings], EventHandlerRegistry], tmp_path: Path
 ) -> None:
     container, registry = simulated
     # attempts and the simulated account share the service database: no sibling files
     assert sorted(path.name for path in tmp_path.glob("svc*.db")) == ["svc.db"]
-    bought = _handle(registry, planned([buy("SPY", "5102.50"), buy("QQQ", "1000")]), context())
+    plan = _start(container, registry, planned([buy("SPY", "5102.50"), buy("QQQ", "1000")]))
+    bought = _handle(registry, plan, context())
     assert [(o.symbol, o.status, o.filled_qty) for o in bought["TradeExecuted"].orders] == [
         ("QQQ", OrderStatus.FILLED, Decimal("2.499375")),
         ("SPY", OrderStatus.FILLED, Decimal(10)),
     ]
-    sold = _handle(registry, planned([sell("SPY", "5102.50", current="5102.50")]), context())
+    plan = _start(container, registry, planned([sell("SPY", "5102.50", current="5102.50")]))
+    sold = _handle(registry, plan, context())
     assert sold["TradeExecuted"].orders[0].filled_qty == Decimal(10)
     broker = _handler(registry).executor.broker
     assert isinstance(broker, SimulatedBroker)
@@ -200,4 +228,4 @@ def test_register_when_pending_attempt_left_then_reconciled_before_handler_regis
     register_handlers(_container(settings), registry)
     attempt = store.find_attempt("alc-left-behind")
     assert attempt is not None and attempt.state is AttemptState.NOT_PLACED
-    assert registry.event_types() == ["RebalancePlanned"]
+    assert registry.event_types() == ["RebalancePlanned", "WorkflowStarted"]

@@ -1,4 +1,4 @@
-"""The attempts store's contract on SQLite and (integration) PostgreSQL."""
+"""The attempts store's (and the workflow log's) contract on SQLite and (integration) PostgreSQL."""
 
 from __future__ import annotations
 
@@ -16,9 +16,11 @@ from alembic.migration import MigrationContext
 from alchemiser_common.db import create_engine_from_url
 from alchemiser_common.events import OrderSide, OrderType
 from alchemiser_execution.adapters.attempts import AttemptStore
-from alchemiser_execution.adapters.schema import metadata
+from alchemiser_execution.adapters.schema import metadata, workflow_table
+from alchemiser_execution.adapters.workflows import WorkflowLog
 from alchemiser_execution.domain import Attempt, AttemptState, PlannedOrder
 from alchemiser_execution.domain.runs import ExecutionRun, RunStatus
+from alchemiser_execution.testing import buy, planned, register_workflow
 
 T0 = datetime(2025, 3, 14, 19, 45, tzinfo=UTC)
 DAY = date(2025, 3, 14)
@@ -139,6 +141,22 @@ class AttemptStoreContract:
         states = {attempt.state for attempt in store.unsettled()}
         assert states == {AttemptState.PENDING, AttemptState.UNKNOWN, AttemptState.SUBMITTED}
 
+    def test_workflow_started_unit_of_work_when_run_twice_then_one_row_and_known(
+        self, store: AttemptStore
+    ) -> None:
+        event = planned([buy("TQQQ", "1000")])
+        log = WorkflowLog(store.engine)
+        assert not log.is_known(event.account_id, str(event.correlation_id))
+        register_workflow(store, event)
+        register_workflow(store, event)  # a second trigger of the same workflow: no error
+        with store.engine.connect() as connection:
+            rows = connection.execute(sa.select(workflow_table)).mappings().all()
+        assert [(row["account_id"], row["correlation_id"]) for row in rows] == [
+            (event.account_id, str(event.correlation_id))
+        ]
+        assert log.is_known(event.account_id, str(event.correlation_id))
+        assert not log.is_known("other-account", str(event.correlation_id))
+
 
 class TestAttemptStoreOnSqlite(AttemptStoreContract):
     """The contract on an SQLite file."""
@@ -156,6 +174,7 @@ class TestAttemptStoreOnPostgres(AttemptStoreContract):
     def database_url(self, postgres_url: str) -> Iterator[str]:
         engine = sa.create_engine(postgres_url)
         with engine.begin() as connection:
+            connection.execute(sa.text("DROP TABLE IF EXISTS execution_workflows"))
             connection.execute(sa.text("DROP TABLE IF EXISTS execution_order_attempts"))
             connection.execute(sa.text("DROP TABLE IF EXISTS execution_runs"))
             connection.execute(sa.text("DROP TABLE IF EXISTS alembic_version_execution"))

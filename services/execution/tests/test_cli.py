@@ -14,7 +14,7 @@ from alchemiser_devtools.fake_alpaca import FakeAlpaca
 from alchemiser_devtools.fake_alpaca.fixtures import alpaca_settings_for
 from alchemiser_execution.adapters.attempts import AttemptStore
 from alchemiser_execution.cli import EXIT_CONFIG, app
-from alchemiser_execution.testing import buy, context, make_handler, planned
+from alchemiser_execution.testing import buy, context, make_handler, planned, register_workflow
 
 
 @pytest.fixture(autouse=True)
@@ -33,7 +33,7 @@ def test_attempts_when_workflow_executed_then_lists_its_orders(
     store = AttemptStore(create_engine_from_url(f"sqlite:///{tmp_path / 'svc.db'}"))
     store.migrate()
     broker = AlpacaBroker(alpaca_settings_for(fake_alpaca), sleep=lambda _s: None)
-    event = planned([buy("TQQQ", "1000")])
+    event = register_workflow(store, planned([buy("TQQQ", "1000")]))
     make_handler(broker, store)(event, context())
 
     result = CliRunner().invoke(app, ["attempts", str(event.correlation_id)])

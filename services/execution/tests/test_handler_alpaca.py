@@ -14,7 +14,15 @@ from alchemiser_common.events import OrderStatus, TradeExecuted, WorkflowComplet
 from alchemiser_devtools.fake_alpaca import FakeAlpaca
 from alchemiser_devtools.fake_alpaca.fixtures import alpaca_settings_for
 from alchemiser_execution.adapters.attempts import AttemptStore
-from alchemiser_execution.testing import buy, context, make_handler, outputs_by_type, planned, sell
+from alchemiser_execution.testing import (
+    buy,
+    context,
+    make_handler,
+    outputs_by_type,
+    planned,
+    register_workflow,
+    sell,
+)
 
 
 @pytest.fixture
@@ -37,7 +45,8 @@ def broker(fake_alpaca: FakeAlpaca) -> AlpacaBroker:
 def test_handle_when_plan_sells_and_buys_then_trade_executed_and_workflow_completed(
     fake_alpaca: FakeAlpaca, broker: AlpacaBroker, store: AttemptStore
 ) -> None:
-    event = planned([sell("SOXL", "10000", current="10000"), buy("TQQQ", "5000")])
+    plan = planned([sell("SOXL", "10000", current="10000"), buy("TQQQ", "5000")])
+    event = register_workflow(store, plan)
     outputs = make_handler(broker, store)(event, context())
     by_type = outputs_by_type(outputs)
     executed = by_type["TradeExecuted"]

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from alchemiser_broker import AccountState
 from alchemiser_broker.alpaca import AlpacaBroker
 from alchemiser_common.db import create_engine_from_url
 from alchemiser_common.events import (
@@ -34,6 +35,7 @@ from alchemiser_execution.testing import (
     make_handler,
     outputs_by_type,
     planned,
+    register_workflow,
     sell,
 )
 
@@ -68,7 +70,7 @@ def _run(
     items: list[PlanItem],
     config: ExecutionConfig = FAST_CONFIG,
 ) -> tuple[RebalancePlanned, dict[str, Any]]:
-    event = planned(items)
+    event = register_workflow(store, planned(items))
     return event, outputs_by_type(make_handler(broker, store, config)(event, context()))
 
 
@@ -169,11 +171,24 @@ def test_market_when_sell_fills_later_then_buy_waits_for_the_fill(
     assert "WorkflowCompleted" in out
 
 
+class _CashSpentAfterCheck(AlpacaBroker):
+    """Cash is spent elsewhere right after execution checked the plan's funding."""
+
+    def __init__(self, fake: FakeAlpaca) -> None:
+        super().__init__(alpaca_settings_for(fake), sleep=lambda _s: None)
+        self._fake = fake
+
+    def get_account(self) -> AccountState:
+        account = super().get_account()
+        self._fake.state.cash = Decimal(100)
+        return account
+
+
 def test_market_when_buy_exceeds_cash_then_rejected_and_workflow_failed(
-    fake: FakeAlpaca, broker: AlpacaBroker, store: AttemptStore
+    fake: FakeAlpaca, store: AttemptStore
 ) -> None:
-    fake.state.cash = Decimal(100)
-    _event, out = _run(broker, store, [buy("TQQQ", "5000")])
+    # the plan is funded when checked; the broker refuses the buy once the cash is gone
+    _event, out = _run(_CashSpentAfterCheck(fake), store, [buy("TQQQ", "5000")])
     (order,) = out["TradeExecuted"].orders
     assert order.status is OrderStatus.REJECTED
     assert "insufficient buying power" in (order.error or "")
@@ -209,9 +224,10 @@ def test_handle_when_daily_cap_reached_then_circuit_breaker_refuses_and_redelive
 ) -> None:
     config = dataclasses.replace(FAST_CONFIG, max_daily_traded_value=Decimal(8000))
     handler = make_handler(broker, store, config)
-    first = outputs_by_type(handler(planned([buy("TQQQ", "5000")]), context()))
+    first_event = register_workflow(store, planned([buy("TQQQ", "5000")]))
+    first = outputs_by_type(handler(first_event, context()))
     assert "WorkflowCompleted" in first
-    second_event = planned([buy("TQQQ", "3500")])
+    second_event = register_workflow(store, planned([buy("TQQQ", "3500")]))
 
     second = outputs_by_type(handler(second_event, context()))
     fake.state.cash = Decimal(10**9)  # a redelivery must not re-decide
@@ -235,7 +251,7 @@ def test_handle_when_plan_changes_for_same_workflow_then_rejected_as_conflict(
     broker: AlpacaBroker, store: AttemptStore
 ) -> None:
     handler = make_handler(broker, store)
-    event = planned([buy("TQQQ", "1000")])
+    event = register_workflow(store, planned([buy("TQQQ", "1000")]))
     handler(event, context())
     other = planned([buy("TQQQ", "2000")], correlation_id=event.correlation_id)
     with pytest.raises(PlanConflictError):
@@ -245,7 +261,7 @@ def test_handle_when_plan_changes_for_same_workflow_then_rejected_as_conflict(
 def test_handle_when_plan_hash_does_not_match_then_rejected(
     broker: AlpacaBroker, store: AttemptStore
 ) -> None:
-    event = planned([buy("TQQQ", "1000")])
+    event = register_workflow(store, planned([buy("TQQQ", "1000")]))
     forged = event.model_copy(update={"plan_hash": "0" * 64})
     with pytest.raises(PlanHashMismatchError) as raised:
         make_handler(broker, store)(forged, context())

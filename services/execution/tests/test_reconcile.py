@@ -25,7 +25,14 @@ from alchemiser_execution.domain.attempts import AttemptState
 from alchemiser_execution.domain.legs import client_order_id
 from alchemiser_execution.exceptions import ReconciliationError
 from alchemiser_execution.reconcile import reconcile
-from alchemiser_execution.testing import buy, context, make_handler, outputs_by_type, planned
+from alchemiser_execution.testing import (
+    buy,
+    context,
+    make_handler,
+    outputs_by_type,
+    planned,
+    register_workflow,
+)
 
 
 def _no_sleep(_seconds: float) -> None:
@@ -74,7 +81,7 @@ def broker(fake: FakeAlpaca) -> AlpacaBroker:
 
 
 def _crash(broker: AlpacaBroker, store: AttemptStore, *, after_send: bool) -> Any:
-    event = planned([buy("TQQQ", "5000")])
+    event = register_workflow(store, planned([buy("TQQQ", "5000")]))
     crashing = cast(BrokerPort, _CrashingBroker(broker, after_send=after_send))
     with pytest.raises(_Crash):
         make_handler(crashing, store)(event, context())
@@ -122,7 +129,7 @@ def test_reconcile_when_submitted_order_filled_meanwhile_then_state_follows_brok
     fake: FakeAlpaca, broker: AlpacaBroker, store: AttemptStore
 ) -> None:
     fake.state.fill_mode = FillMode.NEW
-    event = planned([buy("TQQQ", "5000")])
+    event = register_workflow(store, planned([buy("TQQQ", "5000")]))
     crashing = cast(BrokerPort, _CrashingBroker(broker, after_send=True))
     with pytest.raises(_Crash):
         make_handler(crashing, store)(event, context())

@@ -8,7 +8,13 @@ the fake Alpaca server (reached over HTTP through the real Alpaca adapter).
 (b) the crash test: the service blocks right after the broker accepted the first order (the
     ``ALCHEMISER_EXECUTION__BLOCK_AFTER_SUBMIT_FILE`` test hook: the attempt is still PENDING
     and nothing is committed), is SIGKILLed and restarted: exactly one order per intent at the
-    broker and one ``TradeExecuted`` event id.
+    broker and one ``TradeExecuted`` event id;
+(d) plans without a started workflow: a forged plan (weights summing to 3, its hash
+    recomputed) and a plausible plan nobody triggered end in the dead-letter topic with no
+    order at the broker, while a plan whose trigger came first executes.
+
+Execution acts only on plans of workflows it saw started, so each test produces the plan's
+trigger (``workflow.started.v1``) before the plan, as the real workflow does.
 """
 
 from __future__ import annotations
@@ -26,11 +32,11 @@ from alchemiser_common.events import (
     WorkflowCompleted,
 )
 from alchemiser_devtools.fake_alpaca import FakeAlpaca
-from alchemiser_devtools.harness import Pipeline, distinct_ids
+from alchemiser_devtools.harness import Pipeline, distinct_ids, iter_dlq
 from alchemiser_execution.adapters.schema import attempt_table
 from alchemiser_execution.domain.attempts import UNRESOLVED_STATES, AttemptState
 from alchemiser_execution.domain.legs import client_order_id
-from alchemiser_execution.testing import buy, planned, sell
+from alchemiser_execution.testing import buy, planned, sell, trigger_for
 
 pytestmark = pytest.mark.integration
 
@@ -70,6 +76,12 @@ def _completed(pipeline: Pipeline, correlation_id: str) -> bool:
     return correlation_id in pipeline.outputs_by_correlation(WorkflowCompleted.TOPIC)
 
 
+def _produce_started(pipeline: Pipeline, event: RebalancePlanned) -> None:
+    """Produce ``event``'s trigger, then ``event``: the order of a real workflow."""
+    pipeline.produce([trigger_for(event)])
+    pipeline.produce([event])
+
+
 def _plan() -> RebalancePlanned:
     return planned([sell("SOXL", "5000"), buy("TQQQ", "2000")])
 
@@ -80,7 +92,7 @@ def test_service_when_plan_arrives_then_trade_executed_and_workflow_completed(
     pipeline.start_module("alchemiser_execution", "execution", **_env(fake))
     event = _plan()
     cid = str(event.correlation_id)
-    pipeline.produce([event])
+    _produce_started(pipeline, event)
     pipeline.wait_for(lambda: _completed(pipeline, cid), "WorkflowCompleted")
 
     (executed,) = _decoded(pipeline, TradeExecuted.TOPIC, cid)
@@ -108,7 +120,7 @@ def test_service_when_killed_after_broker_accepted_then_restart_leaves_one_order
     event = _plan()
     cid = str(event.correlation_id)
     intents = [client_order_id(event.correlation_id, event.plan_hash, leg) for leg in range(2)]
-    pipeline.produce([event])
+    _produce_started(pipeline, event)
     pipeline.wait_for(marker.exists, "the broker to accept the first order")
     assert marker.read_text() == intents[0]
     assert fake.orders_created(intents[0]) == 1
@@ -146,7 +158,7 @@ def test_service_when_simulated_broker_on_sqlite_then_plan_completes(
     )
     event = planned([buy("SPY", "5102.50")])
     cid = str(event.correlation_id)
-    pipeline.produce([event])
+    _produce_started(pipeline, event)
     pipeline.wait_for(lambda: _completed(pipeline, cid), "WorkflowCompleted (simulated broker)")
 
     (executed,) = _decoded(pipeline, TradeExecuted.TOPIC, cid)
@@ -154,6 +166,52 @@ def test_service_when_simulated_broker_on_sqlite_then_plan_completes(
     # one file holds the inbox, the attempts and the simulated account: no sibling files
     assert sorted(path.name for path in database.parent.glob("*.sqlite")) == ["execution.sqlite"]
     assert _attempt_states(f"sqlite:///{database}", cid) == [AttemptState.FILLED]
+
+
+def test_service_when_plans_have_no_started_workflow_then_dead_lettered_and_no_order(
+    pipeline: Pipeline, fake: FakeAlpaca
+) -> None:
+    pipeline.start_module(
+        "alchemiser_execution",
+        "execution",
+        **_env(fake, ALCHEMISER_EXECUTION__WORKFLOW_WAIT_S="2"),
+    )
+    forged = planned(  # weights summing to 3; planned() recomputes the plan hash
+        [
+            buy("TQQQ", "90000", weight="1"),
+            buy("SOXL", "90000", weight="1"),
+            buy("SPY", "90000", weight="1"),
+        ]
+    )
+    untriggered = planned([buy("TQQQ", "2000")])  # a valid plan nobody triggered
+    triggered = _plan()
+    pipeline.produce([trigger_for(triggered)])
+    pipeline.produce([forged, untriggered, triggered])  # one account: one partition, in order
+    cid = str(triggered.correlation_id)
+    pipeline.wait_for(lambda: _completed(pipeline, cid), "WorkflowCompleted of the triggered plan")
+
+    dead = pipeline.read_all(f"{RebalancePlanned.TOPIC}.dlq")
+    serde = pipeline.serde
+    reasons = {
+        str(serde.deserialize(RebalancePlanned.TOPIC, record.value()).correlation_id): (
+            headers["dlq.reason"]
+        )
+        for record, headers in zip(dead, iter_dlq(dead), strict=True)
+    }
+    assert reasons == {
+        str(forged.correlation_id): "invalid_plan",
+        str(untriggered.correlation_id): "unknown_workflow",
+    }
+    for rejected in (forged, untriggered):
+        assert _decoded(pipeline, TradeExecuted.TOPIC, str(rejected.correlation_id)) == []
+        assert _attempt_rows(pipeline.database_url, str(rejected.correlation_id)) == []
+        for leg in range(3):
+            intent = client_order_id(rejected.correlation_id, rejected.plan_hash, leg)
+            assert fake.orders_created(intent) == 0
+    # the broker holds the triggered plan's two orders and nothing else
+    assert len(fake.state.orders) == 2
+    (executed,) = _decoded(pipeline, TradeExecuted.TOPIC, cid)
+    assert executed.success
 
 
 def _attempt_rows(database_url: str, correlation_id: str) -> list[Any]:

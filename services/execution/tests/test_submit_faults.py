@@ -23,7 +23,15 @@ from alchemiser_execution.adapters.attempts import AttemptStore
 from alchemiser_execution.domain.attempts import UNRESOLVED_STATES
 from alchemiser_execution.domain.legs import client_order_id
 from alchemiser_execution.reconcile import reconcile
-from alchemiser_execution.testing import buy, context, make_handler, outputs_by_type, planned, sell
+from alchemiser_execution.testing import (
+    buy,
+    context,
+    make_handler,
+    outputs_by_type,
+    planned,
+    register_workflow,
+    sell,
+)
 
 ORDERS = "POST /v2/orders"
 LOOKUP = "GET /v2/orders:by_client_order_id"
@@ -73,7 +81,7 @@ def test_handle_when_submit_fails_with_fault_then_one_order_per_intent(
 ) -> None:
     # Without the broker's duplicate-id refusal, one order per intent proves nothing is re-sent.
     fake.state.enforce_unique_client_order_id = unique
-    event = planned([sell("SOXL", "5000"), buy("TQQQ", "2000")])
+    event = register_workflow(store, planned([sell("SOXL", "5000"), buy("TQQQ", "2000")]))
     fake.inject(ORDERS, fault, times=2)  # the sell's submit and the buy's submit
 
     executed = outputs_by_type(make_handler(broker, store)(event, context()))["TradeExecuted"]
@@ -93,7 +101,7 @@ def test_handle_when_submit_fails_with_fault_then_one_order_per_intent(
 def test_handle_when_fault_outlasts_adapter_retries_then_still_one_order(
     fake: FakeAlpaca, broker: AlpacaBroker, store: AttemptStore, fault: Fault
 ) -> None:
-    event = planned([buy("TQQQ", "2000")])
+    event = register_workflow(store, planned([buy("TQQQ", "2000")]))
     fake.inject(ORDERS, fault, times=6)  # more than the adapter's 4 attempts
 
     outputs = outputs_by_type(make_handler(broker, store)(event, context()))
@@ -108,7 +116,7 @@ def test_handle_when_fault_outlasts_adapter_retries_then_still_one_order(
 def test_handle_when_outcome_stays_unknown_then_transient_error_and_redelivery_adopts(
     fake: FakeAlpaca, broker: AlpacaBroker, store: AttemptStore
 ) -> None:
-    event = planned([buy("TQQQ", "2000")])
+    event = register_workflow(store, planned([buy("TQQQ", "2000")]))
     (cid,) = _intents(event, 1)
     fake.inject(ORDERS, Fault.GATEWAY_TIMEOUT_AFTER_ACCEPT)
     fake.inject(LOOKUP, Fault.SERVER_ERROR, times=10_000)  # look-ups never answer
@@ -133,7 +141,7 @@ def test_handle_when_outcome_stays_unknown_then_transient_error_and_redelivery_a
 def test_handle_when_run_twice_then_same_event_ids_and_no_new_orders(
     fake: FakeAlpaca, broker: AlpacaBroker, store: AttemptStore
 ) -> None:
-    event = planned([sell("SOXL", "5000"), buy("TQQQ", "2000")])
+    event = register_workflow(store, planned([sell("SOXL", "5000"), buy("TQQQ", "2000")]))
     handler = make_handler(broker, store)
 
     first = handler(event, context())

@@ -7,6 +7,10 @@ subscribes to ``portfolio.rebalance.planned.v1`` only after every unsettled atte
 resolved. Attempts and the simulated broker live in the service database unless configured
 elsewhere: the runtime holds no transaction while the handler runs, so the handler's own short
 transactions never wait for it.
+
+:func:`build_workflow_handler` builds the ``WorkflowStarted`` handler. Its unit of work runs in
+the runtime's transaction, so the known workflows live in the service database (migrated there
+too when the attempts have a database of their own), and the plan handler reads them there.
 """
 
 from __future__ import annotations
@@ -17,14 +21,21 @@ from alchemiser_common.events import EventSource
 from alchemiser_common.observability.logging import get_logger
 from alchemiser_common.runtime.declaration import ServiceContainer
 from alchemiser_execution.adapters.attempts import AttemptStore
+from alchemiser_execution.adapters.workflows import WorkflowLog
 from alchemiser_execution.executor import Executor
-from alchemiser_execution.handlers import RebalancePlannedHandler
+from alchemiser_execution.handlers import RebalancePlannedHandler, WorkflowStartedHandler
 from alchemiser_execution.orders import OrderDesk, block_after_first_accept
 from alchemiser_execution.phases import ExecutionConfig
 from alchemiser_execution.reconcile import reconcile
 from alchemiser_execution.settings import ExecutionSettings, OrderPolicy
 
-__all__ = ["SERVICE_NAME", "build_execution_handler", "event_source", "execution_config"]
+__all__ = [
+    "SERVICE_NAME",
+    "build_execution_handler",
+    "build_workflow_handler",
+    "event_source",
+    "execution_config",
+]
 
 SERVICE_NAME = "execution"
 _log = get_logger(__name__)
@@ -48,6 +59,7 @@ def execution_config(settings: ExecutionSettings) -> ExecutionConfig:
         fill_timeout_s=section.fill_timeout_s,
         poll_interval_s=section.fill_poll_interval_s,
         buying_power_timeout_s=section.buying_power_timeout_s,
+        cash_tolerance=section.cash_tolerance_pct,
     )
 
 
@@ -65,6 +77,9 @@ def build_execution_handler(
         )
     store = AttemptStore(engine)
     store.migrate()
+    workflows = WorkflowLog(container.engine)
+    if attempts_url is not None:
+        workflows.migrate()
     built = build_broker(
         settings.broker,
         settings.alpaca,
@@ -82,11 +97,27 @@ def build_execution_handler(
         after_accept=block_after_first_accept(hook_file) if hook_file else None,
     )
     executor = Executor(built.broker, store, desk, execution_config(settings))
-    handler = RebalancePlannedHandler(executor, source=event_source(), metrics=container.metrics)
+    handler = RebalancePlannedHandler(
+        executor,
+        workflows,
+        source=event_source(),
+        workflow_wait_s=settings.execution.workflow_wait_s,
+        metrics=container.metrics,
+    )
     _log.info(
         "execution ready",
         broker=built.name,
         order_policy=settings.execution.order_policy.value,
         attempts_database="service" if attempts_url is None else "own",
+        workflow_wait_s=settings.execution.workflow_wait_s,
+        cash_tolerance_pct=str(settings.execution.cash_tolerance_pct),
     )
     return handler
+
+
+def build_workflow_handler(
+    container: ServiceContainer[ExecutionSettings],
+) -> WorkflowStartedHandler:
+    """Migrate the execution tables on the service database, then return the handler."""
+    WorkflowLog(container.engine).migrate()
+    return WorkflowStartedHandler()

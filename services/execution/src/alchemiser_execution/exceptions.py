@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from alchemiser_common.errors import AlchemiserError, TransientError
-from alchemiser_common.runtime.handlers import InvalidEventError
+from alchemiser_common.errors import AlchemiserError, DeadLetterReason, TransientError
+from alchemiser_common.runtime.handlers import InvalidEventError, NotReadyError
 
 __all__ = [
     "AttemptStoreUnavailableError",
     "ExecutionError",
+    "InvalidPlanError",
     "OrderOutcomeUnknownError",
     "PlanConflictError",
     "PlanHashMismatchError",
     "ReconciliationError",
+    "UnknownWorkflowError",
+    "WorkflowNotSeenYetError",
 ]
 
 
@@ -37,3 +40,21 @@ class PlanConflictError(InvalidEventError):
 
 class PlanHashMismatchError(InvalidEventError):
     """A plan's ``plan_hash`` does not match its content."""
+
+
+class InvalidPlanError(InvalidEventError):
+    """A plan breaks one of execution's plan rules; dead-lettered as ``invalid_plan``."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, reason=DeadLetterReason.INVALID_PLAN)
+
+
+class UnknownWorkflowError(InvalidEventError):
+    """A plan's workflow was never started, and the wait for it is over: ``unknown_workflow``."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, reason=DeadLetterReason.UNKNOWN_WORKFLOW)
+
+
+class WorkflowNotSeenYetError(ExecutionError, NotReadyError):
+    """A plan's workflow trigger has not been seen yet; the plan is handled again later."""

@@ -6,15 +6,18 @@ retry after a transient failure, a restart after a crash): the first call record
 is sent, and every later call resumes that run from its recorded attempts. At most one run
 exists per (account, workflow); a different plan for the same workflow is refused.
 
-Order of work: market clock (closed -> refused), prices, assets and positions -> sized orders
--> caps (breach -> refused, nothing sent) -> run recorded -> the sells phase -> wait for
-buying power -> the buys phase -> results.
+Order of work: assets, prices, positions and the account -> the plan rules of
+:mod:`~alchemiser_execution.domain.plan_rules` (every symbol tradable, the buys funded; a
+violation raises :class:`InvalidPlanError`: nothing recorded, nothing sent) -> market clock
+(closed -> refused) -> sized orders -> caps (breach -> refused, nothing sent) -> run recorded
+-> the sells phase -> wait for buying power -> the buys phase -> results. A resumed run is not
+checked again: its account has changed by its own orders.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, timedelta
 from decimal import Decimal
@@ -27,11 +30,16 @@ from alchemiser_common.observability.logging import get_logger
 from alchemiser_execution.adapters.attempts import AttemptStore
 from alchemiser_execution.domain.attempts import Attempt
 from alchemiser_execution.domain.caps import check_caps, planned_value
-from alchemiser_execution.domain.legs import client_order_id, plan_legs
+from alchemiser_execution.domain.legs import Leg, client_order_id, plan_legs
+from alchemiser_execution.domain.plan_rules import (
+    describe,
+    funding_violation,
+    tradability_violations,
+)
 from alchemiser_execution.domain.results import ExecutionResult, LegResult, execution_result
 from alchemiser_execution.domain.runs import ExecutionRun, RunStatus
 from alchemiser_execution.domain.sizing import PlannedOrder, size_legs
-from alchemiser_execution.exceptions import PlanConflictError
+from alchemiser_execution.exceptions import InvalidPlanError, PlanConflictError
 from alchemiser_execution.orders import OrderDesk
 from alchemiser_execution.phases import ExecutionConfig, PhaseRunner
 
@@ -68,6 +76,15 @@ class ExecutionReport:
         return self.run.status is RunStatus.REFUSED
 
 
+@dataclass(frozen=True, slots=True)
+class _BrokerFacts:
+    """What the broker said before sizing: fractionability, latest prices, held quantities."""
+
+    fractionable: Mapping[str, bool]
+    prices: Mapping[str, Decimal]
+    positions: Mapping[str, Decimal]
+
+
 class Executor:
     """Executes plans against one broker, recording runs and attempts in one store."""
 
@@ -91,6 +108,10 @@ class Executor:
     def broker(self) -> BrokerPort:
         """The broker the executor trades with."""
         return self._broker
+
+    def has_run(self, account_id: str, correlation_id: str) -> bool:
+        """Whether the workflow already has an execution run (its plan passed every check)."""
+        return self._store.find_run(account_id, correlation_id) is not None
 
     def execute(self, request: ExecutionRequest) -> ExecutionReport:
         """Execute (or resume) ``request``'s plan; see the module docstring."""
@@ -129,6 +150,8 @@ class Executor:
             return ExecutionRun(
                 status=RunStatus.RUNNING, orders=(), reserved_value=Decimal(0), **base
             )
+        symbols = sorted({leg.symbol for leg in legs})
+        facts = self._checked_facts(request, legs, symbols)
         clock = self._broker.get_clock()
         if not clock.is_open:
             return ExecutionRun(
@@ -140,17 +163,14 @@ class Executor:
                 refused_symbols=tuple(sorted({leg.symbol for leg in legs})),
                 **base,
             )
-        symbols = sorted({leg.symbol for leg in legs})
-        fractionable, unavailable = self._assets(symbols)
         orders = size_legs(
             legs,
-            prices=self._broker.get_latest_prices(symbols),
-            fractionable=fractionable,
-            positions={p.symbol: p.qty for p in self._broker.get_positions()},
+            prices=facts.prices,
+            fractionable=facts.fractionable,
+            positions=facts.positions,
             client_order_id=lambda leg: client_order_id(
                 request.correlation_id, request.plan_hash, leg
             ),
-            unavailable=unavailable,
         )
         for order in orders:
             if order.skipped is not None:
@@ -180,6 +200,34 @@ class Executor:
             reserved_value=planned_value(orders),
             **base,
         )
+
+    def _checked_facts(
+        self, request: ExecutionRequest, legs: Sequence[Leg], symbols: Sequence[str]
+    ) -> _BrokerFacts:
+        """Read what sizing needs and check the plan rules; raise ``InvalidPlanError``."""
+        fractionable, unavailable = self._assets(symbols)
+        facts = _BrokerFacts(
+            fractionable=fractionable,
+            prices=self._broker.get_latest_prices(symbols),
+            positions={p.symbol: p.qty for p in self._broker.get_positions()},
+        )
+        cash = self._broker.get_account().cash
+        violations = tradability_violations(unavailable)
+        funding = funding_violation(
+            legs,
+            cash=cash,
+            positions=facts.positions,
+            prices=facts.prices,
+            tolerance=self._config.cash_tolerance,
+        )
+        if funding is not None:
+            violations.append(funding)
+        if violations:
+            raise InvalidPlanError(
+                f"plan {request.plan_hash[:12]} of workflow {request.correlation_id} breaks "
+                f"execution's rules: {describe(violations)}"
+            )
+        return facts
 
     def _assets(self, symbols: Iterable[str]) -> tuple[dict[str, bool], dict[str, str]]:
         fractionable: dict[str, bool] = {}

@@ -1,6 +1,8 @@
-"""``RebalancePlanned`` in, ``TradeExecuted`` and ``WorkflowCompleted``/``WorkflowFailed`` out.
+"""``RebalancePlanned`` in, ``TradeExecuted`` and ``WorkflowCompleted``/``WorkflowFailed`` out;
+``WorkflowStarted`` in, the workflow recorded as known.
 
-The handler translates between events and the :class:`~alchemiser_execution.executor.Executor`:
+The plan handler translates between events and the
+:class:`~alchemiser_execution.executor.Executor`:
 
 * nothing to trade: ``TradeExecuted`` (no orders) and ``WorkflowCompleted``;
 * refused before anything was sent (market closed, a cap): only ``WorkflowFailed``;
@@ -8,15 +10,25 @@ The handler translates between events and the :class:`~alchemiser_execution.exec
   ``WorkflowFailed`` (``failure_step=execution``, reason ``orders_failed``, the failed legs in
   ``details`` and their symbols in ``failed_symbols``). Partial success is a failure.
 
-Every output is ``caused_by`` the plan, so its event id is the same on every run. A plan whose
-hash does not match its content, or a different plan for a workflow that already executes
-one, is rejected (``InvalidEventError``: dead-lettered). An order whose fate stays unknown
-raises a ``TransientError``: the runtime redelivers the input and the resumed run adopts it.
+Every output is ``caused_by`` the plan, so its event id is the same on every run. Before the
+executor sees a plan, in this order: a hash that does not match its content is rejected
+(``PlanHashMismatchError``); target weights outside the rules are rejected
+(``InvalidPlanError``, ``invalid_plan``); a plan of a workflow never seen on
+``workflow.started.v1`` is handled again later while it is younger than ``workflow_wait_s``
+(``WorkflowNotSeenYetError``, a ``NotReadyError``), then rejected (``UnknownWorkflowError``,
+``unknown_workflow``), but never on the handler's first look at it (the trigger may sit
+behind it in a backlog; see :mod:`~alchemiser_execution.domain.plan_rules`). The executor
+then checks the rules that need the broker (tradable symbols, funded buys). A different plan
+for a workflow that already executes one is rejected (``PlanConflictError``). Rejected inputs
+are dead-lettered. An order whose fate stays unknown raises a ``TransientError``: the runtime
+redelivers the input and the resumed run adopts it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
+from uuid import UUID
 
 from alchemiser_common.events import (
     Event,
@@ -26,26 +38,59 @@ from alchemiser_common.events import (
     TradeExecuted,
     WorkflowCompleted,
     WorkflowFailed,
+    WorkflowStarted,
     WorkflowSummary,
     plan_hash,
 )
 from alchemiser_common.observability import Metrics
-from alchemiser_common.runtime.handlers import HandlerContext
-from alchemiser_execution.exceptions import PlanHashMismatchError
+from alchemiser_common.runtime.handlers import HandlerContext, HandlerResult
+from alchemiser_execution.adapters.workflows import WorkflowLog, record_workflow
+from alchemiser_execution.domain.plan_rules import (
+    UNKNOWN_WORKFLOW_WAIT_S,
+    WorkflowVerdict,
+    describe,
+    weight_violations,
+    workflow_verdict,
+)
+from alchemiser_execution.exceptions import (
+    InvalidPlanError,
+    PlanHashMismatchError,
+    UnknownWorkflowError,
+    WorkflowNotSeenYetError,
+)
 from alchemiser_execution.executor import ExecutionReport, ExecutionRequest, Executor
 
-__all__ = ["RebalancePlannedHandler", "events_for"]
+__all__ = ["RebalancePlannedHandler", "WorkflowStartedHandler", "events_for"]
+
+
+class WorkflowStartedHandler:
+    """The runtime handler of ``WorkflowStarted``: no events, the workflow recorded as known."""
+
+    def __call__(self, event: WorkflowStarted, context: HandlerContext) -> HandlerResult:
+        """Record ``event``'s workflow with the trigger's inbox row (idempotent)."""
+        return HandlerResult(events=(), state=record_workflow(event, context.now()))
 
 
 class RebalancePlannedHandler:
     """The runtime handler of ``RebalancePlanned``."""
 
     def __init__(
-        self, executor: Executor, *, source: EventSource, metrics: Metrics | None = None
+        self,
+        executor: Executor,
+        workflows: WorkflowLog,
+        *,
+        source: EventSource,
+        workflow_wait_s: float = UNKNOWN_WORKFLOW_WAIT_S,
+        metrics: Metrics | None = None,
     ) -> None:
         self._executor = executor
+        self._workflows = workflows
         self._source = source
+        self._workflow_wait = timedelta(seconds=workflow_wait_s)
         self._metrics = metrics
+        # Plans (event ids) deferred for an unknown workflow, dropped once decided: one id
+        # stays only if its partition moves to another instance before the plan is decided.
+        self._deferred: set[UUID] = set()
 
     @property
     def executor(self) -> Executor:
@@ -53,12 +98,19 @@ class RebalancePlannedHandler:
         return self._executor
 
     def __call__(self, event: RebalancePlanned, context: HandlerContext) -> Sequence[Event]:
-        """Execute the plan (or resume its execution) and return the workflow's outcome."""
+        """Check the plan, execute it (or resume its execution), return the workflow's outcome."""
         expected = plan_hash(event.plan, event.correlation_id)
         if expected != event.plan_hash:
             raise PlanHashMismatchError(
                 f"plan_hash {event.plan_hash[:12]} does not match the plan ({expected[:12]})"
             )
+        violations = weight_violations(event.plan.items)
+        if violations:
+            raise InvalidPlanError(
+                f"plan {event.plan_hash[:12]} of workflow {event.correlation_id} breaks "
+                f"execution's rules: {describe(violations)}"
+            )
+        self._require_known_workflow(event, context)
         report = self._executor.execute(
             ExecutionRequest(
                 account_id=event.account_id,
@@ -71,6 +123,38 @@ class RebalancePlannedHandler:
         if self._metrics is not None:
             self._metrics.workflow_duration_ms.observe(report.duration_ms)
         return events_for(event, report, source=self._source, context=context)
+
+    def _require_known_workflow(self, event: RebalancePlanned, context: HandlerContext) -> None:
+        """Return if the plan's workflow was started; otherwise wait for it, or reject.
+
+        A workflow with an execution run counts as known: its plan passed this check when the
+        run was recorded (or the run predates the check), so a redelivered plan resumes.
+        """
+        account_id, correlation_id = event.account_id, str(event.correlation_id)
+        known = self._workflows.is_known(account_id, correlation_id) or self._executor.has_run(
+            account_id, correlation_id
+        )
+        age = context.now() - event.occurred_at
+        verdict = workflow_verdict(
+            known=known,
+            plan_age=age,
+            wait=self._workflow_wait,
+            deferred_before=event.event_id in self._deferred,
+        )
+        if verdict is WorkflowVerdict.WAIT:
+            self._deferred.add(event.event_id)
+        else:
+            self._deferred.discard(event.event_id)
+        if verdict is WorkflowVerdict.PROCEED:
+            return
+        what = (
+            f"workflow {event.correlation_id} of account {event.account_id} was not seen on "
+            f"{WorkflowStarted.TOPIC}; the plan is {age.total_seconds():.0f} s old"
+        )
+        wait_s = self._workflow_wait.total_seconds()
+        if verdict is WorkflowVerdict.WAIT:
+            raise WorkflowNotSeenYetError(f"{what}; waiting for it up to {wait_s:.0f} s")
+        raise UnknownWorkflowError(f"{what}; waited {wait_s:.0f} s, rejecting")
 
 
 def events_for(

@@ -24,6 +24,7 @@ from alchemiser_common.observability.logging import get_logger
 from alchemiser_execution.domain.attempts import Attempt
 from alchemiser_execution.domain.legs import client_order_id
 from alchemiser_execution.domain.lifecycle import Step, StepKind, Timing, next_step, wants_limit
+from alchemiser_execution.domain.plan_rules import DEFAULT_CASH_TOLERANCE
 from alchemiser_execution.domain.pricing import limit_price, quote_is_usable
 from alchemiser_execution.domain.results import LegResult
 from alchemiser_execution.domain.runs import ExecutionRun
@@ -50,6 +51,8 @@ class ExecutionConfig:
     fill_timeout_s: float = 60.0
     poll_interval_s: float = 0.5
     buying_power_timeout_s: float = 60.0
+    cash_tolerance: Decimal = DEFAULT_CASH_TOLERANCE
+    """Funding rule slack: buys may exceed cash plus sell proceeds by this fraction."""
 
     @property
     def timing(self) -> Timing:

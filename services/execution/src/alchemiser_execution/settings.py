@@ -3,7 +3,8 @@
 Sections added to :class:`~alchemiser_common.settings.CommonSettings`:
 
 * ``execution`` (``ALCHEMISER_EXECUTION__*``): order policy, fill and buying-power waits,
-  re-pegs, safety caps, the attempts database and the crash tests' hook.
+  re-pegs, safety caps, the plan rules' funding tolerance, how long a plan waits for its
+  workflow's trigger, the attempts database and the crash tests' hook.
 * ``broker`` and ``alpaca``: the shared broker sections of :mod:`alchemiser_broker.settings`
   (``ALCHEMISER_BROKER__KIND``, ``simulated`` by default, ``ALCHEMISER_BROKER__SIMULATED__*``,
   ``ALCHEMISER_ALPACA__*``: paper by default; live needs
@@ -27,6 +28,7 @@ from alchemiser_broker.settings import AlpacaSettings, BrokerSettings
 from alchemiser_common.errors import ConfigurationError
 from alchemiser_common.runtime.limits import KAFKA_MAX_POLL_INTERVAL_S, MAX_BATCH_HANDLING_S
 from alchemiser_common.settings import CommonSettings
+from alchemiser_execution.domain.plan_rules import DEFAULT_CASH_TOLERANCE, UNKNOWN_WORKFLOW_WAIT_S
 
 __all__ = [
     "CANCEL_GRACE_S",
@@ -81,6 +83,24 @@ class ExecutionSection(_Section):
         default=Decimal(500_000),
         gt=0,
         description="Circuit breaker: largest value traded per account and UTC day (USD).",
+    )
+    cash_tolerance_pct: Decimal = Field(
+        default=DEFAULT_CASH_TOLERANCE,
+        ge=0,
+        le=1,
+        description=(
+            "Plan rule: a plan's buys may exceed the account's cash plus its sell proceeds by "
+            "this fraction; a plan beyond it is dead-lettered (invalid_plan)."
+        ),
+    )
+    workflow_wait_s: float = Field(
+        default=UNKNOWN_WORKFLOW_WAIT_S,
+        gt=0,
+        le=3600,
+        description=(
+            "How long a plan whose workflow was not seen on workflow.started.v1 is retried, "
+            "counted from the plan's occurred_at; older, it is dead-lettered (unknown_workflow)."
+        ),
     )
     reconcile_timeout_s: float = Field(
         default=120.0,

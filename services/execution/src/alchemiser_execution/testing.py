@@ -1,4 +1,8 @@
-"""Builders for the execution service's tests: plans, plan events, executors, contexts.
+"""Builders for the execution service's tests: plans, plan events, triggers, executors, contexts.
+
+Execution acts only on plans of workflows it saw started: :func:`register_workflow` records a
+plan's workflow as the ``WorkflowStarted`` handler does, :func:`trigger_for` builds the trigger
+to produce first in process tests.
 
 Shipped in the package (like ``alchemiser_devtools``) because tests run with
 ``--import-mode=importlib`` and cannot import helper modules beside them.
@@ -20,15 +24,19 @@ from alchemiser_common.events import (
     PlanItem,
     RebalancePlan,
     RebalancePlanned,
+    TradingMode,
+    WorkflowStarted,
     plan_hash,
 )
 from alchemiser_common.events.samples import sample_signal_generated
 from alchemiser_common.observability import Metrics
 from alchemiser_common.runtime.handlers import HandlerContext
 from alchemiser_execution.adapters.attempts import AttemptStore
+from alchemiser_execution.adapters.workflows import WorkflowLog
 from alchemiser_execution.domain.attempts import Attempt
+from alchemiser_execution.domain.plan_rules import UNKNOWN_WORKFLOW_WAIT_S
 from alchemiser_execution.executor import Executor
-from alchemiser_execution.handlers import RebalancePlannedHandler
+from alchemiser_execution.handlers import RebalancePlannedHandler, WorkflowStartedHandler
 from alchemiser_execution.orders import OrderDesk
 from alchemiser_execution.phases import ExecutionConfig
 
@@ -41,7 +49,9 @@ __all__ = [
     "make_handler",
     "outputs_by_type",
     "planned",
+    "register_workflow",
     "sell",
+    "trigger_for",
 ]
 
 TEST_ACCOUNT = "acct-test"
@@ -57,14 +67,20 @@ FAST_CONFIG = ExecutionConfig(
 
 
 def _item(
-    symbol: str, action: PlanAction, amount: Decimal, current: Decimal, priority: int
+    symbol: str,
+    action: PlanAction,
+    amount: Decimal,
+    current: Decimal,
+    priority: int,
+    *,
+    weight: str = "0",
 ) -> PlanItem:
     target = current + amount
     return PlanItem(
         symbol=symbol,
         action=action,
         current_weight=Decimal(0),
-        target_weight=Decimal(0),
+        target_weight=Decimal(weight),
         weight_diff=Decimal(0),
         current_value=current,
         target_value=target,
@@ -73,16 +89,25 @@ def _item(
     )
 
 
-def sell(symbol: str, amount: str, *, current: str | None = None, priority: int = 1) -> PlanItem:
+def sell(
+    symbol: str,
+    amount: str,
+    *,
+    current: str | None = None,
+    priority: int = 1,
+    weight: str = "0",
+) -> PlanItem:
     """A SELL item of ``amount`` dollars; ``current`` = ``amount`` makes it a full liquidation."""
     value = Decimal(amount)
     held = Decimal(current) if current is not None else value * 2
-    return _item(symbol, PlanAction.SELL, -value, held, priority)
+    return _item(symbol, PlanAction.SELL, -value, held, priority, weight=weight)
 
 
-def buy(symbol: str, amount: str, *, current: str = "0", priority: int = 1) -> PlanItem:
-    """A BUY item of ``amount`` dollars."""
-    return _item(symbol, PlanAction.BUY, Decimal(amount), Decimal(current), priority)
+def buy(
+    symbol: str, amount: str, *, current: str = "0", priority: int = 1, weight: str = "0"
+) -> PlanItem:
+    """A BUY item of ``amount`` dollars (``weight``: its target weight)."""
+    return _item(symbol, PlanAction.BUY, Decimal(amount), Decimal(current), priority, weight=weight)
 
 
 def hold(symbol: str, current: str = "100") -> PlanItem:
@@ -96,7 +121,11 @@ def planned(
     correlation_id: uuid.UUID | None = None,
     account_id: str = TEST_ACCOUNT,
 ) -> RebalancePlanned:
-    """A valid ``RebalancePlanned`` (hash computed) for ``items`` in a new workflow."""
+    """A ``RebalancePlanned`` for ``items`` in a new workflow, its ``plan_hash`` computed.
+
+    The hash matches whatever the items say: anyone can recompute it, so a forged plan built
+    here passes the hash check and must be caught by the plan rules.
+    """
     cause = sample_signal_generated().model_copy(
         update={
             "event_id": uuid.uuid4(),
@@ -123,6 +152,32 @@ def planned(
     )
 
 
+def trigger_for(event: RebalancePlanned) -> WorkflowStarted:
+    """The ``WorkflowStarted`` of ``event``'s workflow (same account and correlation id)."""
+    return WorkflowStarted(
+        event_id=uuid.uuid4(),
+        correlation_id=event.correlation_id,
+        occurred_at=event.occurred_at,
+        source=EventSource(service="trigger", version="test"),
+        account_id=event.account_id,
+        requested_by="test",
+        mode=TradingMode.PAPER,
+    )
+
+
+def register_workflow(store: AttemptStore, event: RebalancePlanned) -> RebalancePlanned:
+    """Record ``event``'s workflow as started, as consuming its trigger does; return ``event``.
+
+    Runs the ``WorkflowStarted`` handler's unit of work in a transaction of its own on the
+    store's database (the runtime runs it in its inbox transaction).
+    """
+    result = WorkflowStartedHandler()(trigger_for(event), context())
+    assert result.state is not None
+    with store.engine.begin() as connection:
+        result.state(connection)
+    return event
+
+
 def context(now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> HandlerContext:
     """A handler context for direct calls of the handler."""
     return HandlerContext(consumer="execution-test", now=now)
@@ -137,6 +192,7 @@ def make_handler(
     after_accept: Callable[[Attempt, BrokerOrder], None] | None = None,
     sleep: Callable[[float], None] = time.sleep,
     broker_name: str = "test",
+    workflow_wait_s: float = UNKNOWN_WORKFLOW_WAIT_S,
 ) -> RebalancePlannedHandler:
     """The handler over ``broker`` and ``store``, as ``register_handlers`` builds it."""
     desk = OrderDesk(
@@ -144,7 +200,11 @@ def make_handler(
     )
     executor = Executor(broker, store, desk, config, sleep=sleep)
     return RebalancePlannedHandler(
-        executor, source=EventSource(service="execution", version="test"), metrics=metrics
+        executor,
+        WorkflowLog(store.engine),
+        source=EventSource(service="execution", version="test"),
+        workflow_wait_s=workflow_wait_s,
+        metrics=metrics,
     )
 
 

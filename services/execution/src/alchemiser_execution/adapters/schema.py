@@ -6,6 +6,9 @@
   sums).
 * ``execution_order_attempts`` — one row per order attempt, written PENDING before the order
   is sent. ``(account_id, correlation_id, leg, attempt)`` and ``client_order_id`` are unique.
+* ``execution_workflows`` — one row per workflow seen started on ``workflow.started.v1``
+  (``(account_id, correlation_id)`` is the primary key): execution acts only on plans of a
+  workflow recorded here.
 
 Keep this module and ``migrations/versions`` in step (a test compares them).
 """
@@ -16,7 +19,13 @@ import sqlalchemy as sa
 
 from alchemiser_broker.simulated_schema import ExactDecimal
 
-__all__ = ["EXECUTION_VERSION_TABLE", "attempt_table", "metadata", "run_table"]
+__all__ = [
+    "EXECUTION_VERSION_TABLE",
+    "attempt_table",
+    "metadata",
+    "run_table",
+    "workflow_table",
+]
 
 EXECUTION_VERSION_TABLE = "alembic_version_execution"
 """Alembic version table of the execution migration tree."""
@@ -75,4 +84,14 @@ attempt_table = sa.Table(
     ),
     sa.UniqueConstraint("client_order_id", name="uq_execution_attempt_client_order_id"),
     sa.Index("ix_execution_attempts_state", "state"),
+)
+
+workflow_table = sa.Table(
+    "execution_workflows",
+    metadata,
+    sa.Column("account_id", sa.String(64), nullable=False),
+    sa.Column("correlation_id", sa.String(36), nullable=False),
+    sa.Column("as_of", sa.Date(), nullable=True),
+    sa.Column("seen_at", sa.DateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint("account_id", "correlation_id", name="pk_execution_workflows"),
 )

@@ -33,6 +33,14 @@ from alchemiser_execution.domain.lifecycle import (
     next_step,
     wants_limit,
 )
+from alchemiser_execution.domain.plan_rules import (
+    PlanViolation,
+    WorkflowVerdict,
+    funding_violation,
+    tradability_violations,
+    weight_violations,
+    workflow_verdict,
+)
 from alchemiser_execution.domain.pricing import (
     limit_price,
     quote_is_usable,
@@ -61,14 +69,17 @@ __all__ = [
     "ExecutionResult",
     "Leg",
     "LegResult",
+    "PlanViolation",
     "PlannedOrder",
     "Step",
     "StepKind",
     "Timing",
+    "WorkflowVerdict",
     "check_caps",
     "client_order_id",
     "execution_result",
     "filled_qty",
+    "funding_violation",
     "limit_price",
     "next_step",
     "order_result",
@@ -80,5 +91,8 @@ __all__ = [
     "spread_fraction",
     "state_for",
     "tick_size",
+    "tradability_violations",
     "wants_limit",
+    "weight_violations",
+    "workflow_verdict",
 ]

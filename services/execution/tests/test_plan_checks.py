@@ -1,0 +1,271 @@
+"""Execution validates what it executes: plan rules and known workflows, before any order.
+
+Through the handler over the real Alpaca adapter and the fake Alpaca server. A rejected plan
+leaves nothing behind: no order at the broker, no run and no attempt recorded.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from alchemiser_broker import AssetInfo
+from alchemiser_broker.alpaca import AlpacaBroker
+from alchemiser_common.db import create_engine_from_url
+from alchemiser_common.errors import DeadLetterReason
+from alchemiser_common.events import PlanItem, RebalancePlanned
+from alchemiser_common.runtime.handlers import InvalidEventError, NotReadyError
+from alchemiser_devtools.fake_alpaca import FakeAlpaca
+from alchemiser_devtools.fake_alpaca.fixtures import alpaca_settings_for
+from alchemiser_execution.adapters.attempts import AttemptStore
+from alchemiser_execution.adapters.schema import workflow_table
+from alchemiser_execution.domain.plan_rules import UNKNOWN_WORKFLOW_WAIT_S
+from alchemiser_execution.exceptions import (
+    InvalidPlanError,
+    UnknownWorkflowError,
+    WorkflowNotSeenYetError,
+)
+from alchemiser_execution.testing import (
+    buy,
+    context,
+    make_handler,
+    outputs_by_type,
+    planned,
+    register_workflow,
+    sell,
+)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[AttemptStore]:
+    engine = create_engine_from_url(f"sqlite:///{tmp_path / 'attempts.db'}")
+    attempts = AttemptStore(engine)
+    attempts.migrate()
+    yield attempts
+    engine.dispose()
+
+
+@pytest.fixture
+def fake(fake_alpaca: FakeAlpaca) -> FakeAlpaca:
+    fake_alpaca.set_price("SOXL", "25")
+    fake_alpaca.set_price("TQQQ", "50")
+    fake_alpaca.set_price("SPY", "500")
+    fake_alpaca.state.set_position("SOXL", Decimal(400), Decimal(20))  # 10,000 at 25
+    fake_alpaca.state.cash = Decimal(10_000)
+    return fake_alpaca
+
+
+@pytest.fixture
+def broker(fake: FakeAlpaca) -> AlpacaBroker:
+    return AlpacaBroker(alpaca_settings_for(fake), sleep=lambda _s: None)
+
+
+class _Halted(AlpacaBroker):
+    """The broker knows TQQQ but does not trade it (the fake trades every priced symbol)."""
+
+    def get_asset(self, symbol: str) -> AssetInfo:
+        asset = super().get_asset(symbol)
+        return dataclasses.replace(asset, tradable=False) if symbol == "TQQQ" else asset
+
+
+def _rejected(
+    broker: AlpacaBroker, store: AttemptStore, fake: FakeAlpaca, event: RebalancePlanned
+) -> InvalidEventError:
+    """Handle ``event``, expect a rejection, and check that nothing was recorded or sent."""
+    with pytest.raises(InvalidEventError) as raised:
+        make_handler(broker, store)(event, context())
+    _assert_nothing_done(store, fake, event)
+    return raised.value
+
+
+def _assert_nothing_done(store: AttemptStore, fake: FakeAlpaca, event: RebalancePlanned) -> None:
+    assert fake.state.orders == {}
+    assert store.find_run(event.account_id, str(event.correlation_id)) is None
+    assert store.attempts_of(event.account_id, str(event.correlation_id)) == []
+
+
+def _invalid_plan(
+    broker: AlpacaBroker, store: AttemptStore, fake: FakeAlpaca, items: list[PlanItem]
+) -> str:
+    event = register_workflow(store, planned(items))
+    error = _rejected(broker, store, fake, event)
+    assert isinstance(error, InvalidPlanError)
+    assert error.reason is DeadLetterReason.INVALID_PLAN
+    return str(error)
+
+
+# -- the plan rules ---------------------------------------------------------------------------
+
+
+def test_handle_when_a_target_weight_is_above_one_then_invalid_plan_and_nothing_sent(
+    fake: FakeAlpaca, broker: AlpacaBroker, store: AttemptStore
+) -> None:
+    message = _invalid_plan(broker, store, fake, [buy("TQQQ", "1000", weight="1.5")])
+    assert "target_weight_range" in message and "TQQQ is 1.5" in message
+
+
+def test_handle_when_target_weights_sum_above_one_then_invalid_plan_and_nothing_sent(
+    fake: FakeAlpaca, broker: AlpacaBroker, store: AttemptStore
+) -> None:
+    items = [buy("TQQQ", "1000", weight="0.6"), buy("SPY", "1000", weight="0.5")]
+    message = _invalid_plan(broker, store, fake, items)
+    assert "target_weight_sum" in message and "sum to 1.1" in message
+
+
+def test_handle_when_buys_exceed_cash_and_sell_proceeds_then_invalid_plan_and_nothing_sent(
+    fake: FakeAlpaca, broker: AlpacaBroker, store: AttemptStore
+) -> None:
+    # cash 10,000 + proceeds 5,000 = 15,000, plus 1 %: 15,150 < 20,000
+    items = [sell("SOXL", "5000"), buy("TQQQ", "20000")]
+    message = _invalid_plan(broker, store, fake, items)
+    assert "funding" in message
+    assert "buys of 20000.00 exceed cash 10000.00 plus sell proceeds 5000.00" in message
+    assert "(15150.00)" in message
+
+
+def test_handle_when_sell_of_unheld_symbol_would_fund_the_buys_then_invalid_plan(
+    fake: FakeAlpaca, broker: AlpacaBroker, store: AttemptStore
+) -> None:
+    # SPY is not held: its sell yields nothing, so only the cash can pay for the buy
+    items = [sell("SPY", "50000"), buy("TQQQ", "20000")]
+    message = _invalid_plan(broker, store, fake, items)
+    assert "sell proceeds 0.00" in message
+
+
+def test_handle_when_a_symbol_is_not_tradable_then_invalid_plan_and_nothing_sent(
+    fake: FakeAlpaca, broker: AlpacaBroker, store: AttemptStore
+) -> None:
+    halted = _Halted(alpaca_settings_for(fake), sleep=lambda _s: None)
+    message = _invalid_plan(halted, store, fake, [buy("TQQQ", "1000")])
+    assert "tradable: TQQQ is not tradable" in message
+
+
+def test_handle_when_a_symbol_is_unknown_at_the_broker_then_invalid_plan_and_nothing_sent(
+    fake: FakeAlpaca, broker: AlpacaBroker, store: AttemptStore
+) -> None:
+    message = _invalid_plan(broker, store, fake, [buy("NOPE", "1000")])
+    assert "tradable: unknown asset NOPE" in message
+
+
+def test_handle_when_forged_plan_weights_sum_to_three_with_recomputed_hash_then_rejected(
+    fake: FakeAlpaca, broker: AlpacaBroker, store: AttemptStore
+) -> None:
+    items = [
+        buy("TQQQ", "1000", weight="1"),
+        buy("SPY", "1000", weight="1"),
+        sell("SOXL", "1000", weight="1"),
+    ]
+    message = _invalid_plan(broker, store, fake, items)  # planned() recomputes the hash
+    assert "sum to 3" in message
+
+
+def test_handle_when_buys_within_the_cash_tolerance_then_executed(
+    fake: FakeAlpaca, broker: AlpacaBroker, store: AttemptStore
+) -> None:
+    fake.state.cash = Decimal(10_100)  # the broker itself needs the 10,100
+    # 10,000 x 1.01 would not do: the check reads 10,100 x 1.01 = 10,201 >= 10,100
+    items = [buy("TQQQ", "10100", weight="0.99")]
+    event = register_workflow(store, planned(items))
+    out = outputs_by_type(make_handler(broker, store)(event, context()))
+    assert "WorkflowCompleted" in out
+
+
+# -- the workflow must exist ------------------------------------------------------------------
+
+
+def test_handle_when_workflow_unknown_and_plan_young_then_not_ready_and_nothing_sent(
+    fake: FakeAlpaca, broker: AlpacaBroker, store: AttemptStore
+) -> None:
+    event = planned([buy("TQQQ", "1000")])
+    young = context(lambda: event.occurred_at + timedelta(seconds=UNKNOWN_WORKFLOW_WAIT_S - 1))
+    with pytest.raises(NotReadyError) as raised:
+        make_handler(broker, store)(event, young)
+    assert isinstance(raised.value, WorkflowNotSeenYetError)
+    assert "waiting for it up to 120 s" in str(raised.value)
+    _assert_nothing_done(store, fake, event)
+
+
+def test_handle_when_workflow_unknown_and_plan_old_then_deferred_once_then_unknown_workflow(
+    fake: FakeAlpaca, broker: AlpacaBroker, store: AttemptStore
+) -> None:
+    handler = make_handler(broker, store)
+    event = planned([buy("TQQQ", "1000")])
+    old = context(lambda: event.occurred_at + timedelta(seconds=UNKNOWN_WORKFLOW_WAIT_S))
+    with pytest.raises(NotReadyError):  # first look: its trigger may sit behind it in a backlog
+        handler(event, old)
+    with pytest.raises(InvalidEventError) as raised:
+        handler(event, old)
+    assert isinstance(raised.value, UnknownWorkflowError)
+    assert raised.value.reason is DeadLetterReason.UNKNOWN_WORKFLOW
+    assert str(event.correlation_id) in str(raised.value)
+    _assert_nothing_done(store, fake, event)
+
+
+def test_handle_when_wait_setting_is_short_then_plan_rejected_sooner(
+    fake: FakeAlpaca, broker: AlpacaBroker, store: AttemptStore
+) -> None:
+    handler = make_handler(broker, store, workflow_wait_s=5)
+    event = planned([buy("TQQQ", "1000")])
+    sooner = context(lambda: event.occurred_at + timedelta(seconds=4))
+    later = context(lambda: event.occurred_at + timedelta(seconds=5))
+    with pytest.raises(NotReadyError):
+        handler(event, sooner)
+    with pytest.raises(UnknownWorkflowError):
+        handler(event, later)
+    _assert_nothing_done(store, fake, event)
+
+
+def test_handle_when_old_plan_and_trigger_consumed_after_first_look_then_plan_executes(
+    fake: FakeAlpaca, broker: AlpacaBroker, store: AttemptStore
+) -> None:
+    # a backlog after an outage: plan and trigger are old, the plan is looked at first
+    handler = make_handler(broker, store)
+    event = planned([buy("TQQQ", "1000")])
+    old = context(lambda: event.occurred_at + timedelta(hours=1))
+    with pytest.raises(NotReadyError):
+        handler(event, old)
+    register_workflow(store, event)  # committed with the rest of the batch
+    assert "WorkflowCompleted" in outputs_by_type(handler(event, old))
+
+
+def test_handle_when_workflow_unknown_then_trigger_arrives_then_plan_executes(
+    fake: FakeAlpaca, broker: AlpacaBroker, store: AttemptStore
+) -> None:
+    handler = make_handler(broker, store)
+    event = planned([buy("TQQQ", "1000")])
+    with pytest.raises(NotReadyError):
+        handler(event, context())
+    register_workflow(store, event)  # the trigger is consumed on its own topic meanwhile
+    out = outputs_by_type(handler(event, context()))
+    assert "WorkflowCompleted" in out
+    (order,) = fake.state.orders.values()
+    assert order.symbol == "TQQQ"
+
+
+def test_handle_when_workflow_known_then_executes_even_if_plan_is_old(
+    fake: FakeAlpaca, broker: AlpacaBroker, store: AttemptStore
+) -> None:
+    event = register_workflow(store, planned([sell("SOXL", "5000"), buy("TQQQ", "2000")]))
+    old = context(lambda: event.occurred_at + timedelta(hours=1))
+    out = outputs_by_type(make_handler(broker, store)(event, old))
+    assert out["TradeExecuted"].orders_placed == 2
+    assert "WorkflowCompleted" in out
+
+
+def test_handle_when_run_recorded_but_workflow_row_missing_then_redelivery_resumes(
+    fake: FakeAlpaca, broker: AlpacaBroker, store: AttemptStore
+) -> None:
+    handler = make_handler(broker, store)
+    event = register_workflow(store, planned([buy("TQQQ", "1000")]))
+    first = outputs_by_type(handler(event, context()))
+    with store.engine.begin() as connection:  # a run from before the workflows table existed
+        connection.execute(workflow_table.delete())
+    old = context(lambda: event.occurred_at + timedelta(hours=1))
+    again = outputs_by_type(handler(event, old))
+    assert again["WorkflowCompleted"].event_id == first["WorkflowCompleted"].event_id
+    assert len(fake.state.orders) == 1
