@@ -269,3 +269,38 @@ def test_handle_when_run_recorded_but_workflow_row_missing_then_redelivery_resum
     again = outputs_by_type(handler(event, old))
     assert again["WorkflowCompleted"].event_id == first["WorkflowCompleted"].event_id
     assert len(fake.state.orders) == 1
+
+
+def test_handle_when_another_workflow_executed_after_the_plan_was_made_then_stale_plan_fast(
+    broker: AlpacaBroker, store: AttemptStore, fake: FakeAlpaca
+) -> None:
+    handler = make_handler(broker, store)
+    # Two plans made from the same account snapshot (a backlog), the second executed last.
+    first = register_workflow(store, planned([buy("TQQQ", "2500")]))
+    second = register_workflow(
+        store, planned([buy("SPY", "5000")]).model_copy(update={"occurred_at": first.occurred_at})
+    )
+    assert outputs_by_type(handler(first, context()))["WorkflowCompleted"]
+    orders_before = len(fake.state.orders)
+
+    out = outputs_by_type(handler(second, context()))
+
+    failed = out["WorkflowFailed"]
+    assert failed.reason == "stale_plan"
+    assert "plan it again" in failed.details["detail"]
+    assert "TradeExecuted" not in out
+    assert len(fake.state.orders) == orders_before  # nothing sent, no waiting on cash
+
+
+def test_handle_when_plan_made_after_the_previous_workflow_then_executes(
+    broker: AlpacaBroker, store: AttemptStore, fake: FakeAlpaca
+) -> None:
+    handler = make_handler(broker, store)
+    first = register_workflow(store, planned([buy("TQQQ", "2500")]))
+    assert outputs_by_type(handler(first, context()))["WorkflowCompleted"]
+    later = register_workflow(store, planned([buy("SPY", "2500")]))  # made after it finished
+
+    out = outputs_by_type(handler(later, context()))
+
+    assert out["WorkflowCompleted"]
+    assert out["TradeExecuted"].orders_placed == 1

@@ -19,7 +19,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -43,11 +43,12 @@ from alchemiser_execution.exceptions import InvalidPlanError, PlanConflictError
 from alchemiser_execution.orders import OrderDesk
 from alchemiser_execution.phases import ExecutionConfig, PhaseRunner
 
-__all__ = ["MARKET_CLOSED", "ExecutionReport", "ExecutionRequest", "Executor"]
+__all__ = ["MARKET_CLOSED", "STALE_PLAN", "ExecutionReport", "ExecutionRequest", "Executor"]
 
 _log = get_logger(__name__)
 
 MARKET_CLOSED = "market_closed"
+STALE_PLAN = "stale_plan"
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +60,8 @@ class ExecutionRequest:
     plan_hash: str
     plan: RebalancePlan
     input_event_id: UUID
+    planned_at: datetime | None = None
+    """When the plan was made (from the account as it was then); ``None``: not checked."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +153,17 @@ class Executor:
             return ExecutionRun(
                 status=RunStatus.RUNNING, orders=(), reserved_value=Decimal(0), **base
             )
+        stale = self._stale(request)
+        if stale is not None:
+            return ExecutionRun(
+                status=RunStatus.REFUSED,
+                orders=(),
+                reserved_value=Decimal(0),
+                reason=STALE_PLAN,
+                detail=stale,
+                refused_symbols=tuple(sorted({leg.symbol for leg in legs})),
+                **base,
+            )
         symbols = sorted({leg.symbol for leg in legs})
         facts = self._checked_facts(request, legs, symbols)
         clock = self._broker.get_clock()
@@ -199,6 +213,22 @@ class Executor:
             orders=tuple(orders),
             reserved_value=planned_value(orders),
             **base,
+        )
+
+    def _stale(self, request: ExecutionRequest) -> str | None:
+        """Why the plan is stale, or ``None``: another workflow of the account executed since
+        the plan was made, so the account it was made from is gone. Failing fast beats waiting
+        out the buying-power timeout on cash that another plan spent."""
+        if request.planned_at is None:
+            return None
+        changed = self._store.last_run_change(
+            request.account_id, excluding=str(request.correlation_id)
+        )
+        if changed is None or changed <= request.planned_at:
+            return None
+        return (
+            f"the account changed at {changed.isoformat()} (another workflow executed) after "
+            f"this plan was made at {request.planned_at.isoformat()}; plan it again"
         )
 
     def _checked_facts(

@@ -5,7 +5,8 @@ The plan handler translates between events and the
 :class:`~alchemiser_execution.executor.Executor`:
 
 * nothing to trade: ``TradeExecuted`` (no orders) and ``WorkflowCompleted``;
-* refused before anything was sent (market closed, a cap): only ``WorkflowFailed``;
+* refused before anything was sent (market closed, a cap, a stale plan): only
+  ``WorkflowFailed``;
 * executed: ``TradeExecuted`` and ``WorkflowCompleted`` if every order filled, else
   ``WorkflowFailed`` (``failure_step=execution``, reason ``orders_failed``, the failed legs in
   ``details`` and their symbols in ``failed_symbols``). Partial success is a failure.
@@ -118,6 +119,7 @@ class RebalancePlannedHandler:
                 plan_hash=event.plan_hash,
                 plan=event.plan,
                 input_event_id=event.event_id,
+                planned_at=event.occurred_at,
             )
         )
         if self._metrics is not None:

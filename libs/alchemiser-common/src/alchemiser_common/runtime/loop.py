@@ -180,14 +180,17 @@ class ProcessingLoop:
                 self._backoff_s = self._config.backoff_initial_s
             except TransientError as err:
                 delay = self._backoff_s
-                self._backoff_s = min(self._backoff_s * 2, self._config.backoff_max_s)
                 if isinstance(err, NotReadyError):
+                    # a wait for another event, not an outage: retry soon, without growing
+                    # the backoff, so a queue of waiting inputs drains at the pace of events
+                    delay = self._config.backoff_initial_s
                     _log.info(
                         "an input waits for another event; its partition is retried later",
                         reason=str(err),
                         retry_in_s=round(delay, 2),
                     )
                 else:
+                    self._backoff_s = min(self._backoff_s * 2, self._config.backoff_max_s)
                     self._metrics.inbox_retry.inc()
                     _log.warning(
                         "infrastructure unavailable; what was handled is committed, the rest "

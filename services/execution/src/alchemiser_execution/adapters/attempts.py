@@ -116,6 +116,17 @@ class AttemptStore:
         with self._transaction("finishing a run", write=True) as connection:
             connection.execute(statement)
 
+    def last_run_change(self, account_id: str, *, excluding: str) -> datetime | None:
+        """When the account's latest other run (not refused) last changed, or ``None``."""
+        query = sa.select(sa.func.max(run_table.c.updated_at)).where(
+            run_table.c.account_id == account_id,
+            run_table.c.correlation_id != excluding,
+            run_table.c.status != RunStatus.REFUSED.value,
+        )
+        with self._transaction("reading the account's last run", write=False) as connection:
+            moment = connection.execute(query).scalar_one_or_none()
+        return None if moment is None else as_utc(moment)
+
     def traded_value_on(self, account_id: str, day: date, *, excluding: str) -> Decimal:
         """What the account's other runs of ``day`` traded (or reserved, while running)."""
         query = sa.select(run_table.c.reserved_value, run_table.c.traded_value).where(
