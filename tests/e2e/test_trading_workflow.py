@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import date
 from decimal import Decimal
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -159,3 +160,28 @@ def _order_count(databases: dict[str, str]) -> int:
             return int(connection.exec_driver_sql("SELECT count(*) FROM sim_order").scalar_one())
     finally:
         engine.dispose()
+
+
+def test_workflows_when_queued_for_one_account_then_each_planned_after_the_previous_finished(
+    system: Pipeline,
+) -> None:
+    kafka = KafkaSettings(bootstrap_servers=system.bootstrap, fetch_wait_max_ms=10)
+    triggers = [
+        build_trigger(ACCOUNT, requested_by="e2e-backlog", as_of=AS_OF, rerun=True)
+        for _ in range(3)
+    ]
+    for trigger in triggers:  # a backlog: all queued before the first one finishes
+        publish(trigger, kafka, system.serde)
+    outcomes = [
+        wait_for_outcome(t.correlation_id, kafka, system.serde, WORKFLOW_TIMEOUT_S)
+        for t in triggers
+    ]
+
+    # every one completes: none planned from a spent account, none waits out a timeout
+    assert all(outcome.succeeded for outcome in outcomes), [o.event for o in outcomes]
+    plans = [_events(system, RebalancePlanned, t)[0] for t in triggers]
+    done = [_events(system, WorkflowCompleted, t)[0] for t in triggers]
+    order = sorted(range(3), key=lambda i: plans[i].occurred_at)
+    for previous, following in pairwise(order):
+        # each plan was made from the account as the previous workflow left it
+        assert plans[following].occurred_at >= done[previous].occurred_at
