@@ -7,7 +7,7 @@ whose message names the environment variable, in one line.
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -48,6 +48,16 @@ class KafkaSettings(_Section):
     session_timeout_ms: int = Field(default=6000, ge=1000)
     heartbeat_interval_ms: int = Field(default=1000, ge=100)
     fetch_wait_max_ms: int = Field(default=5, ge=0)
+    metadata_recovery_strategy: Literal["none", "rebootstrap"] = Field(
+        default="none",
+        description=(
+            "librdkafka's metadata.recovery.strategy. 'rebootstrap' (librdkafka's default) "
+            "forgets the brokers it learned when all are down; after a broker restart a "
+            "transactional producer then blocked in send_offsets_to_transaction for minutes "
+            "(it waits on a forgotten group coordinator). 'none' keeps them: right when "
+            "brokers advertise stable addresses, as on Kubernetes."
+        ),
+    )
     reconnect_backoff_max_ms: int = Field(
         default=1000,
         ge=10,
@@ -63,6 +73,7 @@ class KafkaSettings(_Section):
             "bootstrap.servers": self.bootstrap_servers,
             "security.protocol": self.security_protocol,
             "reconnect.backoff.max.ms": self.reconnect_backoff_max_ms,
+            "metadata.recovery.strategy": self.metadata_recovery_strategy,
         }
         if self.sasl_mechanism:
             config["sasl.mechanism"] = self.sasl_mechanism

@@ -13,6 +13,12 @@ and skip otherwise.
 Fixtures: ``kafka_broker`` and ``kafka_bootstrap_servers`` (session), ``kafka_settings``
 (session; tansu-friendly group timing, ``fetch.wait.max.ms=10`` for low latency),
 ``kafka_topic_factory`` and ``kafka_group_id`` (per test, unique names).
+
+For fault tests, whatever the session's broker: ``s3_emulator`` (session; ``moto_server``)
+and ``restartable_broker`` (per test): a private tansu broker on S3 storage in the emulator
+that can be killed (SIGKILL) and started again on the same port with its topics, records
+and committed offsets. Both skip when ``moto_server`` cannot start, unless ``CI=true``: then
+they fail, so CI never silently skips.
 """
 
 from __future__ import annotations
@@ -25,20 +31,24 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Protocol
+from pathlib import Path
+from typing import Any, NoReturn, Protocol
 
 import pytest
 
 from alchemiser_common.kafka.clients import KafkaAdmin
 from alchemiser_common.settings import KafkaSettings
 from alchemiser_devtools.embedded import EmbeddedBroker
+from alchemiser_devtools.s3emulator import S3Emulator, S3EmulatorError, S3Storage
 
 __all__ = [
     "BOOTSTRAP_ENV",
     "BROKER_CHOICE_ENV",
+    "RESTARTABLE_FETCH_WAIT_MAX_MS",
     "TEST_FETCH_WAIT_MAX_MS",
     "BrokerKind",
     "KafkaTestBroker",
+    "RestartableBroker",
     "TopicFactory",
     "docker_available",
     "kafka_bootstrap_servers",
@@ -46,7 +56,10 @@ __all__ = [
     "kafka_group_id",
     "kafka_settings",
     "kafka_topic_factory",
+    "restartable_broker",
+    "s3_emulator",
     "select_broker_kind",
+    "skip_or_fail",
 ]
 
 BOOTSTRAP_ENV = "KAFKA_BOOTSTRAP_SERVERS"
@@ -58,6 +71,8 @@ TEST_FETCH_WAIT_MAX_MS = 10
 # The group timing tansu handles well (measured on tansu 0.6); joining still takes ~3 s.
 _TEST_SESSION_TIMEOUT_MS = 6000
 _TEST_HEARTBEAT_INTERVAL_MS = 1000
+# On S3 storage every fetch reads the emulator; shorter long polls only add load.
+RESTARTABLE_FETCH_WAIT_MAX_MS = 100
 _DOCKER_PING_TIMEOUT_S = 3
 _TOPIC_TIMEOUT_S = 10.0
 
@@ -81,6 +96,52 @@ class KafkaTestBroker:
     def honours_transactions(self) -> bool:
         """Whether aborted records are hidden from ``read_committed`` consumers (not tansu)."""
         return self.kind is not BrokerKind.EMBEDDED
+
+
+@dataclass
+class RestartableBroker:
+    """A private tansu broker on S3 storage: ``kill()`` it, ``start()`` it again, same port.
+
+    ``bootstrap_servers`` does not change across restarts, so clients made before a kill
+    reconnect by themselves. ``settings`` suits it (``fetch.wait.max.ms`` =
+    :data:`RESTARTABLE_FETCH_WAIT_MAX_MS`).
+    """
+
+    broker: EmbeddedBroker
+    storage: S3Storage
+
+    @property
+    def bootstrap_servers(self) -> str:
+        """``127.0.0.1:<port>``, the same before and after a restart."""
+        return self.broker.bootstrap_servers
+
+    @property
+    def is_running(self) -> bool:
+        """Whether the broker process is alive."""
+        return self.broker.is_running
+
+    @property
+    def settings(self) -> KafkaSettings:
+        """``KafkaSettings`` for this broker: test group timing, 100 ms long polls."""
+        return KafkaSettings(
+            bootstrap_servers=self.bootstrap_servers,
+            session_timeout_ms=_TEST_SESSION_TIMEOUT_MS,
+            heartbeat_interval_ms=_TEST_HEARTBEAT_INTERVAL_MS,
+            fetch_wait_max_ms=RESTARTABLE_FETCH_WAIT_MAX_MS,
+        )
+
+    def kill(self) -> None:
+        """SIGKILL the broker (a crash); the data stays in the emulator."""
+        self.broker.kill()
+
+    def start(self) -> None:
+        """Start the broker again on the same port and storage (a no-op while running)."""
+        if not self.broker.is_running:
+            self.broker.start()
+
+    def restart(self, down_s: float = 0.0) -> None:
+        """``kill()``, stay down ``down_s`` seconds, ``start()``."""
+        self.broker.restart(down_s)
 
 
 class TopicFactory(Protocol):
@@ -122,6 +183,13 @@ def select_broker_kind(
     if docker_ok():
         return BrokerKind.TESTCONTAINERS
     return BrokerKind.EMBEDDED
+
+
+def skip_or_fail(reason: str, env: Mapping[str, str] = os.environ) -> NoReturn:
+    """Skip the test because a tool is missing, or fail it under ``CI=true``."""
+    if env.get("CI", "").strip().lower() == "true":
+        pytest.fail(f"{reason}; CI=true, so this is a failure, not a skip")
+    pytest.skip(reason)
 
 
 @contextmanager
@@ -196,3 +264,31 @@ def kafka_topic_factory(kafka_settings: KafkaSettings) -> Iterator[TopicFactory]
                 future.result(timeout=_TOPIC_TIMEOUT_S)
         except Exception as err:  # best effort: unique names never collide anyway
             warnings.warn(f"test topics {created} were not deleted: {err}", stacklevel=1)
+
+
+@pytest.fixture(scope="session")
+def s3_emulator() -> Iterator[S3Emulator]:
+    """``moto_server`` on a free 127.0.0.1 port for the session (skip, or fail under CI)."""
+    emulator = S3Emulator()
+    try:
+        emulator.start()
+    except S3EmulatorError as err:
+        skip_or_fail(f"S3 emulator (moto_server) unavailable: {err}")
+    try:
+        yield emulator
+    finally:
+        emulator.stop()
+
+
+@pytest.fixture
+def restartable_broker(s3_emulator: S3Emulator, tmp_path: Path) -> Iterator[RestartableBroker]:
+    """A private tansu broker on a fresh S3 bucket, stopped after the test.
+
+    Its log is ``tmp_path / "tansu-<port>.log"`` (kept by pytest for a failed test).
+    """
+    storage = s3_emulator.storage()
+    broker = EmbeddedBroker(storage=storage, log_dir=tmp_path).start()
+    try:
+        yield RestartableBroker(broker, storage)
+    finally:
+        broker.stop()

@@ -7,6 +7,15 @@ Used by the test fixtures when no other broker is given and by ``make run``::
 tansu speaks the Kafka protocol but does not honour transactional isolation (a
 ``read_committed`` consumer sees aborted records), so code tested against it
 must be correct under plain at-least-once delivery.
+
+Storage is in memory unless ``storage`` names an S3 bucket (see
+:mod:`alchemiser_devtools.s3emulator`): then topics, records and committed group offsets
+survive :meth:`EmbeddedBroker.kill` (SIGKILL), and :meth:`EmbeddedBroker.start` brings the
+broker back on the same port, for fault tests::
+
+    with S3Emulator() as s3, EmbeddedBroker(storage=s3.storage()) as broker:
+        ...  # produce, commit
+        broker.restart(down_s=10)  # kill -9, 10 s down, same port, same data
 """
 
 from __future__ import annotations
@@ -34,12 +43,14 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
 from alchemiser_common.kafka.exceptions import BrokerStartError
+from alchemiser_devtools.s3emulator import S3Storage
 
 __all__ = ["READY_TIMEOUT_S", "STOP_TIMEOUT_S", "EmbeddedBroker", "free_port", "main"]
 
 # tansu answers metadata within milliseconds; the margin is for a loaded CI machine.
 READY_TIMEOUT_S = 20.0
-# After this the process is killed: memory storage has nothing to flush.
+# After this the process is killed: memory storage has nothing to flush, S3 storage writes
+# each request through before answering it.
 STOP_TIMEOUT_S = 5.0
 # SIGINT rather than SIGTERM: measured here, tansu 0.6 answers SIGTERM by waiting ~5 s for
 # connected clients to leave, and SIGINT by stopping at once.
@@ -49,6 +60,7 @@ _PROBE_CONNECT_TIMEOUT_S = 0.5
 _METADATA_TIMEOUT_S = 2.0
 _AUTO_PORT_ATTEMPTS = 3
 _LOG_TAIL_LINES = 30
+_MEMORY_STORAGE = "memory://tansu/"
 # tansu reads these instead of its flags; an inherited value (say OTEL_EXPORTER_OTLP_ENDPOINT
 # from a traced test run) must not switch on a schema registry or exporter we did not ask for.
 _TANSU_ENV_VARS = (
@@ -98,10 +110,15 @@ class _StartupFailedError(Exception):
 
 
 class EmbeddedBroker:
-    """A tansu broker child process on 127.0.0.1 with in-memory storage.
+    """A tansu broker child process on 127.0.0.1, in-memory storage unless ``storage`` is given.
 
     ``with EmbeddedBroker() as broker: broker.bootstrap_servers`` — or ``start()``/``stop()``.
     Without ``port`` a free one is picked (and re-picked if it was taken meanwhile).
+
+    ``kill()`` ends the process with SIGKILL (a crash) but keeps the port, the cluster id
+    (tansu files its data under it) and the log, so the next ``start()`` is a restart on the
+    same address and, with ``storage``, the same data; ``restart(down_s)`` does both.
+    ``stop()`` is the full stop: the port is forgotten and the owned log directory removed.
     """
 
     def __init__(
@@ -109,19 +126,27 @@ class EmbeddedBroker:
         *,
         port: int | None = None,
         host: str = "127.0.0.1",
-        storage_engine: str = "memory://tansu/",
+        storage_engine: str = _MEMORY_STORAGE,
+        storage: S3Storage | None = None,
+        cluster_id: str | None = None,
         binary: str | None = None,
         log_dir: Path | None = None,
         env: Mapping[str, str] | None = None,
         ready_timeout: float = READY_TIMEOUT_S,
         stop_timeout: float = STOP_TIMEOUT_S,
     ) -> None:
+        """``storage`` replaces ``storage_engine`` and supplies the ``AWS_*`` environment
+        (inherited ``AWS_*`` variables are then dropped); ``env`` is added last.
+        ``cluster_id`` (default: a unique one per instance) keys the data in ``storage``."""
+        if storage is not None and storage_engine != _MEMORY_STORAGE:
+            raise ValueError("give either storage or storage_engine, not both")
         self._requested_port = port
         self._host = host
-        self._storage_engine = storage_engine
+        self._storage = storage
+        self._storage_engine = storage.url if storage is not None else storage_engine
         self._binary = binary
         self._log_dir = log_dir
-        self._extra_env = dict(env or {})
+        self._extra_env = {**(storage.env() if storage is not None else {}), **(env or {})}
         self._ready_timeout = ready_timeout
         self._stop_timeout = stop_timeout
         self._process: subprocess.Popen[bytes] | None = None
@@ -129,7 +154,7 @@ class EmbeddedBroker:
         self._log_path: Path | None = None
         self._owned_dir: Path | None = None
         self._finalizer: weakref.finalize[Any, Any] | None = None
-        self._cluster_id = ""
+        self._cluster_id = cluster_id or f"alchemiser-{uuid.uuid4().hex[:12]}"
 
     # -- state ---------------------------------------------------------------------------
     @property
@@ -139,15 +164,25 @@ class EmbeddedBroker:
 
     @property
     def bootstrap_servers(self) -> str:
-        """``host:port`` for clients; only while started."""
-        if self._process is None or self._port is None:
+        """``host:port`` for clients; while started, and after ``kill()`` until ``stop()``."""
+        if self._port is None:
             raise BrokerStartError("the embedded broker is not started")
         return f"{self._host}:{self._port}"
 
     @property
     def port(self) -> int | None:
-        """The listening port once started."""
+        """The listening port once started (kept across ``kill()``, forgotten by ``stop()``)."""
         return self._port
+
+    @property
+    def cluster_id(self) -> str:
+        """The cluster id given to tansu; the same for every start of this instance."""
+        return self._cluster_id
+
+    @property
+    def storage(self) -> S3Storage | None:
+        """The S3 storage, or ``None`` for memory storage."""
+        return self._storage
 
     @property
     def pid(self) -> int | None:
@@ -161,18 +196,26 @@ class EmbeddedBroker:
 
     # -- lifecycle -----------------------------------------------------------------------
     def start(self) -> Self:
-        """Start the broker and wait until it answers a metadata request."""
+        """Start the broker and wait until it answers a metadata request.
+
+        After ``kill()`` (or a crash of the process) this is a restart on the same port (and
+        storage and cluster id).
+        """
+        if self._process is not None and self._process.poll() is not None:
+            self._halt(graceful=False)  # it died by itself: reap it, keep port and storage
         if self._process is not None:
             raise BrokerStartError("the embedded broker is already started")
         binary = self._resolve_binary()
-        log_dir = self._log_dir
+        log_dir = self._log_dir or self._owned_dir
         if log_dir is None:
             self._owned_dir = Path(tempfile.mkdtemp(prefix="alchemiser-tansu-"))
             log_dir = self._owned_dir
         log_dir.mkdir(parents=True, exist_ok=True)
-        attempts = 1 if self._requested_port is not None else _AUTO_PORT_ATTEMPTS
+        restarting = self._port is not None  # after kill(): same port, keep it on failure
+        fixed_port = self._requested_port or self._port
+        attempts = 1 if fixed_port is not None else _AUTO_PORT_ATTEMPTS
         for attempt in range(1, attempts + 1):
-            port = self._requested_port or free_port(self._host)
+            port = fixed_port or free_port(self._host)
             log_path = log_dir / f"tansu-{port}.log"
             process = self._spawn(binary, port, log_path)
             try:
@@ -181,13 +224,15 @@ class EmbeddedBroker:
                 _kill(process)
                 if attempt == attempts:
                     message = f"{err}; log {log_path}:\n{_tail(log_path)}"
-                    self._cleanup_dir()
+                    if not restarting:
+                        self._forget()
                     raise BrokerStartError(message) from None
                 _log.warning("embedded broker failed on port %d (%s); trying another", port, err)
                 continue
             except BaseException:
                 _kill(process)
-                self._cleanup_dir()
+                if not restarting:
+                    self._forget()
                 raise
             self._process, self._port, self._log_path = process, port, log_path
             self._finalizer = weakref.finalize(self, _kill, process)
@@ -196,22 +241,29 @@ class EmbeddedBroker:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def stop(self) -> None:
-        """Stop the broker: SIGINT, then kill after ``stop_timeout``. Idempotent."""
-        process = self._process
-        if process is None:
-            return
-        if process.poll() is None:
-            process.send_signal(_STOP_SIGNAL)
-            try:
-                process.wait(self._stop_timeout)
-            except subprocess.TimeoutExpired:
-                _log.warning("embedded broker ignored the stop signal; killing it")
-                _kill(process)
-        if self._finalizer is not None:
-            self._finalizer.detach()
-        self._process = None
-        self._port = None
-        self._cleanup_dir()
+        """Stop the broker: SIGINT, then kill after ``stop_timeout``. Idempotent.
+
+        Forgets the port and removes the owned log directory, also after ``kill()``.
+        """
+        self._halt(graceful=True)
+        self._forget()
+
+    def kill(self) -> None:
+        """SIGKILL the broker, as a crash would; ``start()`` brings it back on the same port.
+
+        Clients see their connections reset. With memory storage the data is lost, with S3
+        storage it is kept. Idempotent; a no-op when not started.
+        """
+        self._halt(graceful=False)
+
+    def restart(self, down_s: float = 0.0, *, graceful: bool = False) -> Self:
+        """``kill()`` (or with ``graceful`` a SIGINT stop), ``down_s`` seconds down, ``start()``."""
+        if self._port is None:
+            raise BrokerStartError("the embedded broker is not started")
+        self._halt(graceful=graceful)
+        if down_s > 0:
+            time.sleep(down_s)
+        return self.start()
 
     def __enter__(self) -> Self:
         return self.start()
@@ -225,6 +277,27 @@ class EmbeddedBroker:
         self.stop()
 
     # -- internals -----------------------------------------------------------------------
+    def _halt(self, *, graceful: bool) -> None:
+        """End the process (if any); keeps port, cluster id and log directory."""
+        process = self._process
+        if process is None:
+            return
+        if graceful and process.poll() is None:
+            process.send_signal(_STOP_SIGNAL)
+            try:
+                process.wait(self._stop_timeout)
+            except subprocess.TimeoutExpired:
+                _log.warning("embedded broker ignored the stop signal; killing it")
+        _kill(process)
+        if self._finalizer is not None:
+            self._finalizer.detach()
+            self._finalizer = None
+        self._process = None
+
+    def _forget(self) -> None:
+        self._port = None
+        self._cleanup_dir()
+
     def _resolve_binary(self) -> str:
         if self._binary is not None:
             return self._binary
@@ -234,7 +307,6 @@ class EmbeddedBroker:
             raise BrokerStartError(f"no tansu binary: {err}") from err
 
     def _spawn(self, binary: str, port: int, log_path: Path) -> subprocess.Popen[bytes]:
-        self._cluster_id = f"alchemiser-{uuid.uuid4().hex[:12]}"
         url = f"tcp://{self._host}:{port}"
         command = [
             binary,
@@ -248,7 +320,11 @@ class EmbeddedBroker:
             "--storage-engine",
             self._storage_engine,
         ]
-        env = {k: v for k, v in os.environ.items() if k not in _TANSU_ENV_VARS}
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if k not in _TANSU_ENV_VARS and not (self._storage is not None and k.startswith("AWS_"))
+        }
         env.update(self._extra_env)
         with log_path.open("ab") as log:
             try:
