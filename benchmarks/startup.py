@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import resource
-import socket
 import subprocess
 import sys
 import tempfile
@@ -34,6 +33,7 @@ from alchemiser_common.schemas.register import register_all
 from alchemiser_common.topics import create_topics
 from alchemiser_devtools.embedded import EmbeddedBroker
 from alchemiser_devtools.harness import Pipeline, StageProcess
+from alchemiser_devtools.local import free_port
 from alchemiser_devtools.registry import RegistryServerProcess
 
 CLI_RUNS = 5
@@ -143,7 +143,7 @@ def ready_after_broker() -> dict[str, float]:
     """Seconds from the broker answering to /readyz 200, the services started first."""
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        port = _free_port()
+        port = free_port()
         registry = RegistryServerProcess(workdir / "registry").start()
         pipeline = Pipeline(f"127.0.0.1:{port}", registry.url, "sqlite://", workdir)
         try:
@@ -160,12 +160,6 @@ def ready_after_broker() -> dict[str, float]:
         finally:
             pipeline.stop_all()
             registry.stop()
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _wait_for_log(processes: Iterable[StageProcess], message: str) -> None:

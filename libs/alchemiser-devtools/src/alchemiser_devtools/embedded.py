@@ -25,7 +25,6 @@ import logging
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -43,6 +42,7 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
 from alchemiser_common.kafka.exceptions import BrokerStartError
+from alchemiser_devtools.local import free_port, is_listening, log_tail
 from alchemiser_devtools.s3emulator import S3Storage
 
 __all__ = ["READY_TIMEOUT_S", "STOP_TIMEOUT_S", "EmbeddedBroker", "free_port", "main"]
@@ -59,7 +59,6 @@ _PROBE_INTERVAL_S = 0.05
 _PROBE_CONNECT_TIMEOUT_S = 0.5
 _METADATA_TIMEOUT_S = 2.0
 _AUTO_PORT_ATTEMPTS = 3
-_LOG_TAIL_LINES = 30
 _MEMORY_STORAGE = "memory://tansu/"
 # tansu reads these instead of its flags; an inherited value (say OTEL_EXPORTER_OTLP_ENDPOINT
 # from a traced test run) must not switch on a schema registry or exporter we did not ask for.
@@ -73,30 +72,6 @@ _TANSU_ENV_VARS = (
 )
 
 _log = logging.getLogger(__name__)
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that was free a moment ago on ``host``."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _tcp_open(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=_PROBE_CONNECT_TIMEOUT_S):
-            return True
-    except OSError:
-        return False
-
-
-def _tail(path: Path, lines: int = _LOG_TAIL_LINES) -> str:
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return "(no log)"
-    return "\n".join(text.splitlines()[-lines:]) or "(empty log)"
 
 
 def _kill(process: subprocess.Popen[bytes]) -> None:
@@ -223,7 +198,7 @@ class EmbeddedBroker:
             except _StartupFailedError as err:
                 _kill(process)
                 if attempt == attempts:
-                    message = f"{err}; log {log_path}:\n{_tail(log_path)}"
+                    message = f"{err}; log {log_path}:\n{log_tail(log_path)}"
                     if not restarting:
                         self._forget()
                     raise BrokerStartError(message) from None
@@ -354,9 +329,9 @@ class EmbeddedBroker:
             if remaining <= 0:
                 raise BrokerStartError(
                     f"tansu did not answer a metadata request on {self._host}:{port} within "
-                    f"{self._ready_timeout:.0f} s; log {log_path}:\n{_tail(log_path)}"
+                    f"{self._ready_timeout:.0f} s; log {log_path}:\n{log_tail(log_path)}"
                 )
-            if _tcp_open(self._host, port):
+            if is_listening(self._host, port, _PROBE_CONNECT_TIMEOUT_S):
                 probe_config: dict[str, Any] = {
                     "bootstrap.servers": f"{self._host}:{port}",
                     "logger": _log,
@@ -412,7 +387,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         while not stopping.wait(0.5):
             if not broker.is_running:
                 log_path = broker.log_path
-                tail = _tail(log_path) if log_path is not None else ""
+                tail = log_tail(log_path) if log_path is not None else ""
                 print(f"error: the broker exited unexpectedly:\n{tail}", file=sys.stderr)
                 return 1
     finally:

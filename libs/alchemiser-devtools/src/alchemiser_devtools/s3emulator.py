@@ -23,7 +23,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -35,6 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
+
+from alchemiser_devtools.local import free_port, is_listening, log_tail
 
 __all__ = [
     "S3_READY_TIMEOUT_S",
@@ -51,7 +52,6 @@ _HTTP_TIMEOUT_S = 5.0
 _PROBE_TIMEOUT_S = 0.5
 _PROBE_INTERVAL_S = 0.05
 _AUTO_PORT_ATTEMPTS = 3
-_LOG_TAIL_LINES = 30
 _BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 
 _log = logging.getLogger(__name__)
@@ -97,29 +97,6 @@ class S3Storage:
         if self.endpoint_url.startswith("http://"):
             env["AWS_ALLOW_HTTP"] = "true"
         return env
-
-
-def _free_port(host: str) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _listening(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=_PROBE_TIMEOUT_S):
-            return True
-    except OSError:
-        return False
-
-
-def _tail(path: Path, lines: int = _LOG_TAIL_LINES) -> str:
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return "(no log)"
-    return "\n".join(text.splitlines()[-lines:]) or "(empty log)"
 
 
 def _kill_group(process: subprocess.Popen[bytes]) -> None:
@@ -239,13 +216,13 @@ class S3Emulator:
         log_dir.mkdir(parents=True, exist_ok=True)
         attempts = 1 if self._requested_port is not None else _AUTO_PORT_ATTEMPTS
         for attempt in range(1, attempts + 1):
-            port = self._requested_port or _free_port(self._host)
+            port = self._requested_port or free_port(self._host)
             log_path = log_dir / f"moto-{port}.log"
             try:
                 process = self._launch(command, port, log_path)
             except _StartupFailedError as err:
                 if attempt == attempts:
-                    message = f"{err}; log {log_path}:\n{_tail(log_path)}"
+                    message = f"{err}; log {log_path}:\n{log_tail(log_path)}"
                     self._cleanup_dir()
                     raise S3EmulatorError(message) from None
                 _log.warning("S3 emulator failed on port %d (%s); trying another", port, err)
@@ -305,7 +282,7 @@ class S3Emulator:
         return [sys.executable, "-m", "moto.server"]
 
     def _launch(self, command: list[str], port: int, log_path: Path) -> subprocess.Popen[bytes]:
-        if _listening(self._host, port):
+        if is_listening(self._host, port, _PROBE_TIMEOUT_S):
             # Checked first: another server answering on the port would pass for ours.
             raise _StartupFailedError(f"port {port} is already in use")
         process = self._spawn(command, port, log_path)
@@ -343,7 +320,7 @@ class S3Emulator:
             if remaining <= 0:
                 raise S3EmulatorError(
                     f"the S3 emulator did not answer on {self._host}:{port} within "
-                    f"{self._ready_timeout:.0f} s; log {log_path}:\n{_tail(log_path)}"
+                    f"{self._ready_timeout:.0f} s; log {log_path}:\n{log_tail(log_path)}"
                 )
             try:
                 status, body = _request(
