@@ -7,7 +7,8 @@
 ;;      (VOX only looks at XLF > 81.)
 ;;   2. Oversold: TQQQ RSI(10) < 30 -> TQQQ; SPY RSI(10) < 30 -> UPRO.
 ;;   3. Regime: SPY above its 200-day SMA -> top 3 nuclear names by 90-day average return;
-;;      otherwise two bear sub-strategies weighted by inverse 14-day volatility.
+;;      otherwise two bear sub-strategies weighted by inverse 14-day volatility. Bear 1 has
+;;      the QQQ-decline and IEF rules; Bear 2 has neither (the original's Nuclear.clj).
 (defsymphony
  "Nuclear"
  {:asset-class "EQUITIES", :rebalance-frequency :daily}
@@ -93,7 +94,8 @@
                                              (if (> (rsi "TLT" {:window 20}) (rsi "PSQ" {:window 20}))
                                                (asset "QQQ")
                                                (asset "SQQQ"))))))])
-                             ;; Bear 2: Bear 1 without the QQQ-decline rule.
+                             ;; Bear 2: Bear 1 without the QQQ-decline rule and without the
+                             ;; IEF rule, as in the original's Nuclear.clj.
                              (group "Bear 2"
                                     [(if (< (rsi "PSQ" {:window 10}) 35)
                                        (asset "SQQQ")
@@ -102,8 +104,6 @@
                                          (if (> (rsi "TLT" {:window 20}) (rsi "PSQ" {:window 20}))
                                            (asset "TQQQ")
                                            (asset "SQQQ"))
-                                         (if (> (rsi "IEF" {:window 10}) (rsi "PSQ" {:window 20}))
-                                           (asset "SQQQ")
-                                           (if (> (rsi "TLT" {:window 20}) (rsi "PSQ" {:window 20}))
-                                             (asset "QQQ")
-                                             (asset "SQQQ")))))])])])))))))))))
+                                         (if (> (rsi "TLT" {:window 20}) (rsi "PSQ" {:window 20}))
+                                           (asset "QQQ")
+                                           (asset "SQQQ"))))])])])))))))))))

@@ -94,7 +94,8 @@ def test_eval_when_syntax_error_then_one_line_with_file_line_col_and_exit_2(tmp_
     code, out, err = _invoke("eval", FILES[0], str(bad), "--data", DATA, "--as-of", "2015-06-15")
 
     assert (code, out) == (2, "")
-    assert err == f"error: {bad}:2:4: unknown operator 'bogus'\n"
+    assert err.startswith(f"error: {bad}:2:4: unknown operator 'bogus' (portfolio nodes: asset,")
+    assert err.count("\n") == 1
 
 
 @pytest.mark.parametrize("as_of", ["2015-13-01", "yesterday", "15/06/2015"])
@@ -175,3 +176,54 @@ def test_indicator_when_data_dir_missing_then_one_line_and_exit_2(tmp_path: Path
 
     assert code == 2
     assert err == f"error: {missing}: not a directory\n"
+
+
+def test_check_when_directory_has_good_and_bad_files_then_every_problem_and_exit_1(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "good.clj").write_text('(defsymphony "g" {} (asset "SPY"))')
+    (tmp_path / "bare.clj").write_text('(if (= (current-price "SPY") 1) (asset "A") (asset "B"))')
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "typo.clj").write_text('(defsymphony "t" {} (asset "A" "a" "b"))')
+    (tmp_path / "unclosed.clj").write_text('(defsymphony "u" {} [(asset "A")')
+    (tmp_path / "notes.txt").write_text("not a strategy")
+
+    code, out, err = _invoke("check", str(tmp_path))
+
+    assert code == 1
+    assert f"ok     {tmp_path / 'good.clj'} ('g'" in out
+    assert f"ok     {tmp_path / 'bare.clj'} ('bare'" in out
+    assert err.splitlines() == [
+        f"error: {tmp_path / 'sub' / 'typo.clj'}:1:22: asset takes a symbol and an optional "
+        "name, got 3 arguments",
+        f"error: {tmp_path / 'unclosed.clj'}:1:21: unclosed '[' (reached the end of the file)",
+    ]
+    assert out.splitlines()[-1] == "4 files: 2 compiled, 2 failed"
+
+
+def test_check_when_bundled_strategies_then_all_compile_and_exit_0() -> None:
+    code, out, err = _invoke("check", str(BUNDLED_STRATEGIES_DIR))
+
+    assert (code, err) == (0, "")
+    assert out.splitlines()[-1] == "4 files: 4 compiled, 0 failed"
+
+
+def test_check_when_not_a_directory_then_exit_2(tmp_path: Path) -> None:
+    code, _out, err = _invoke("check", str(tmp_path / "none"))
+
+    assert code == 2
+    assert err == f"error: {tmp_path / 'none'}: not a directory\n"
+
+
+def test_indicator_when_ppo_then_short_and_long_windows_are_used() -> None:
+    code, out, _err = _invoke(
+        "indicator", "--data", DATA, "--symbol", "SPY", "--name", "percentage-price-oscillator",
+        "--short-window", "12", "--long-window", "26", "--csv",
+    )  # fmt: skip
+
+    assert code == 0
+    history = DatasetMarketData(DEMO_DATASET_DIR).history("SPY")
+    assert history is not None
+    expected = INDICATORS["percentage-price-oscillator"].compute(history.closes, (12, 26))
+    last = out.strip().splitlines()[-1].split(",")
+    assert float(last[1]) == pytest.approx(float(expected[-1]))

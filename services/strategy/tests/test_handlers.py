@@ -238,3 +238,48 @@ def test_handle_when_one_file_fails_then_it_is_dropped_and_the_rest_renormalised
     assert allocations["tecl"].allocation_weight == Decimal("0.5")
     assert sum(w.weight for w in signal.consolidated_portfolio) == Decimal(1)
     assert {s.strategy for s in signal.signals} == {"klm", "tecl"}
+
+
+def _spy_and_tqqq_files(folder: Path) -> dict[str, Decimal]:
+    (folder / "spy_only.clj").write_text(
+        '(defsymphony "spy" {} (if (> (rsi "SPY" {:window 10}) 50) (asset "SPY") (asset "BIL")))'
+    )
+    (folder / "needs_tqqq.clj").write_text(
+        '(defsymphony "t" {} (if (> (rsi "TQQQ" {:window 10}) 50) (asset "TQQQ") (asset "BIL")))'
+    )
+    return {"spy_only": Decimal("0.25"), "needs_tqqq": Decimal("0.75")}
+
+
+def test_handle_when_a_symbol_lacks_the_bar_for_one_file_then_only_that_file_is_dropped(
+    tmp_path: Path,
+) -> None:
+    weights = _spy_and_tqqq_files(tmp_path)
+
+    _trigger_event, signal = _handle(
+        _CountingPort(drop_last_bar_of="TQQQ"), IN_DATASET, weights=weights, folder=tmp_path
+    )
+
+    assert isinstance(signal, SignalGenerated)
+    allocations = {a.strategy: a for a in signal.strategy_allocations}
+    assert allocations["needs_tqqq"].status is AllocationStatus.FAILED
+    assert "no price data for symbol 'TQQQ'" in (allocations["needs_tqqq"].error or "")
+    assert allocations["spy_only"].allocation_weight == Decimal(1)
+    assert sum(w.weight for w in signal.consolidated_portfolio) == Decimal(1)
+    assert "TQQQ" not in {w.symbol for w in signal.consolidated_portfolio}
+
+
+def test_handle_when_missing_bars_make_every_file_fail_then_workflow_failed_not_cash(
+    tmp_path: Path,
+) -> None:
+    weights = _spy_and_tqqq_files(tmp_path)
+
+    _trigger_event, failed = _handle(
+        _CountingPort(drop_last_bar_of="SPY"),
+        IN_DATASET,
+        weights={"spy_only": weights["spy_only"]},
+        folder=tmp_path,
+    )
+
+    assert isinstance(failed, WorkflowFailed)
+    assert failed.failed_symbols == ["SPY"]
+    assert failed.reason.startswith("market data missing on 2015-06-15 for 1 of 2 symbols: SPY")

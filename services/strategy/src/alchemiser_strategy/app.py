@@ -1,10 +1,14 @@
 """Composition of the strategy service: strategy files, market data and one run per workflow.
 
 :class:`SignalEngine` is what the handler (and the CLI) call: given an as-of date it fetches
-every required symbol once with the lookback the largest window needs, checks that each has
-a bar on the evaluation date, evaluates every strategy on one shared indicator cache and
-consolidates. :func:`build_engine` assembles it from :class:`StrategySettings` at start-up and
-turns every problem into a ``ConfigurationError`` naming the setting or ``file:line:col``.
+every required symbol once with the lookback the largest window needs, evaluates every strategy
+on one shared indicator cache over the symbols that have a bar on the evaluation date, and
+consolidates. A file that needs a symbol without that bar fails alone (its reason is carried
+in the signal) and the rest are renormalised; but when *every* file fails and some bars are
+missing, the run raises :class:`MarketDataMissingError` naming them: missing data never turns
+into an all-cash signal. :func:`build_engine` assembles it from :class:`StrategySettings` at
+start-up and turns every problem into a ``ConfigurationError`` naming the setting or
+``file:line:col``.
 """
 
 from __future__ import annotations
@@ -40,16 +44,19 @@ from alchemiser_strategy.domain import (
     run_strategies,
 )
 from alchemiser_strategy.exceptions import MarketDataMissingError, StrategyConfigError
+from alchemiser_strategy.settings import STRATEGY_FILE_SUFFIX
 
 if TYPE_CHECKING:
     from alchemiser_strategy.settings import StrategySettings
 
 __all__ = [
     "MARKET_TIMEZONE",
+    "FileCheck",
     "LatestDay",
     "SignalEngine",
     "StrategyRun",
     "build_engine",
+    "check_strategy_files",
     "load_strategy_file",
     "load_strategy_files",
     "strategy_id",
@@ -108,6 +115,32 @@ def load_strategy_files(
 
 
 @dataclass(frozen=True, slots=True)
+class FileCheck:
+    """The outcome of compiling one file: its strategy, or the problem as one line."""
+
+    path: Path
+    strategy: Strategy | None = None
+    problem: str | None = None
+
+
+def check_strategy_files(directory: Path) -> tuple[FileCheck, ...]:
+    """Compile every ``.clj`` file under ``directory`` (recursively, sorted) and report each.
+
+    Unlike :func:`load_strategy_files` this never stops at the first problem: every file is
+    compiled and every failure is returned as ``path:line:col: message``.
+    """
+    checks: list[FileCheck] = []
+    for path in sorted(directory.rglob(f"*{STRATEGY_FILE_SUFFIX}")):
+        try:
+            checks.append(FileCheck(path, strategy=load_strategy_file(path, str(path))))
+        except StrategyError as err:
+            checks.append(FileCheck(path, problem=str(err)))
+        except (OSError, UnicodeDecodeError) as err:
+            checks.append(FileCheck(path, problem=f"{path}: not readable: {err}"))
+    return tuple(checks)
+
+
+@dataclass(frozen=True, slots=True)
 class StrategyRun:
     """What one run decided: the as-of date, the data it saw and the consolidated portfolio."""
 
@@ -147,17 +180,28 @@ class SignalEngine:
     def run(self, as_of: date | None, now: datetime) -> StrategyRun:
         """Evaluate every strategy at ``as_of`` (``None``: the latest date with data).
 
-        Raises :class:`MarketDataMissingError` when a required symbol has no bar on that date,
-        another ``MarketDataError`` when the source refuses, and lets a ``TransientError``
-        (source unreachable) through for the runtime to retry.
+        Symbols without a bar on that date are left out of the market data, so only the files
+        that need them fail. Raises :class:`MarketDataMissingError` when no symbol has a bar on
+        that date, or when some bars are missing and every file failed; another
+        ``MarketDataError`` when the source refuses; and lets a ``TransientError`` (source
+        unreachable) through for the runtime to retry.
         """
         end = as_of if as_of is not None else self._latest_day(now)
         histories = self._market_data.get_daily_bars(
             self.symbols, start_for_bars(end, self.lookback_bars), end
         )
         day = self._evaluation_day(histories, as_of, end)
-        market = to_market_data(histories, until=day)
+        present = {s: h for s, h in histories.items() if h.last_date == day}
+        missing = [s for s in self.symbols if s not in present]
+        market = to_market_data(present, until=day)
         portfolio = run_strategies(self._strategies, market, places=WEIGHT.scale)
+        if missing and not any(outcome.succeeded for outcome in portfolio.outcomes):
+            raise MarketDataMissingError(
+                f"market data missing on {day.isoformat()} for {len(missing)} of "
+                f"{len(self.symbols)} symbols: {', '.join(missing)}",
+                details={"as_of": day.isoformat(), "missing": ",".join(missing)},
+                symbols=missing,
+            )
         return StrategyRun(
             as_of=day,
             market_snapshot_id=market_snapshot_id(histories, day),
@@ -168,7 +212,7 @@ class SignalEngine:
     def _evaluation_day(
         self, histories: Mapping[str, PriceHistory], as_of: date | None, end: date
     ) -> date:
-        """The as-of date (or the newest bar's date) once every symbol has a bar on it."""
+        """The as-of date (or the newest bar's date) once at least one symbol has a bar on it."""
         if not histories:
             raise MarketDataMissingError(
                 f"no market data up to {end.isoformat()} for any of the "
@@ -184,13 +228,6 @@ class SignalEngine:
                 f"no market data for {day.isoformat()}: not a session in the data "
                 f"(newest bar on or before it: {newest.isoformat()})",
                 details={"as_of": day.isoformat(), "newest_bar": newest.isoformat()},
-                symbols=missing,
-            )
-        if missing:
-            raise MarketDataMissingError(
-                f"market data missing on {day.isoformat()} for {len(missing)} of "
-                f"{len(self.symbols)} symbols: {', '.join(missing)}",
-                details={"as_of": day.isoformat(), "missing": ",".join(missing)},
                 symbols=missing,
             )
         return day

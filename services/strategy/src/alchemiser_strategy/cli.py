@@ -5,7 +5,11 @@
   portfolio (equal weights unless ``--weights``). Same engine as the service: every symbol is
   fetched once and must have a bar on the as-of date (default: the newest date in ``DIR``).
 * ``indicator --data DIR --symbol SYM --name NAME [--window N] [--csv]``: ``date,value`` for
-  every date of the symbol; warm-up values (NaN) print as an empty field.
+  every date of the symbol; warm-up values (NaN) print as an empty field. The PPO indicators
+  take ``--short-window --long-window`` (and ``--smooth-window``) instead of ``--window``.
+* ``check DIR``: compile every ``.clj`` file under ``DIR`` and report every problem at once,
+  one ``error: file:line:col: message`` line each on stderr, then a count; exit status 1 when
+  any file fails (the service itself still refuses to start on a file that does not compile).
 
 Errors (unknown indicator, missing symbol, bad date, ``file:line:col`` syntax errors,
 unreadable data) print one line on stderr and exit with status 2.
@@ -24,15 +28,23 @@ import typer
 
 from alchemiser_common.errors import AlchemiserError
 from alchemiser_marketdata import DatasetMarketData
-from alchemiser_strategy.app import SignalEngine, StrategyRun, load_strategy_file
+from alchemiser_strategy.app import (
+    SignalEngine,
+    StrategyRun,
+    check_strategy_files,
+    load_strategy_file,
+)
 from alchemiser_strategy.domain import INDICATORS, StrategyError, WeightedStrategy
 from alchemiser_strategy.exceptions import CliInputError
 from alchemiser_strategy.signals import event_weights, symbol_reasons
 
-__all__ = ["EXIT_INPUT_ERROR", "app", "parse_weights"]
+__all__ = ["EXIT_CHECK_FAILED", "EXIT_INPUT_ERROR", "app", "parse_weights"]
 
 EXIT_INPUT_ERROR = 2
 """Exit status for unusable input (as for a usage error)."""
+
+EXIT_CHECK_FAILED = 1
+"""Exit status of ``check`` when at least one file does not compile."""
 
 app = typer.Typer(no_args_is_help=True, help="strategy commands.")
 
@@ -197,26 +209,76 @@ def _format(value: float) -> str:
 
 @app.command("indicator")
 def indicator_command(
+    *,
     data: Annotated[Path, typer.Option("--data", help="Dataset directory of bar files.")],
     symbol: Annotated[str, typer.Option("--symbol", help="Symbol in the dataset.")],
     name: Annotated[str, typer.Option("--name", help="DSL indicator name, e.g. rsi.")],
     window: Annotated[int | None, typer.Option("--window", help="Window in bars.")] = None,
+    short_window: Annotated[
+        int | None, typer.Option("--short-window", help="PPO short EMA window.")
+    ] = None,
+    long_window: Annotated[
+        int | None, typer.Option("--long-window", help="PPO long EMA window.")
+    ] = None,
+    smooth_window: Annotated[
+        int | None, typer.Option("--smooth-window", help="PPO signal EMA window.")
+    ] = None,
     as_csv: Annotated[bool, typer.Option("--csv", help="CSV with a date,value header.")] = False,
 ) -> None:
     """Print an indicator of one symbol for every date of the dataset."""
     spec = INDICATORS.get(name)
     if spec is None:
         _fail(f"unknown indicator {name!r} (known: {', '.join(sorted(INDICATORS))})")
-    if spec.needs_window and (window is None or window < 1):
+    given = {
+        "window": window,
+        "short-window": short_window,
+        "long-window": long_window,
+        "smooth-window": smooth_window,
+    }
+    args = tuple(given[param] or 0 for param in spec.params)
+    if spec.params == ("window",) and args[0] < 1:
         _fail(f"indicator {name!r} needs --window N with N >= 1")
+    if any(value < 1 for value in args) or (len(args) >= 2 and args[0] >= args[1]):
+        options = " ".join(f"--{param} N" for param in spec.params)
+        _fail(f"indicator {name!r} needs {options} with every N >= 1 and short below long")
     try:
         history = _dataset(data).history(symbol)
     except AlchemiserError as err:
         _fail(str(err).splitlines()[0])
     if history is None:
         _fail(f"symbol {symbol!r} is not in the dataset {data}")
-    values = spec.function(history.closes, window or 1)
+    values = spec.compute(history.closes, args)
     separator = "," if as_csv else "  "
-    typer.echo(f"date{separator}value" if as_csv else f"{'date':<10}  {name}({window or ''})")
+    shown = ",".join(str(value) for value in args)
+    typer.echo(f"date{separator}value" if as_csv else f"{'date':<10}  {name}({shown})")
     for day, value in zip(history.days, values.tolist(), strict=True):
         typer.echo(f"{day.isoformat()}{separator}{_format(value)}")
+
+
+@app.command("check")
+def check_command(
+    directory: Annotated[
+        Path,
+        typer.Argument(help="Folder of .clj files (searched recursively).", show_default=False),
+    ],
+) -> None:
+    """Compile every strategy file of a directory and report every problem at once."""
+    if not directory.is_dir():
+        _fail(f"{directory}: not a directory")
+    checks = check_strategy_files(directory)
+    if not checks:
+        _fail(f"{directory}: no .clj files")
+    failed = 0
+    for check in checks:
+        if check.strategy is not None:
+            strategy = check.strategy
+            typer.echo(
+                f"ok     {check.path} ({strategy.name!r}: {len(strategy.symbols)} symbols, "
+                f"{strategy.lookback_bars} bars of history)"
+            )
+        else:
+            failed += 1
+            typer.echo(f"error: {check.problem}", err=True)
+    typer.echo(f"{len(checks)} files: {len(checks) - failed} compiled, {failed} failed")
+    if failed:
+        raise typer.Exit(EXIT_CHECK_FAILED)

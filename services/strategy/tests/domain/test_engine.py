@@ -11,6 +11,7 @@ import pytest
 from alchemiser_strategy.domain.allocation import ConditionTrace, RankingTrace
 from alchemiser_strategy.domain.compiler import load_strategy
 from alchemiser_strategy.domain.engine import evaluate
+from alchemiser_strategy.domain.errors import ZeroVolatilityError
 from alchemiser_strategy.domain.indicators import cumulative_return, rsi, stdev_return
 from alchemiser_strategy.domain.market import IndicatorCache, MarketData
 from alchemiser_strategy.domain.sample_prices import market_from_paths, random_walk
@@ -200,13 +201,20 @@ def test_inverse_volatility_when_assets_then_weights_are_proportional_to_one_ove
     assert weights == {"A": Decimal("0.66666667"), "B": Decimal("0.33333333")}
 
 
-def test_inverse_volatility_when_a_child_has_zero_volatility_then_it_takes_everything() -> None:
+def test_inverse_volatility_when_one_child_has_zero_volatility_then_zero_volatility_error() -> None:
+    with pytest.raises(ZeroVolatilityError, match=r"t\.clj:2:1: .* FLAT has zero volatility"):
+        _run(
+            '(weight-inverse-volatility 3 [(asset "FLAT") (asset "MOVE")])',
+            {"FLAT": FLAT, "MOVE": [100.0, 101, 100, 101, 100, 101, 100, 101]},
+        )
+
+
+def test_inverse_volatility_when_every_child_is_flat_then_equal_weights() -> None:
     weights = _run(
-        '(weight-inverse-volatility 3 [(asset "FLAT") (asset "MOVE")])',
-        {"FLAT": FLAT, "MOVE": [100.0, 101, 100, 101, 100, 101, 100, 101]},
+        '(weight-inverse-volatility 3 [(asset "A") (asset "B")])', {"A": FLAT, "B": FLAT}
     )
 
-    assert weights == {"FLAT": Decimal(1)}
+    assert weights == {"A": Decimal("0.5"), "B": Decimal("0.5")}
 
 
 def test_inverse_volatility_when_group_children_then_scored_by_group_returns() -> None:

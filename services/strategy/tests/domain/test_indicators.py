@@ -88,19 +88,30 @@ def test_max_drawdown_when_trough_precedes_peak_then_it_is_not_a_drawdown() -> N
     assert ind.max_drawdown(np.array([50.0, 100, 90]), 3)[-1] == pytest.approx(10.0)
 
 
+#: arguments per parameter list: windows of 7, PPO 5/9, PPO signal 5/9/4.
+SAMPLE_ARGS = {("window",): (7,), ("short-window", "long-window"): (5, 9)}
+SAMPLE_ARGS[("short-window", "long-window", "smooth-window")] = (5, 9, 4)
+
+
+def _sample_args(spec: ind.IndicatorSpec) -> tuple[int, ...]:
+    return SAMPLE_ARGS.get(spec.params, ())
+
+
 @pytest.mark.parametrize("name", sorted(n for n, s in ind.INDICATORS.items() if s.needs_window))
 def test_indicator_when_window_below_one_then_value_error(name: str) -> None:
     spec = ind.INDICATORS[name]
+    zeros = (0,) * len(spec.params)
     with pytest.raises(ValueError, match="window must be a positive integer"):
-        spec.function(np.array([1.0, 2.0, 3.0]), 0)
+        spec.compute(np.array([1.0, 2.0, 3.0]), zeros)
 
 
 @pytest.mark.parametrize("name", sorted(ind.INDICATORS))
 def test_indicator_when_computed_then_first_valid_index_matches_its_spec(name: str) -> None:
     spec = ind.INDICATORS[name]
-    series = spec.function(random_walk(60, seed=3), 7)
+    args = _sample_args(spec)
+    series = spec.compute(random_walk(60, seed=3), args)
 
-    first = spec.first_valid_index(7)
+    first = spec.first_valid_index(args)
     assert np.isnan(series[:first]).all()
     assert np.isfinite(series[first:]).all()
 
@@ -174,3 +185,64 @@ def test_max_drawdown_when_compared_with_a_plain_loop_then_equal(window: int) ->
             worst = max(worst, (peak - price) / peak * 100.0)
         expected[end] = worst
     _agree(ind.max_drawdown(CLOSES, window), expected)
+
+
+@pytest.mark.parametrize("window", [2, 5, 20])
+def test_stdev_price_when_compared_with_talib_stddev_of_closes_then_equal(window: int) -> None:
+    _agree(ind.stdev_price(CLOSES, window), talib.STDDEV(CLOSES, timeperiod=window, nbdev=1.0))
+
+
+@pytest.mark.parametrize(("short", "long"), [(12, 26), (5, 35)])
+def test_ppo_when_compared_with_talib_ppo_on_emas_then_equal(short: int, long: int) -> None:
+    theirs = talib.PPO(CLOSES, fastperiod=short, slowperiod=long, matype=1)
+
+    _agree(ind.percentage_price_oscillator(CLOSES, short, long), theirs)
+
+
+def test_ppo_signal_when_compared_with_talib_ema_of_ppo_then_equal() -> None:
+    ppo = ind.percentage_price_oscillator(CLOSES, 12, 26)
+    theirs = np.full(len(CLOSES), NAN)
+    theirs[25:] = talib.EMA(ppo[25:], timeperiod=9)
+
+    _agree(ind.percentage_price_oscillator_signal(CLOSES, 12, 26, 9), theirs)
+
+
+# -- stdev-price and the PPO pair on hand-computed cases ---------------------------------------
+
+
+def test_stdev_price_when_window_filled_then_population_std_in_price_units() -> None:
+    # closes 1, 2, 3, 4: mean 2.5, squared deviations 2.25 + 0.25 + 0.25 + 2.25 = 5, / 4.
+    _close(ind.stdev_price(np.array([1.0, 2, 3, 4]), 4), [NAN, NAN, NAN, math.sqrt(1.25)])
+    _close(ind.stdev_price(np.array([10.0, 12.0, 12.0]), 2), [NAN, 1.0, 0.0])
+
+
+def test_ppo_when_constant_prices_then_zero_from_the_long_window_on() -> None:
+    series = ind.percentage_price_oscillator(np.full(10, 50.0), 2, 4)
+
+    _close(series, [NAN, NAN, NAN, 0, 0, 0, 0, 0, 0, 0])
+
+
+def test_ppo_when_prices_double_once_then_short_ema_leads_the_long_one() -> None:
+    closes = np.array([10.0] * 4 + [20.0])
+    # EMA(2): seed 10, then 10 + 2/3 x 10 = 16.67; EMA(4): seed 10, then 10 + 2/5 x 10 = 14.
+    expected = (((10 + 2 / 3 * 10) / 14.0) - 1.0) * 100.0
+
+    _close(ind.percentage_price_oscillator(closes, 2, 4), [NAN, NAN, NAN, 0.0, expected])
+
+
+def test_ppo_signal_when_computed_then_first_value_at_long_plus_smooth_minus_two() -> None:
+    series = ind.percentage_price_oscillator_signal(random_walk(40, seed=9), 3, 6, 4)
+
+    assert np.isnan(series[:8]).all()
+    assert np.isfinite(series[8:]).all()
+
+
+def test_ppo_when_short_window_not_below_long_then_value_error() -> None:
+    with pytest.raises(ValueError, match="short window 26 must be below long window 12"):
+        ind.percentage_price_oscillator(CLOSES, 26, 12)
+
+
+def test_recommended_bars_when_ppo_then_ten_long_windows() -> None:
+    assert ind.INDICATORS["percentage-price-oscillator"].recommended_bars((12, 26)) == 261
+    assert ind.INDICATORS["percentage-price-oscillator-signal"].recommended_bars((12, 26, 9)) == 261
+    assert ind.INDICATORS["stdev-price"].recommended_bars(5) == 5

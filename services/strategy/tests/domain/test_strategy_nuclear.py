@@ -165,14 +165,36 @@ def test_nuclear_when_bear_and_tqqq_above_sma20_then_tlt_against_psq_decides(
     assert dict(allocation.weights) == {expected: Decimal(1)}
 
 
-def test_nuclear_when_bear_and_ief_beats_psq_then_sqqq() -> None:
+IEF_RULE = '(> (rsi "IEF" {:window 10}) (rsi "PSQ" {:window 20}))'
+TLT_RULE = '(> (rsi "TLT" {:window 20}) (rsi "PSQ" {:window 20}))'
+
+
+def test_nuclear_when_bear_and_ief_beats_psq_then_bear1_sqqq_and_bear2_skips_the_ief_rule() -> None:
     allocation = _run(_bear().rsi("TQQQ", 40).rsi("IEF", 70))
 
-    assert _conditions(allocation)[-1] == (
-        '(> (rsi "IEF" {:window 10}) (rsi "PSQ" {:window 20}))',
-        True,
-    )
+    checks = _conditions(allocation)
+    # Bear 1 stops at its IEF rule; Bear 2 has no IEF rule and goes straight to TLT vs PSQ.
+    assert checks.count((IEF_RULE, True)) == 1
+    assert checks[-1] == (TLT_RULE, False)
     assert dict(allocation.weights) == {"SQQQ": Decimal(1)}
+
+
+def test_nuclear_when_bear_ief_strong_and_tlt_strong_then_bear1_sqqq_and_bear2_qqq() -> None:
+    allocation = _run(_bear().rsi("TQQQ", 40).rsi("IEF", 70).trend("TLT", 100, 130))
+
+    checks = _conditions(allocation)
+    assert (IEF_RULE, True) in checks
+    assert checks[-1] == (TLT_RULE, True)
+    assert set(allocation.weights) == {"QQQ", "SQQQ"}
+    assert sum(allocation.weights.values()) == Decimal(1)
+
+
+def test_nuclear_file_when_compiled_then_ief_rule_appears_only_in_bear_1() -> None:
+    text = FILE.read_text(encoding="utf-8")
+    bear2 = text[text.index('(group "Bear 2"') :]
+
+    assert text.count('(rsi "IEF" {:window 10})') == 1
+    assert '"IEF"' not in bear2
 
 
 @pytest.mark.parametrize(("tlt_end", "expected"), [(130, "QQQ"), (100, "SQQQ")])

@@ -40,6 +40,7 @@ from alchemiser_strategy.domain.errors import (
     StrategyEvaluationError,
     StrategySyntaxError,
     UnknownOperatorError,
+    ZeroVolatilityError,
 )
 from alchemiser_strategy.domain.indicators import INDICATORS
 from alchemiser_strategy.domain.market import IndicatorCache, MarketData
@@ -70,6 +71,7 @@ __all__ = [
     "TraceEntry",
     "UnknownOperatorError",
     "WeightedStrategy",
+    "ZeroVolatilityError",
     "compile_strategy",
     "consolidate",
     "evaluate",

@@ -4,8 +4,11 @@ Semantics worth knowing:
 
 * ``group`` and ``weight-equal`` split their weight equally between their children;
   ``weight-specified`` uses its fixed weights; ``if`` takes one branch.
-* ``weight-inverse-volatility n`` weights each child by 1 / stdev-return(n); when some
-  children have zero volatility they share the whole weight equally (the limit).
+* ``weight-inverse-volatility n`` weights each child by 1 / stdev-return(n). A child whose
+  volatility is zero (flat or stale prices, below :data:`ZERO_VOLATILITY`) makes the weights
+  undefined: the node raises :class:`ZeroVolatilityError` (the file is dropped for that day)
+  unless every child is flat, in which case they share the weight equally. A child without a
+  value yet (short history) raises ``InsufficientHistoryError`` as any indicator does.
 * ``filter`` ranks its children by the indicator and equal-weights the top or bottom ``k``
   (all of them when there are fewer). Ties are broken alphabetically by the child's label
   (symbol, group name, or ``operator@line:col``), whichever the direction.
@@ -19,8 +22,10 @@ the end (:func:`~alchemiser_strategy.domain.weights.to_decimal_weights`).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Hashable, Iterable, Mapping
+from dataclasses import dataclass
 from fractions import Fraction
+from typing import Generic, TypeVar
 
 from alchemiser_strategy.domain.allocation import (
     Allocation,
@@ -32,8 +37,9 @@ from alchemiser_strategy.domain.errors import (
     InsufficientHistoryError,
     MissingSymbolError,
     SourcePosition,
+    ZeroVolatilityError,
 )
-from alchemiser_strategy.domain.indicators import INDICATORS, FloatArray
+from alchemiser_strategy.domain.indicators import INDICATORS, FloatArray, IndicatorArgs
 from alchemiser_strategy.domain.market import IndicatorCache, MarketData
 from alchemiser_strategy.domain.model import (
     Asset,
@@ -50,19 +56,34 @@ from alchemiser_strategy.domain.model import (
     WeightEqual,
     WeightSpecified,
     node_label,
+    render_options,
 )
 from alchemiser_strategy.domain.performance import performance_series
 from alchemiser_strategy.domain.weights import WEIGHT_PLACES, to_decimal_weights
 
-__all__ = ["Weights", "evaluate", "evaluate_weights"]
+__all__ = [
+    "ZERO_VOLATILITY",
+    "FloatWeights",
+    "Weights",
+    "evaluate",
+    "evaluate_weights",
+    "float_weights",
+]
 
 Weights = dict[str, Fraction]
+FloatWeights = dict[str, float]
+
+_N = TypeVar("_N", Fraction, float)
+
+ZERO_VOLATILITY = 1e-9
+"""A stdev-return (daily %) at or below this is "zero": prices flat over the whole window."""
 
 _COMPARE = {
     ">": lambda a, b: a > b,
     "<": lambda a, b: a < b,
     ">=": lambda a, b: a >= b,
     "<=": lambda a, b: a <= b,
+    "=": lambda a, b: a == b,
 }
 
 
@@ -83,7 +104,7 @@ def evaluate(
     cache = _cache_for(market, cache)
     bar = _bar(market, index)
     trace: list[TraceEntry] = []
-    weights = evaluate_weights(strategy.body, cache, bar, trace)
+    weights = evaluate_weights(strategy.body, cache, bar, trace, strategy.structure_keys)
     return Allocation(
         strategy=strategy.name,
         as_of=market.dates[bar],
@@ -97,9 +118,41 @@ def evaluate_weights(
     cache: IndicatorCache,
     index: int,
     trace: list[TraceEntry] | None = None,
+    keys: Mapping[PortfolioNode, str] | None = None,
 ) -> Weights:
-    """Exact fractional weights of ``node`` at bar ``index``; appends to ``trace`` if given."""
-    return _Evaluator(cache, index, trace).portfolio(node)
+    """Exact fractional weights of ``node`` at bar ``index``; appends to ``trace`` if given.
+
+    ``keys`` (a strategy's ``structure_keys``) lets identical sub-trees share one performance
+    series in ``cache``; without it each node has its own.
+    """
+    return _Evaluator(cache, index, trace, _EXACT, keys).portfolio(node)
+
+
+def float_weights(
+    node: PortfolioNode,
+    cache: IndicatorCache,
+    index: int,
+    keys: Mapping[PortfolioNode, str] | None = None,
+) -> FloatWeights:
+    """The same decisions as :func:`evaluate_weights` with float weights (no trace).
+
+    Used for the daily returns of a node's performance series, where exact fractions would
+    only cost time: the series is a float statistic anyway.
+    """
+    return _Evaluator(cache, index, None, _FLOAT, keys).portfolio(node)
+
+
+@dataclass(frozen=True, slots=True)
+class _Arithmetic(Generic[_N]):
+    """How an evaluator makes its numbers: exact fractions or floats."""
+
+    ratio: Callable[[int, int], _N]
+    from_fraction: Callable[[Fraction], _N]
+    from_float: Callable[[float], _N]
+
+
+_EXACT: _Arithmetic[Fraction] = _Arithmetic(Fraction, lambda value: value, Fraction.from_float)
+_FLOAT: _Arithmetic[float] = _Arithmetic(lambda top, bottom: top / bottom, float, lambda x: x)
 
 
 def _cache_for(market: MarketData, cache: IndicatorCache | None) -> IndicatorCache:
@@ -119,32 +172,47 @@ def _bar(market: MarketData, index: int | None) -> int:
     return index % length
 
 
-class _Evaluator:
-    """Walks the node tree for one bar."""
+class _Evaluator(Generic[_N]):
+    """Walks the node tree for one bar, with exact or float weights."""
 
-    __slots__ = ("_cache", "_index", "_market", "_trace")
+    __slots__ = ("_cache", "_index", "_keys", "_market", "_math", "_one", "_trace")
 
-    def __init__(self, cache: IndicatorCache, index: int, trace: list[TraceEntry] | None) -> None:
+    def __init__(
+        self,
+        cache: IndicatorCache,
+        index: int,
+        trace: list[TraceEntry] | None,
+        arithmetic: _Arithmetic[_N],
+        keys: Mapping[PortfolioNode, str] | None,
+    ) -> None:
+        self._keys: Mapping[PortfolioNode, str] = keys or {}
         self._cache = cache
         self._market = cache.market
         self._index = index
         self._trace = trace
+        self._math: _Arithmetic[_N] = arithmetic
+        self._one: _N = arithmetic.ratio(1, 1)
 
-    def portfolio(self, node: PortfolioNode) -> Weights:
+    def portfolio(self, node: PortfolioNode) -> dict[str, _N]:
         if isinstance(node, Asset):
             if node.symbol not in self._market:
                 raise _missing(node.symbol, node.position)
-            return {node.symbol: Fraction(1)}
+            return {node.symbol: self._one}
         if isinstance(node, If):
             chosen = node.then if self._condition(node.condition) else node.otherwise
             return self.portfolio(chosen)
         if isinstance(node, Group | WeightEqual):
-            share = Fraction(1, len(node.children))
-            return _combine((share, self.portfolio(child)) for child in node.children)
+            if len(node.children) == 1:
+                return self.portfolio(node.children[0])
+            share = self._math.ratio(1, len(node.children))
+            return _combine([(share, self.portfolio(child)) for child in node.children])
         if isinstance(node, WeightSpecified):
+            convert = self._math.from_fraction
             return _combine(
-                (weight, self.portfolio(child))
-                for weight, child in zip(node.weights, node.children, strict=True)
+                [
+                    (convert(weight), self.portfolio(child))
+                    for weight, child in zip(node.weights, node.children, strict=True)
+                ]
             )
         if isinstance(node, InverseVolatility):
             return self._inverse_volatility(node)
@@ -169,42 +237,56 @@ class _Evaluator:
     def _indicator(self, ref: IndicatorRef) -> float:
         if ref.symbol not in self._market:
             raise _missing(ref.symbol, ref.position)
-        value = float(self._cache.series(ref.symbol, ref.indicator, ref.window)[self._index])
+        value = float(self._cache.series(ref.symbol, ref.indicator, ref.args)[self._index])
         if math.isnan(value):
-            raise self._too_short(ref.render(), ref.symbol, ref.indicator, ref.window, ref.position)
+            raise self._too_short(ref.render(), ref.symbol, ref.indicator, ref.args, ref.position)
         return value
 
     # -- scoring of children ------------------------------------------------------------------
-    def _score(self, child: PortfolioNode, indicator: str, window: int, shown: str) -> float:
+    def _score(
+        self, child: PortfolioNode, indicator: str, args: IndicatorArgs, shown: str
+    ) -> float:
         if isinstance(child, Asset):
             if child.symbol not in self._market:
                 raise _missing(child.symbol, child.position)
-            series = self._cache.series(child.symbol, indicator, window)
+            series = self._cache.series(child.symbol, indicator, args)
         else:
+            source: Hashable = self._keys.get(child, child)
             series = self._cache.derived_series(
-                child, indicator, window, lambda: self._performance(child)
+                source, indicator, args, lambda: self._performance(child)
             )
         value = float(series[self._index])
         if math.isnan(value):
             label = node_label(child)
-            raise self._too_short(f"{shown} of {label}", label, indicator, window, child.position)
+            raise self._too_short(f"{shown} of {label}", label, indicator, args, child.position)
         return value
 
     def _performance(self, child: PortfolioNode) -> FloatArray:
         cache = self._cache
+        keys = self._keys
         return performance_series(
-            child, cache.market, lambda bar: evaluate_weights(child, cache, bar)
+            child, cache.market, lambda bar: float_weights(child, cache, bar, keys)
         )
 
-    def _inverse_volatility(self, node: InverseVolatility) -> Weights:
+    def _inverse_volatility(self, node: InverseVolatility) -> dict[str, _N]:
         shown = f"(stdev-return {{:window {node.window}}})"
-        stdevs = [self._score(child, "stdev-return", node.window, shown) for child in node.children]
-        calm = [i for i, stdev in enumerate(stdevs) if stdev == 0.0]
-        if calm:
-            raw = [Fraction(1 if i in calm else 0) for i in range(len(stdevs))]
+        args = (node.window,)
+        stdevs = [self._score(child, "stdev-return", args, shown) for child in node.children]
+        flat = [i for i, stdev in enumerate(stdevs) if stdev <= ZERO_VOLATILITY]
+        if len(flat) == len(stdevs):
+            raw = [self._one] * len(stdevs)
+        elif flat:
+            flat_labels = ", ".join(node_label(node.children[i]) for i in flat)
+            day = self._market.dates[self._index].isoformat()
+            raise ZeroVolatilityError(
+                f"(weight-inverse-volatility {node.window}) on {day}: {flat_labels} "
+                f"{'has' if len(flat) == 1 else 'have'} zero volatility over {node.window} days "
+                "(flat or stale prices), so inverse-volatility weights are undefined",
+                node.position,
+            )
         else:
-            raw = [Fraction.from_float(1.0 / stdev) for stdev in stdevs]
-        total = sum(raw, Fraction(0))
+            raw = [self._math.from_float(1.0 / stdev) for stdev in stdevs]
+        total = sum(raw, self._math.ratio(0, 1))
         if self._trace is not None:
             labels = tuple(node_label(child) for child in node.children)
             self._trace.append(
@@ -216,15 +298,17 @@ class _Evaluator:
                 )
             )
         return _combine(
-            (weight / total, self.portfolio(child))
-            for weight, child in zip(raw, node.children, strict=True)
-            if weight
+            [
+                (weight / total, self.portfolio(child))
+                for weight, child in zip(raw, node.children, strict=True)
+                if weight
+            ]
         )
 
-    def _filter(self, node: Filter) -> Weights:
-        shown = f"({node.indicator} {{:window {node.window}}})"
+    def _filter(self, node: Filter) -> dict[str, _N]:
+        shown = f"({node.indicator}{render_options(node.indicator, node.args)})"
         scored = [
-            (self._score(child, node.indicator, node.window, shown), node_label(child), order)
+            (self._score(child, node.indicator, node.args, shown), node_label(child), order)
             for order, child in enumerate(node.children)
         ]
         if node.select_top:
@@ -241,13 +325,20 @@ class _Evaluator:
                     tuple(label for _, label, _ in winners),
                 )
             )
-        share = Fraction(1, len(winners))
-        return _combine((share, self.portfolio(node.children[order])) for _, _, order in winners)
+        if len(winners) == 1:
+            return self.portfolio(node.children[winners[0][2]])
+        share = self._math.ratio(1, len(winners))
+        return _combine([(share, self.portfolio(node.children[order])) for _, _, order in winners])
 
     def _too_short(
-        self, shown: str, source: str, indicator: str, window: int, position: SourcePosition
+        self,
+        shown: str,
+        source: str,
+        indicator: str,
+        args: IndicatorArgs,
+        position: SourcePosition,
     ) -> InsufficientHistoryError:
-        needed = INDICATORS[indicator].first_valid_index(window) + 1
+        needed = INDICATORS[indicator].first_valid_index(args) + 1
         day = self._market.dates[self._index]
         return InsufficientHistoryError(
             f"not enough history for {shown} on {day.isoformat()}: {source} needs at least "
@@ -256,11 +347,13 @@ class _Evaluator:
         )
 
 
-def _combine(parts: Iterable[tuple[Fraction, Weights]]) -> Weights:
-    combined: Weights = {}
+def _combine(parts: Iterable[tuple[_N, dict[str, _N]]]) -> dict[str, _N]:
+    combined: dict[str, _N] = {}
     for share, weights in parts:
         for symbol, weight in weights.items():
-            combined[symbol] = combined.get(symbol, Fraction(0)) + share * weight
+            part = share * weight
+            previous = combined.get(symbol)
+            combined[symbol] = part if previous is None else previous + part
     return combined
 
 

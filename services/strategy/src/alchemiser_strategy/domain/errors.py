@@ -22,6 +22,7 @@ __all__ = [
     "StrategyEvaluationError",
     "StrategySyntaxError",
     "UnknownOperatorError",
+    "ZeroVolatilityError",
 ]
 
 
@@ -72,6 +73,10 @@ class MissingSymbolError(StrategyEvaluationError):
 
 class InsufficientHistoryError(StrategyEvaluationError):
     """An indicator has no value yet at the evaluation bar (window longer than the history)."""
+
+
+class ZeroVolatilityError(StrategyEvaluationError):
+    """Inverse-volatility weights are undefined: some (not all) children have flat prices."""
 
 
 class InvalidMarketDataError(StrategyError):

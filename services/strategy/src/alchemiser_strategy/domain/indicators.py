@@ -20,7 +20,17 @@ DSL name                               definition                          TA-Li
                                        last n daily % changes              n, nbdev=1)
 ``max-drawdown``                       largest % fall from a running peak  --
                                        within the last n closes, >= 0
+``stdev-price``                        population std (ddof=0) of the      STDDEV(close,
+                                       last n closes, in price units       n, nbdev=1)
+``percentage-price-oscillator``        (EMA(s) / EMA(l) - 1) x 100, both   --
+                                       EMAs as above (s < l)
+``percentage-price-oscillator-signal`` EMA(m) of the PPO series, seeded    --
+                                       with the SMA of its first m values
 =====================================  ==================================  ===============
+
+Most indicators take one ``:window``; the two PPO indicators take ``:short-window`` and
+``:long-window`` (and the signal ``:smooth-window``); ``current-price`` takes none. An
+indicator's arguments are the tuple of those integers in that order (``IndicatorSpec.params``).
 
 ``stdev-return`` uses ddof=0 so it equals TA-Lib's STDDEV (the original Alchemiser used
 pandas' ddof=1; the ratio sqrt(n/(n-1)) is common to all children, so inverse-volatility
@@ -41,7 +51,9 @@ from numpy.lib.stride_tricks import sliding_window_view
 __all__ = [
     "INDICATORS",
     "FloatArray",
+    "IndicatorArgs",
     "IndicatorSpec",
+    "as_args",
     "cumulative_return",
     "current_price",
     "daily_returns_percent",
@@ -49,12 +61,18 @@ __all__ = [
     "max_drawdown",
     "moving_average_price",
     "moving_average_return",
+    "percentage_price_oscillator",
+    "percentage_price_oscillator_signal",
     "rsi",
+    "stdev_price",
     "stdev_return",
     "value_at_last_bar",
 ]
 
 FloatArray = npt.NDArray[np.float64]
+
+IndicatorArgs = tuple[int, ...]
+"""An indicator's integer parameters in the order of its spec's ``params``."""
 
 NEUTRAL_RSI = 50.0
 
@@ -182,52 +200,149 @@ def max_drawdown(closes: FloatArray, window: int) -> FloatArray:
     return out
 
 
+def stdev_price(closes: FloatArray, window: int) -> FloatArray:
+    """Population std (ddof=0) of the last ``window`` closes, in price units.
+
+    The first value is at index ``window - 1``.
+    """
+    prices = _check(closes, window)
+    out = _empty(len(prices))
+    if len(prices) >= window:
+        out[window - 1 :] = sliding_window_view(prices, window).std(axis=1)
+    return out
+
+
+def _ema_of(values: FloatArray, window: int) -> FloatArray:
+    """EMA (alpha 2/(n+1)) of ``values`` seeded with the SMA of their first n finite values."""
+    out = _empty(len(values))
+    finite = np.flatnonzero(np.isfinite(values))
+    if len(finite) < window:
+        return out
+    first = int(finite[0])
+    tail = values[first:]
+    alpha = 2.0 / (window + 1.0)
+    value = float(tail[:window].mean())
+    smoothed = [value]
+    for item in tail[window:].tolist():
+        value += alpha * (item - value)
+        smoothed.append(value)
+    out[first + window - 1 :] = smoothed
+    return out
+
+
+def percentage_price_oscillator(
+    closes: FloatArray, short_window: int, long_window: int
+) -> FloatArray:
+    """(EMA(short) / EMA(long) - 1) x 100; first value at ``long_window - 1``."""
+    prices = _check(closes, min(short_window, long_window))
+    if short_window >= long_window:
+        raise ValueError(f"short window {short_window} must be below long window {long_window}")
+    return (
+        exponential_moving_average_price(prices, short_window)
+        / exponential_moving_average_price(prices, long_window)
+        - 1.0
+    ) * 100.0
+
+
+def percentage_price_oscillator_signal(
+    closes: FloatArray, short_window: int, long_window: int, smooth_window: int
+) -> FloatArray:
+    """EMA(smooth) of the PPO series; first value at ``long_window + smooth_window - 2``."""
+    if smooth_window < 1:
+        raise ValueError(f"window must be a positive integer, got {smooth_window}")
+    return _ema_of(percentage_price_oscillator(closes, short_window, long_window), smooth_window)
+
+
 def value_at_last_bar(series: FloatArray) -> float:
     """The series' value at its last bar (NaN while still warming up)."""
     return float(series[-1]) if len(series) else float("nan")
 
 
+_WINDOW = ("window",)
+_PPO = ("short-window", "long-window")
+_PPO_SIGNAL = ("short-window", "long-window", "smooth-window")
+
+
 @dataclass(frozen=True, slots=True)
 class IndicatorSpec:
-    """A DSL indicator: its function, whether it takes a window, and its warm-up rules."""
+    """A DSL indicator: its function, its integer parameters and its warm-up rule.
+
+    ``function(closes, *args)`` computes the series; ``params`` names the option keys of
+    ``args`` in order (``()`` for ``current-price``); ``first_valid`` gives the index of the
+    first value for data that starts at index 0.
+    """
 
     name: str
-    function: Callable[[FloatArray, int], FloatArray]
-    needs_window: bool
-    #: bars before the first value, as ``offset + window`` (e.g. RSI: first value at ``window``).
-    warmup_offset: int
+    function: Callable[..., FloatArray]
+    params: tuple[str, ...]
+    first_valid: Callable[[IndicatorArgs], int]
     #: recursive smoothings need extra history to forget their seed.
     converges: bool = False
 
-    def first_valid_index(self, window: int) -> int:
+    @property
+    def needs_window(self) -> bool:
+        """Whether the indicator takes parameters at all (every one but ``current-price``)."""
+        return bool(self.params)
+
+    def first_valid_index(self, args: IndicatorArgs | int) -> int:
         """Index of the first non-NaN value for data that starts at index 0."""
-        return 0 if not self.needs_window else window + self.warmup_offset
+        return self.first_valid(as_args(args)) if self.params else 0
 
-    def recommended_bars(self, window: int) -> int:
-        """Bars to fetch so the value at the last bar is defined (and converged, for RSI/EMA).
+    def recommended_bars(self, args: IndicatorArgs | int) -> int:
+        """Bars to fetch so the value at the last bar is defined (and converged, for RSI/EMA/PPO).
 
-        Recursive smoothings get ten windows of history: the seed's weight falls below 1e-4.
+        Recursive smoothings get ten of their longest window of history: the seed's weight falls
+        below 1e-4.
         """
-        needed = self.first_valid_index(window) + 1
-        return max(needed, 10 * window + 1) if self.converges else needed
+        values = as_args(args)
+        needed = self.first_valid_index(values) + 1
+        return max(needed, 10 * max(values) + 1) if self.converges and values else needed
+
+    def compute(self, closes: FloatArray, args: IndicatorArgs | int) -> FloatArray:
+        """The indicator series over ``closes`` with ``args`` (only as many as ``params``)."""
+        return self.function(closes, *as_args(args)[: len(self.params)])
+
+
+def as_args(args: IndicatorArgs | int) -> IndicatorArgs:
+    """``10`` -> ``(10,)``; a tuple is returned as it is."""
+    return (args,) if isinstance(args, int) else tuple(args)
+
+
+def _first(offset: int) -> Callable[[IndicatorArgs], int]:
+    return lambda args: args[0] + offset
 
 
 INDICATORS: dict[str, IndicatorSpec] = {
     spec.name: spec
     for spec in (
-        IndicatorSpec("rsi", rsi, True, 0, converges=True),
-        IndicatorSpec("current-price", current_price, False, 0),
-        IndicatorSpec("moving-average-price", moving_average_price, True, -1),
+        IndicatorSpec("rsi", rsi, _WINDOW, _first(0), converges=True),
+        IndicatorSpec("current-price", current_price, (), lambda _args: 0),
+        IndicatorSpec("moving-average-price", moving_average_price, _WINDOW, _first(-1)),
         IndicatorSpec(
             "exponential-moving-average-price",
             exponential_moving_average_price,
-            True,
-            -1,
+            _WINDOW,
+            _first(-1),
             converges=True,
         ),
-        IndicatorSpec("moving-average-return", moving_average_return, True, 0),
-        IndicatorSpec("cumulative-return", cumulative_return, True, 0),
-        IndicatorSpec("stdev-return", stdev_return, True, 0),
-        IndicatorSpec("max-drawdown", max_drawdown, True, -1),
+        IndicatorSpec("moving-average-return", moving_average_return, _WINDOW, _first(0)),
+        IndicatorSpec("cumulative-return", cumulative_return, _WINDOW, _first(0)),
+        IndicatorSpec("stdev-return", stdev_return, _WINDOW, _first(0)),
+        IndicatorSpec("max-drawdown", max_drawdown, _WINDOW, _first(-1)),
+        IndicatorSpec("stdev-price", stdev_price, _WINDOW, _first(-1)),
+        IndicatorSpec(
+            "percentage-price-oscillator",
+            percentage_price_oscillator,
+            _PPO,
+            lambda args: args[1] - 1,
+            converges=True,
+        ),
+        IndicatorSpec(
+            "percentage-price-oscillator-signal",
+            percentage_price_oscillator_signal,
+            _PPO_SIGNAL,
+            lambda args: args[1] + args[2] - 2,
+            converges=True,
+        ),
     )
 }

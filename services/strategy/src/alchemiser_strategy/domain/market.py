@@ -18,7 +18,7 @@ from types import MappingProxyType
 import numpy as np
 
 from alchemiser_strategy.domain.errors import InvalidMarketDataError
-from alchemiser_strategy.domain.indicators import INDICATORS, FloatArray
+from alchemiser_strategy.domain.indicators import INDICATORS, FloatArray, IndicatorArgs, as_args
 
 __all__ = ["IndicatorCache", "MarketData"]
 
@@ -115,26 +115,31 @@ class IndicatorCache:
     serves evaluations at any bar (a backtest pays for each indicator once).
     """
 
-    __slots__ = ("_market", "_prices", "_series", "computations")
+    __slots__ = ("_market", "_prices", "_series", "computations", "simulations")
 
     def __init__(self, market: MarketData) -> None:
         self._market = market
-        self._series: dict[tuple[Hashable, str, int], FloatArray] = {}
+        self._series: dict[tuple[Hashable, str, IndicatorArgs], FloatArray] = {}
         self._prices: dict[Hashable, FloatArray] = {}
         #: how many series were computed (not served from the cache); useful in tests.
         self.computations = 0
+        #: how many price-like series of compound nodes were computed (see ``derived_prices``).
+        self.simulations = 0
 
     @property
     def market(self) -> MarketData:
         """The market data this cache belongs to."""
         return self._market
 
-    def series(self, symbol: str, indicator: str, window: int) -> FloatArray:
-        """The full series of ``indicator`` over ``symbol``'s closes (``KeyError`` if absent)."""
-        key = (symbol, indicator, window)
+    def series(self, symbol: str, indicator: str, args: IndicatorArgs | int) -> FloatArray:
+        """The full series of ``indicator(args)`` over ``symbol``'s closes (``KeyError`` if absent).
+
+        ``args`` is the indicator's parameters (an ``int`` is read as ``(window,)``).
+        """
+        key = (symbol, indicator, as_args(args))
         cached = self._series.get(key)
         if cached is None:
-            cached = self._compute(indicator, window, self._market.closes[symbol])
+            cached = self._compute(indicator, key[2], self._market.closes[symbol])
             self._series[key] = cached
         return cached
 
@@ -142,14 +147,14 @@ class IndicatorCache:
         self,
         source: Hashable,
         indicator: str,
-        window: int,
+        args: IndicatorArgs | int,
         prices: Callable[[], FloatArray],
     ) -> FloatArray:
-        """The series of ``indicator`` over a price-like series computed by ``prices``."""
-        key = (source, indicator, window)
+        """The series of ``indicator(args)`` over a price-like series computed by ``prices``."""
+        key = (source, indicator, as_args(args))
         cached = self._series.get(key)
         if cached is None:
-            cached = self._compute(indicator, window, self.derived_prices(source, prices))
+            cached = self._compute(indicator, key[2], self.derived_prices(source, prices))
             self._series[key] = cached
         return cached
 
@@ -157,17 +162,18 @@ class IndicatorCache:
         """The price-like series of ``source``, computed once by ``prices``."""
         cached = self._prices.get(source)
         if cached is None:
+            self.simulations += 1
             cached = prices()
             cached.setflags(write=False)
             self._prices[source] = cached
         return cached
 
-    def _compute(self, indicator: str, window: int, prices: FloatArray) -> FloatArray:
+    def _compute(self, indicator: str, args: IndicatorArgs, prices: FloatArray) -> FloatArray:
         self.computations += 1
         out = np.full(len(prices), math.nan, dtype=np.float64)
         finite = np.isfinite(prices)
         if finite.any():
             first = int(np.argmax(finite))
-            out[first:] = INDICATORS[indicator].function(prices[first:], window)
+            out[first:] = INDICATORS[indicator].compute(prices[first:], args)
         out.setflags(write=False)
         return out

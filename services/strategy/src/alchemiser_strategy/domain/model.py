@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from alchemiser_strategy.domain.errors import SourcePosition
+from alchemiser_strategy.domain.indicators import INDICATORS, IndicatorArgs
 
 __all__ = [
     "Asset",
@@ -29,6 +30,7 @@ __all__ = [
     "WeightEqual",
     "WeightSpecified",
     "node_label",
+    "render_options",
 ]
 
 
@@ -45,20 +47,31 @@ class NumberLiteral:
         return self.text
 
 
+def render_options(indicator: str, args: IndicatorArgs) -> str:
+    """`` {:window 10}`` (with its leading space) for ``args``; empty when there are none."""
+    params = INDICATORS[indicator].params
+    if not params:
+        return ""
+    pairs = ", ".join(f":{key} {value}" for key, value in zip(params, args, strict=True))
+    return f" {{{pairs}}}"
+
+
 @dataclass(frozen=True, eq=False, slots=True)
 class IndicatorRef:
-    """An indicator of one symbol, e.g. ``(rsi "SPY" {:window 10})``."""
+    """An indicator of one symbol, e.g. ``(rsi "SPY" {:window 10})``.
+
+    ``args`` holds the indicator's parameters in the order of its spec's ``params``
+    (``(10,)`` for a window of 10, ``()`` for ``current-price``).
+    """
 
     indicator: str
     symbol: str
-    window: int
+    args: IndicatorArgs
     position: SourcePosition
 
     def render(self) -> str:
         """Composer-style text of the reference."""
-        if self.indicator == "current-price":
-            return f'({self.indicator} "{self.symbol}")'
-        return f'({self.indicator} "{self.symbol}" {{:window {self.window}}})'
+        return f'({self.indicator} "{self.symbol}"{render_options(self.indicator, self.args)})'
 
 
 Expression = NumberLiteral | IndicatorRef
@@ -66,7 +79,7 @@ Expression = NumberLiteral | IndicatorRef
 
 @dataclass(frozen=True, eq=False, slots=True)
 class Comparison:
-    """``(op left right)`` with op one of ``> < >= <=``."""
+    """``(op left right)`` with op one of ``> < >= <= =``."""
 
     operator: str
     left: Expression
@@ -106,7 +119,10 @@ class WeightEqual:
 
 @dataclass(frozen=True, eq=False, slots=True)
 class WeightSpecified:
-    """Children get fixed weights (normalised fractions summing to exactly 1)."""
+    """Children get fixed weights (normalised fractions summing to exactly 1).
+
+    The compiler drops children written with a zero weight, so every weight here is positive.
+    """
 
     weights: tuple[Fraction, ...]
     children: tuple[PortfolioNode, ...]
@@ -127,7 +143,7 @@ class Filter:
     """Rank children by an indicator and equal-weight the top or bottom ``count``."""
 
     indicator: str
-    window: int
+    args: IndicatorArgs
     select_top: bool
     count: int
     children: tuple[PortfolioNode, ...]
@@ -136,9 +152,8 @@ class Filter:
     def render(self) -> str:
         """Composer-style text of the ranking."""
         select = "select-top" if self.select_top else "select-bottom"
-        if self.indicator == "current-price":
-            return f"(filter ({self.indicator}) ({select} {self.count}))"
-        return f"(filter ({self.indicator} {{:window {self.window}}}) ({select} {self.count}))"
+        ranking = f"({self.indicator}{render_options(self.indicator, self.args)})"
+        return f"(filter {ranking} ({select} {self.count}))"
 
 
 @dataclass(frozen=True, eq=False, slots=True)
@@ -179,7 +194,9 @@ class Strategy:
 
     ``symbols`` lists every symbol referenced (assets and indicators), sorted; ``max_window``
     is the largest indicator window; ``lookback_bars`` is how many daily bars to fetch so every
-    indicator (including those scoring compound nodes) is defined and converged at the last bar.
+    indicator (including those scoring compound nodes) is defined and converged at the last bar;
+    ``structure_keys`` maps every node to a key of its content (see
+    :func:`~alchemiser_strategy.domain.analysis.structure_keys`).
     """
 
     name: str
@@ -189,3 +206,4 @@ class Strategy:
     symbols: tuple[str, ...]
     max_window: int
     lookback_bars: int
+    structure_keys: Mapping[PortfolioNode, str]

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from fractions import Fraction
 
 import numpy as np
 
@@ -45,12 +44,15 @@ def first_evaluable_bar(node: PortfolioNode, market: MarketData) -> int:
             if isinstance(side, IndicatorRef):
                 spec = INDICATORS[side.indicator]
                 first = _first_price(side.symbol, side, market)
-                bars.append(first + spec.first_valid_index(side.window))
+                bars.append(first + spec.first_valid_index(side.args))
         return max(bars)
     bars = [first_evaluable_bar(child, market) for child in node.children]
     if isinstance(node, InverseVolatility | Filter):
-        indicator = "stdev-return" if isinstance(node, InverseVolatility) else node.indicator
-        offset = INDICATORS[indicator].first_valid_index(node.window)
+        offset = (
+            INDICATORS["stdev-return"].first_valid_index(node.window)
+            if isinstance(node, InverseVolatility)
+            else INDICATORS[node.indicator].first_valid_index(node.args)
+        )
         bars = [bar + offset for bar in bars]
     return max(bars)
 
@@ -58,7 +60,7 @@ def first_evaluable_bar(node: PortfolioNode, market: MarketData) -> int:
 def performance_series(
     node: PortfolioNode,
     market: MarketData,
-    weights_at: Callable[[int], Mapping[str, Fraction]],
+    weights_at: Callable[[int], Mapping[str, float]],
 ) -> FloatArray:
     """Compounded daily returns of ``node``'s own allocations (see the module docstring)."""
     length = len(market)
@@ -74,7 +76,7 @@ def performance_series(
             prices = closes.get(symbol)
             if prices is None:
                 prices = closes[symbol] = market.closes[symbol].tolist()
-            daily += float(weight) * (prices[bar + 1] / prices[bar] - 1.0)
+            daily += weight * (prices[bar + 1] / prices[bar] - 1.0)
         growth.append(1.0 + daily)
     out[start:] = np.cumprod(growth)
     return out
