@@ -206,15 +206,18 @@ def test_handle_when_source_transiently_down_then_error_propagates_for_a_retry()
         handler(_trigger(IN_DATASET), _context())
 
 
-def test_handle_when_history_too_short_for_every_strategy_then_all_cash_signal() -> None:
+def test_handle_when_history_too_short_for_every_strategy_then_workflow_failed_not_cash() -> None:
     # 2005-01-10 is the 6th session of the data: no RSI(10) or SMA(200) has a value yet.
-    _trigger_event, signal = _handle(_CountingPort(), date(2005, 1, 10))
+    _trigger_event, failed = _handle(_CountingPort(), date(2005, 1, 10))
 
-    assert isinstance(signal, SignalGenerated)
-    assert signal.consolidated_portfolio == []
-    assert signal.signals == []
-    assert {a.status for a in signal.strategy_allocations} == {AllocationStatus.FAILED}
-    assert all("not enough history" in (a.error or "") for a in signal.strategy_allocations)
+    # no all-cash signal: an evaluation problem must never sell the whole account
+    assert isinstance(failed, WorkflowFailed)
+    assert failed.failure_step is FailureStep.STRATEGY
+    assert failed.reason.startswith("every strategy file failed (4)")
+    reasons = {k: v for k, v in failed.details.items() if k.startswith("failed:")}
+    names = ("klm", "nuclear", "tecl", "tqqq_ftlt")
+    assert set(reasons) == {f"failed:{name}.clj" for name in names}
+    assert all("not enough history" in reason for reason in reasons.values())
 
 
 def test_handle_when_one_file_fails_then_it_is_dropped_and_the_rest_renormalised(

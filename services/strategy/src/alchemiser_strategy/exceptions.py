@@ -39,6 +39,10 @@ class SignalUnavailableError(StrategyServiceError):
         self.symbols = tuple(sorted(set(symbols)))
 
 
+class EveryStrategyFailedError(SignalUnavailableError):
+    """No strategy file could be evaluated: no signal (never an all-cash one)."""
+
+
 class MarketDataMissingError(SignalUnavailableError):
     """The market data has no bar on the as-of date for some (or every) required symbol."""
 

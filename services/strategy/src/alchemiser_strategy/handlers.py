@@ -7,7 +7,9 @@ Error classes:
 * Any other ``AlchemiserError`` (market data missing for the as-of date, a source that
   refuses the request, malformed data) and an event that does not validate: one
   ``WorkflowFailed`` with ``failure_step=strategy``, the message as ``reason``, and details.
-* All strategies failing is not a failure: the signal is 100 % cash (empty portfolio).
+* Some files failing is not a failure: they are dropped and the rest renormalised. Every file
+  failing is: ``WorkflowFailed`` with each file's reason in ``details``, never an all-cash
+  signal (which would sell the whole account because of an evaluation problem).
 * Anything else is a bug: it propagates, the runtime retries and then dead-letters the input.
 """
 
@@ -31,7 +33,7 @@ from alchemiser_common.events import (
 )
 from alchemiser_common.runtime.handlers import HandlerContext
 from alchemiser_strategy.app import SignalEngine, StrategyRun
-from alchemiser_strategy.exceptions import SignalUnavailableError
+from alchemiser_strategy.exceptions import EveryStrategyFailedError, SignalUnavailableError
 from alchemiser_strategy.signals import signal_payload
 
 __all__ = ["SERVICE", "SignalHandler", "service_source"]
@@ -59,6 +61,7 @@ class SignalHandler:
         now = context.now()
         try:
             run = self._engine.run(event.as_of, now)
+            _require_one_success(run)
             signal = SignalGenerated.caused_by(
                 event,
                 source=self._source,
@@ -109,6 +112,17 @@ class SignalHandler:
             as_of=run.as_of.isoformat(),
             all_cash=portfolio.all_cash,
             holdings={symbol: str(weight) for symbol, weight in portfolio.weights.items()},
+        )
+
+
+def _require_one_success(run: StrategyRun) -> None:
+    """Raise :class:`EveryStrategyFailedError` when no strategy file could be evaluated."""
+    failures = run.portfolio.failures
+    if failures and len(failures) == len(run.strategies):
+        first = next(iter(failures.values()))
+        raise EveryStrategyFailedError(
+            f"every strategy file failed ({len(failures)}); first: {first}",
+            details={f"failed:{name}": error for name, error in failures.items()},
         )
 
 
