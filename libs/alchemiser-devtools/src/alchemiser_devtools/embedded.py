@@ -42,7 +42,13 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
 from alchemiser_common.kafka.exceptions import BrokerStartError
-from alchemiser_devtools.local import free_port, is_listening, log_tail
+from alchemiser_devtools.local import (
+    StartupFailedError,
+    free_port,
+    is_listening,
+    log_tail,
+    start_on_a_port,
+)
 from alchemiser_devtools.s3emulator import S3Storage
 
 __all__ = ["READY_TIMEOUT_S", "STOP_TIMEOUT_S", "EmbeddedBroker", "free_port", "main"]
@@ -78,10 +84,6 @@ def _kill(process: subprocess.Popen[bytes]) -> None:
     if process.poll() is None:
         process.kill()
         process.wait()
-
-
-class _StartupFailedError(Exception):
-    """Internal: the process ended (or another broker holds the port) during start-up."""
 
 
 class EmbeddedBroker:
@@ -187,33 +189,36 @@ class EmbeddedBroker:
             log_dir = self._owned_dir
         log_dir.mkdir(parents=True, exist_ok=True)
         restarting = self._port is not None  # after kill(): same port, keep it on failure
-        fixed_port = self._requested_port or self._port
-        attempts = 1 if fixed_port is not None else _AUTO_PORT_ATTEMPTS
-        for attempt in range(1, attempts + 1):
-            port = fixed_port or free_port(self._host)
-            log_path = log_dir / f"tansu-{port}.log"
+
+        def launch(port: int, log_path: Path) -> subprocess.Popen[bytes]:
             process = self._spawn(binary, port, log_path)
             try:
                 self._wait_ready(process, port, log_path)
-            except _StartupFailedError as err:
-                _kill(process)
-                if attempt == attempts:
-                    message = f"{err}; log {log_path}:\n{log_tail(log_path)}"
-                    if not restarting:
-                        self._forget()
-                    raise BrokerStartError(message) from None
-                _log.warning("embedded broker failed on port %d (%s); trying another", port, err)
-                continue
             except BaseException:
                 _kill(process)
-                if not restarting:
-                    self._forget()
                 raise
-            self._process, self._port, self._log_path = process, port, log_path
-            self._finalizer = weakref.finalize(self, _kill, process)
-            _log.info("embedded broker ready on %s (pid %d)", self.bootstrap_servers, process.pid)
-            return self
-        raise AssertionError("unreachable")  # pragma: no cover
+            return process
+
+        try:
+            process, port, log_path = start_on_a_port(
+                launch,
+                fixed_port=self._requested_port or self._port,
+                host=self._host,
+                log_dir=log_dir,
+                log_name="tansu",
+                attempts=_AUTO_PORT_ATTEMPTS,
+                what="embedded broker",
+            )
+        except BaseException as err:
+            if not restarting:
+                self._forget()
+            if isinstance(err, StartupFailedError):
+                raise BrokerStartError(str(err)) from None
+            raise
+        self._process, self._port, self._log_path = process, port, log_path
+        self._finalizer = weakref.finalize(self, _kill, process)
+        _log.info("embedded broker ready on %s (pid %d)", self.bootstrap_servers, process.pid)
+        return self
 
     def stop(self) -> None:
         """Stop the broker: SIGINT, then kill after ``stop_timeout``. Idempotent.
@@ -322,7 +327,7 @@ class EmbeddedBroker:
         while True:
             code = process.poll()
             if code is not None:
-                raise _StartupFailedError(
+                raise StartupFailedError(
                     f"tansu exited with code {code} during start-up on port {port}"
                 )
             remaining = deadline - time.monotonic()
@@ -344,7 +349,7 @@ class EmbeddedBroker:
                 if metadata is not None:
                     if metadata.cluster_id == self._cluster_id:
                         return
-                    raise _StartupFailedError(f"another broker already listens on port {port}")
+                    raise StartupFailedError(f"another broker already listens on port {port}")
             time.sleep(_PROBE_INTERVAL_S)
 
     def _cleanup_dir(self) -> None:

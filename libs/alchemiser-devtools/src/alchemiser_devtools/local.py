@@ -1,11 +1,25 @@
-"""Small helpers for the local processes devtools start: free ports, liveness, log tails."""
+"""Small helpers for the local processes devtools start: ports, liveness, log tails, start-up.
+
+:func:`start_on_a_port` is the start-up loop the embedded broker and the S3 emulator share:
+pick a port (or use the fixed one), launch, and on a start-up failure try another free port a
+few times before giving up with the log's tail.
+"""
 
 from __future__ import annotations
 
+import logging
 import socket
+import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["free_port", "is_listening", "log_tail"]
+__all__ = ["StartupFailedError", "free_port", "is_listening", "log_tail", "start_on_a_port"]
+
+_log = logging.getLogger(__name__)
+
+
+class StartupFailedError(Exception):
+    """The process ended, or something else holds its port, during start-up."""
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -32,3 +46,33 @@ def log_tail(path: Path, lines: int = 40) -> str:
     except OSError:
         return "(no log)"
     return "\n".join(text.splitlines()[-lines:]) or "(empty log)"
+
+
+def start_on_a_port(
+    launch: Callable[[int, Path], subprocess.Popen[bytes]],
+    *,
+    fixed_port: int | None,
+    host: str,
+    log_dir: Path,
+    log_name: str,
+    attempts: int,
+    what: str,
+) -> tuple[subprocess.Popen[bytes], int, Path]:
+    """Launch on ``fixed_port`` once, or on up to ``attempts`` free ports; the process, its
+    port and its log file.
+
+    ``launch(port, log_path)`` starts the process and waits until it is ready; on failure it
+    ends its own process and raises :class:`StartupFailedError`. The last failure is raised
+    again with the tail of its log.
+    """
+    tries = 1 if fixed_port is not None else attempts
+    for attempt in range(1, tries + 1):
+        port = fixed_port or free_port(host)
+        log_path = log_dir / f"{log_name}-{port}.log"
+        try:
+            return launch(port, log_path), port, log_path
+        except StartupFailedError as err:
+            if attempt == tries:
+                raise StartupFailedError(f"{err}; log {log_path}:\n{log_tail(log_path)}") from None
+            _log.warning("%s failed on port %d (%s); trying another", what, port, err)
+    raise AssertionError("unreachable")  # pragma: no cover

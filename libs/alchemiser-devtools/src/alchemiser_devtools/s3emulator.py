@@ -35,7 +35,12 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from alchemiser_devtools.local import free_port, is_listening, log_tail
+from alchemiser_devtools.local import (
+    StartupFailedError,
+    is_listening,
+    log_tail,
+    start_on_a_port,
+)
 
 __all__ = [
     "S3_READY_TIMEOUT_S",
@@ -117,10 +122,6 @@ def _request(host: str, port: int, method: str, path: str, timeout: float) -> tu
         return response.status, response.read()
     finally:
         connection.close()
-
-
-class _StartupFailedError(Exception):
-    """Internal: the emulator exited during start-up (say, its port was taken meanwhile)."""
 
 
 class S3Emulator:
@@ -214,27 +215,25 @@ class S3Emulator:
             self._owned_dir = Path(tempfile.mkdtemp(prefix="alchemiser-s3-"))
             log_dir = self._owned_dir
         log_dir.mkdir(parents=True, exist_ok=True)
-        attempts = 1 if self._requested_port is not None else _AUTO_PORT_ATTEMPTS
-        for attempt in range(1, attempts + 1):
-            port = self._requested_port or free_port(self._host)
-            log_path = log_dir / f"moto-{port}.log"
-            try:
-                process = self._launch(command, port, log_path)
-            except _StartupFailedError as err:
-                if attempt == attempts:
-                    message = f"{err}; log {log_path}:\n{log_tail(log_path)}"
-                    self._cleanup_dir()
-                    raise S3EmulatorError(message) from None
-                _log.warning("S3 emulator failed on port %d (%s); trying another", port, err)
-                continue
-            except BaseException:
-                self._cleanup_dir()
-                raise
-            self._process, self._port, self._log_path = process, port, log_path
-            self._finalizer = weakref.finalize(self, _kill_group, process)
-            _log.info("S3 emulator ready on %s (pid %d)", self.endpoint_url, process.pid)
-            return self
-        raise AssertionError("unreachable")  # pragma: no cover
+        try:
+            process, port, log_path = start_on_a_port(
+                lambda port, log_path: self._launch(command, port, log_path),
+                fixed_port=self._requested_port,
+                host=self._host,
+                log_dir=log_dir,
+                log_name="moto",
+                attempts=_AUTO_PORT_ATTEMPTS,
+                what="S3 emulator",
+            )
+        except BaseException as err:
+            self._cleanup_dir()
+            if isinstance(err, StartupFailedError):
+                raise S3EmulatorError(str(err)) from None
+            raise
+        self._process, self._port, self._log_path = process, port, log_path
+        self._finalizer = weakref.finalize(self, _kill_group, process)
+        _log.info("S3 emulator ready on %s (pid %d)", self.endpoint_url, process.pid)
+        return self
 
     def stop(self) -> None:
         """Stop the emulator: SIGTERM, then SIGKILL after ``stop_timeout``. Idempotent."""
@@ -284,7 +283,7 @@ class S3Emulator:
     def _launch(self, command: list[str], port: int, log_path: Path) -> subprocess.Popen[bytes]:
         if is_listening(self._host, port, _PROBE_TIMEOUT_S):
             # Checked first: another server answering on the port would pass for ours.
-            raise _StartupFailedError(f"port {port} is already in use")
+            raise StartupFailedError(f"port {port} is already in use")
         process = self._spawn(command, port, log_path)
         try:
             self._wait_ready(process, port, log_path)
@@ -313,7 +312,7 @@ class S3Emulator:
         while True:
             code = process.poll()
             if code is not None:
-                raise _StartupFailedError(
+                raise StartupFailedError(
                     f"the S3 emulator exited with code {code} during start-up on port {port}"
                 )
             remaining = deadline - time.monotonic()
@@ -332,7 +331,7 @@ class S3Emulator:
                 if process.poll() is None:
                     return
             elif status:
-                raise _StartupFailedError(f"another server (HTTP {status}) listens on port {port}")
+                raise StartupFailedError(f"another server (HTTP {status}) listens on port {port}")
             time.sleep(_PROBE_INTERVAL_S)
 
     def _cleanup_dir(self) -> None:
