@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 
 from alchemiser_broker.alpaca import AlpacaBroker
-from alchemiser_common.db import create_engine_from_url
 from alchemiser_common.events import OrderStatus, TradeExecuted, WorkflowCompleted
 from alchemiser_devtools.fake_alpaca import FakeAlpaca
 from alchemiser_devtools.fake_alpaca.fixtures import alpaca_settings_for
@@ -23,15 +20,6 @@ from alchemiser_execution.testing import (
     register_workflow,
     sell,
 )
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[AttemptStore]:
-    engine = create_engine_from_url(f"sqlite:///{tmp_path / 'attempts.db'}")
-    attempts = AttemptStore(engine)
-    attempts.migrate()
-    yield attempts
-    engine.dispose()
 
 
 @pytest.fixture

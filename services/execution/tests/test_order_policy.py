@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from collections.abc import Iterator
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from alchemiser_broker import AccountState
 from alchemiser_broker.alpaca import AlpacaBroker
-from alchemiser_common.db import create_engine_from_url
 from alchemiser_common.events import (
     OrderStatus,
     OrderType,
@@ -40,15 +37,6 @@ from alchemiser_execution.testing import (
 )
 
 LIMIT = dataclasses.replace(FAST_CONFIG, limit_policy=True)
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[AttemptStore]:
-    engine = create_engine_from_url(f"sqlite:///{tmp_path / 'attempts.db'}")
-    attempts = AttemptStore(engine)
-    attempts.migrate()
-    yield attempts
-    engine.dispose()
 
 
 @pytest.fixture

@@ -7,16 +7,13 @@ leaves nothing behind: no order at the broker, no run and no attempt recorded.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
 from datetime import timedelta
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 
 from alchemiser_broker import AssetInfo
 from alchemiser_broker.alpaca import AlpacaBroker
-from alchemiser_common.db import create_engine_from_url
 from alchemiser_common.errors import DeadLetterReason
 from alchemiser_common.events import PlanItem, RebalancePlanned
 from alchemiser_common.runtime.handlers import InvalidEventError, NotReadyError
@@ -39,15 +36,6 @@ from alchemiser_execution.testing import (
     register_workflow,
     sell,
 )
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[AttemptStore]:
-    engine = create_engine_from_url(f"sqlite:///{tmp_path / 'attempts.db'}")
-    attempts = AttemptStore(engine)
-    attempts.migrate()
-    yield attempts
-    engine.dispose()
 
 
 @pytest.fixture

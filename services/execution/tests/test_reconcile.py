@@ -7,16 +7,13 @@ under the same client_order_id, exactly once.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from decimal import Decimal
-from pathlib import Path
 from typing import Any, cast
 
 import pytest
 
 from alchemiser_broker import BrokerOrder, BrokerPort, OrderRequest
 from alchemiser_broker.alpaca import AlpacaBroker
-from alchemiser_common.db import create_engine_from_url
 from alchemiser_common.events import OrderSide, OrderStatus
 from alchemiser_devtools.fake_alpaca import FakeAlpaca, Fault, FillMode
 from alchemiser_devtools.fake_alpaca.fixtures import alpaca_settings_for
@@ -58,15 +55,6 @@ class _CrashingBroker:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[AttemptStore]:
-    engine = create_engine_from_url(f"sqlite:///{tmp_path / 'attempts.db'}")
-    attempts = AttemptStore(engine)
-    attempts.migrate()
-    yield attempts
-    engine.dispose()
 
 
 @pytest.fixture

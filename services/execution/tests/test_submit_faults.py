@@ -7,14 +7,11 @@ service would, and every attempt must be in a known state (neither PENDING nor U
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 
 from alchemiser_broker.alpaca import AlpacaBroker
-from alchemiser_common.db import create_engine_from_url
 from alchemiser_common.errors import TransientError
 from alchemiser_common.events import OrderStatus, RebalancePlanned, TradeExecuted
 from alchemiser_devtools.fake_alpaca import FakeAlpaca, Fault
@@ -36,15 +33,6 @@ from alchemiser_execution.testing import (
 ORDERS = "POST /v2/orders"
 LOOKUP = "GET /v2/orders:by_client_order_id"
 ALL_FAULTS = list(Fault)
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[AttemptStore]:
-    engine = create_engine_from_url(f"sqlite:///{tmp_path / 'attempts.db'}")
-    attempts = AttemptStore(engine)
-    attempts.migrate()
-    yield attempts
-    engine.dispose()
 
 
 @pytest.fixture
