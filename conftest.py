@@ -4,6 +4,6 @@ pytest_plugins = [
     "alchemiser_devtools.broker",
     "alchemiser_devtools.registry",
     "alchemiser_devtools.database",
-    "alchemiser_devtools.fake_alpaca.fixtures",
+    "alchemiser_devtools.exchange",
     "alchemiser_devtools.processes",
 ]

@@ -5,8 +5,9 @@
   of several runs). Target: each at most 3x the baseline.
 * **Services, broker first**: with the embedded broker, the registry and the topics already
   up, the wall time from spawning ``python -m alchemiser_<svc>`` to its ``/readyz`` answering
-  200 (SQLite state, the bundled dataset and strategies, the simulated broker). For
-  information: it includes the interpreter's imports and the service's own loading.
+  200 (SQLite state, the bundled dataset and strategies, the paper exchange over the same
+  dataset, served from this process). For information: it includes the interpreter's imports
+  and the service's own loading.
 * **Services, broker last**: the three services are started first and wait for a broker that
   is not there yet; then the broker starts. The wall time from the broker answering to each
   service's ``/readyz`` answering 200. Target: at most 2 s each on an idle machine.
@@ -21,12 +22,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from statistics import median
 from typing import Any
 
 import httpx
+from pydantic import SecretStr
 
 from alchemiser_common.schemas import SchemaCatalog
 from alchemiser_common.schemas.register import register_all
@@ -35,6 +38,7 @@ from alchemiser_devtools.embedded import EmbeddedBroker
 from alchemiser_devtools.harness import Pipeline, StageProcess
 from alchemiser_devtools.local import free_port
 from alchemiser_devtools.registry import RegistryServerProcess
+from alchemiser_exchange import ExchangeServer, ExchangeSettings, build_exchange
 
 CLI_RUNS = 5
 CLI_TARGET_RATIO = 3.0
@@ -98,11 +102,24 @@ def _wait_ready(process: StageProcess, since: float) -> float:
     raise RuntimeError(f"{process.name} not ready after {READY_LIMIT_S:.0f} s")
 
 
-def _service_env(workdir: Path) -> dict[str, dict[str, str]]:
+@contextmanager
+def _paper_exchange(workdir: Path) -> Iterator[str]:
+    """The paper exchange over the bundled dataset (SQLite in ``workdir``); its URL."""
+    settings = ExchangeSettings(
+        database_url=SecretStr(f"sqlite:///{workdir}/exchange.db"), dataset_dir=DATASET
+    )
+    exchange = build_exchange(settings)
+    try:
+        with ExchangeServer(exchange) as server:
+            yield server.url
+    finally:
+        exchange.engine.dispose()
+
+
+def _service_env(workdir: Path, exchange_url: str) -> dict[str, dict[str, str]]:
     broker_env = {
-        "ALCHEMISER_BROKER__KIND": "simulated",
-        "ALCHEMISER_BROKER__SIMULATED__DATASET_DIR": str(DATASET),
-        "ALCHEMISER_BROKER__SIMULATED__DATABASE_URL": f"sqlite:///{workdir}/broker.db",
+        "ALCHEMISER_BROKER__KIND": "exchange",
+        "ALCHEMISER_BROKER__EXCHANGE_URL": exchange_url,
     }
     services = {
         "strategy": {"ALCHEMISER_STRATEGY__DATASET_DIR": str(DATASET)},
@@ -122,14 +139,20 @@ def _prepare(bootstrap: str, registry_url: str) -> None:
 
 def ready_after_spawn() -> dict[str, float]:
     """Seconds from spawn to /readyz 200 for each service, the broker already up."""
-    with tempfile.TemporaryDirectory() as tmp, EmbeddedBroker(log_dir=Path(tmp)) as broker:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        EmbeddedBroker(log_dir=Path(tmp)) as broker,
+        _paper_exchange(Path(tmp)) as exchange_url,
+    ):
         workdir = Path(tmp)
         registry = RegistryServerProcess(workdir / "registry").start()
         pipeline = Pipeline(broker.bootstrap_servers, registry.url, "sqlite://", workdir)
         times = {}
         try:
             _prepare(broker.bootstrap_servers, registry.url)
-            for name, env in _service_env(workdir).items():  # one at a time: an idle machine
+            for name, env in _service_env(
+                workdir, exchange_url
+            ).items():  # one at a time: an idle machine
                 started = time.perf_counter()
                 process = pipeline.start_module(f"alchemiser_{name}", name, **env)
                 times[name] = _wait_ready(process, started)
@@ -141,7 +164,7 @@ def ready_after_spawn() -> dict[str, float]:
 
 def ready_after_broker() -> dict[str, float]:
     """Seconds from the broker answering to /readyz 200, the services started first."""
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, _paper_exchange(Path(tmp)) as exchange_url:
         workdir = Path(tmp)
         port = free_port()
         registry = RegistryServerProcess(workdir / "registry").start()
@@ -149,7 +172,7 @@ def ready_after_broker() -> dict[str, float]:
         try:
             processes = {
                 name: pipeline.start_module(f"alchemiser_{name}", name, **env)
-                for name, env in _service_env(workdir).items()
+                for name, env in _service_env(workdir, exchange_url).items()
             }
             _wait_for_log(processes.values(), "observability server started")
             time.sleep(BROKER_LATE_S)  # the services now wait in init_transactions

@@ -1,4 +1,5 @@
-"""End-to-end fixtures: the session's broker, the registry with schemas, per-service databases."""
+"""End-to-end fixtures: the session's broker, the registry with schemas, per-service databases
+(and the paper exchange's)."""
 
 from __future__ import annotations
 
@@ -23,12 +24,12 @@ def e2e_broker(kafka_bootstrap_servers: str) -> str:
 
 @pytest.fixture(scope="module")
 def databases(postgres_server_url: str) -> Iterator[dict[str, str]]:
-    """One fresh PostgreSQL database per service plus the simulated broker's, dropped after."""
+    """One fresh PostgreSQL database per service plus the paper exchange's, dropped after."""
     base = make_url(postgres_server_url)
     admin = base.set(drivername="postgresql").render_as_string(hide_password=False)
     names = {
         role: f"e2e_{role}_{uuid.uuid4().hex[:8]}"
-        for role in ("strategy", "portfolio", "execution", "broker")
+        for role in ("strategy", "portfolio", "execution", "exchange")
     }
     with psycopg.connect(admin, autocommit=True) as connection:
         for name in names.values():

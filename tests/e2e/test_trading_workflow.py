@@ -1,24 +1,25 @@
-"""The whole trading workflow: three services as separate processes, one real broker.
+"""The whole trading workflow: three services as separate processes, one real broker, the paper
+exchange.
 
-trigger -> strategy -> portfolio -> execution (simulated broker on PostgreSQL, demo dataset)
--> ``execution.order.settled.v1`` + ``workflow.completed.v1``. Then a redelivered trigger places
-no second order, and a second workflow on a balanced account trades (almost) nothing.
+trigger -> strategy -> portfolio -> execution (the paper exchange on PostgreSQL over the demo
+dataset, served from the test process; portfolio moves the account's clock to the workflow's
+session) -> ``execution.order.settled.v1`` + ``workflow.completed.v1``. Then a redelivered
+trigger places no second order, and a second workflow on a balanced account trades (almost)
+nothing.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from itertools import pairwise
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine
+from pydantic import SecretStr
 
-from alchemiser_broker.simulated import SimulatedBroker
-from alchemiser_broker.simulated_settings import SimulatedBrokerSettings
-from alchemiser_common.db import create_engine_from_url
 from alchemiser_common.events import (
     RebalancePlanned,
     SignalGenerated,
@@ -29,15 +30,39 @@ from alchemiser_common.events import (
 from alchemiser_common.settings import KafkaSettings
 from alchemiser_common.workflow import build_trigger, publish, wait_for_outcome
 from alchemiser_devtools.harness import Pipeline
-from alchemiser_marketdata import DatasetMarketData
+from alchemiser_exchange import Exchange, ExchangeServer, ExchangeSettings, build_exchange
 
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
 DATASET = REPO / "services" / "strategy" / "data" / "demo"
 AS_OF = date(2018, 6, 15)
-ACCOUNT = "E2E-PAPER-1"
+API_KEY = "e2e-paper-key"
+SECRET_KEY = "e2e-paper-secret"
 WORKFLOW_TIMEOUT_S = 120.0
+MAX_ORDERS = 100_000  # more than any run places: every order of the account
+
+
+@dataclass(frozen=True)
+class PaperAccount:
+    """The running exchange and the account the services trade (the triggers' account)."""
+
+    exchange: Exchange
+    url: str
+    number: str
+
+
+@pytest.fixture(scope="module")
+def paper_account(databases: dict[str, str]) -> Iterator[PaperAccount]:
+    """The paper exchange on the module's database over the demo dataset, one account opened."""
+    settings = ExchangeSettings(database_url=SecretStr(databases["exchange"]), dataset_dir=DATASET)
+    exchange = build_exchange(settings)
+    try:
+        number = exchange.open_account(API_KEY, SECRET_KEY).account_number
+        with ExchangeServer(exchange) as server:
+            yield PaperAccount(exchange, server.url, number)
+    finally:
+        exchange.engine.dispose()
 
 
 @pytest.fixture(scope="module")
@@ -45,18 +70,17 @@ def system(
     e2e_broker: str,
     registered_registry: str,
     databases: dict[str, str],
+    paper_account: PaperAccount,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Pipeline]:
     pipeline = Pipeline(
         e2e_broker, registered_registry, databases["strategy"], tmp_path_factory.mktemp("e2e")
     )
-    simulated = {
-        "ALCHEMISER_BROKER__KIND": "simulated",
-        "ALCHEMISER_BROKER__SIMULATED__DATABASE_URL": databases["broker"],
-        "ALCHEMISER_BROKER__SIMULATED__DATASET_DIR": str(DATASET),
-        "ALCHEMISER_BROKER__SIMULATED__SIMULATED_DATE": AS_OF.isoformat(),
-        "ALCHEMISER_BROKER__SIMULATED__ACCOUNT_ID": ACCOUNT,
-        "ALCHEMISER_BROKER__SIMULATED__IGNORE_MARKET_HOURS": "true",
+    on_exchange = {
+        "ALCHEMISER_BROKER__KIND": "exchange",
+        "ALCHEMISER_BROKER__EXCHANGE_URL": paper_account.url,
+        "ALCHEMISER_ALPACA__API_KEY": API_KEY,
+        "ALCHEMISER_ALPACA__SECRET_KEY": SECRET_KEY,
     }
     pipeline.start_module(
         "alchemiser_strategy",
@@ -68,13 +92,13 @@ def system(
         "alchemiser_portfolio",
         "portfolio",
         ALCHEMISER_DATABASE__URL=databases["portfolio"],
-        **simulated,
+        **on_exchange,
     )
     pipeline.start_module(
         "alchemiser_execution",
         "execution",
         ALCHEMISER_DATABASE__URL=databases["execution"],
-        **simulated,
+        **on_exchange,
     )
     try:
         yield pipeline
@@ -82,10 +106,12 @@ def system(
         pipeline.stop_all()
 
 
-def _run_workflow(system: Pipeline, *, rerun: bool = False) -> WorkflowStarted:
+def _run_workflow(
+    system: Pipeline, account: PaperAccount, *, rerun: bool = False
+) -> WorkflowStarted:
     """Trigger the session's workflow (or, ``rerun``, a new one) and wait for its outcome."""
     kafka = KafkaSettings(bootstrap_servers=system.bootstrap, fetch_wait_max_ms=10)
-    trigger = build_trigger(ACCOUNT, requested_by="e2e", as_of=AS_OF, rerun=rerun)
+    trigger = build_trigger(account.number, requested_by="e2e", as_of=AS_OF, rerun=rerun)
     publish(trigger, kafka, system.serde)
     outcome = wait_for_outcome(trigger.correlation_id, kafka, system.serde, WORKFLOW_TIMEOUT_S)
     assert outcome.succeeded, outcome.event
@@ -97,17 +123,10 @@ def _events(system: Pipeline, event_type: type, trigger: WorkflowStarted) -> lis
     return [system.serde.deserialize(event_type.TOPIC, record.value()) for record in records]
 
 
-def _broker(databases: dict[str, str]) -> SimulatedBroker:
-    settings = SimulatedBrokerSettings(account_id=ACCOUNT, simulated_date=AS_OF)
-    return SimulatedBroker(
-        create_engine_from_url(databases["broker"]), DatasetMarketData(DATASET), settings
-    )
-
-
 def test_workflow_when_triggered_then_account_holds_the_signal(
-    system: Pipeline, databases: dict[str, str]
+    system: Pipeline, paper_account: PaperAccount
 ) -> None:
-    trigger = _run_workflow(system)
+    trigger = _run_workflow(system, paper_account)
 
     (signal,) = _events(system, SignalGenerated, trigger)
     (planned,) = _events(system, RebalancePlanned, trigger)
@@ -121,9 +140,11 @@ def test_workflow_when_triggered_then_account_holds_the_signal(
     assert executed.success
     assert executed.orders_placed == executed.orders_succeeded > 0
 
-    broker = _broker(databases)
-    account = broker.get_account()
-    positions = {p.symbol: p for p in broker.get_positions()}
+    assert {signal.account_id, planned.account_id, executed.account_id} == {paper_account.number}
+    exchange, number = paper_account.exchange, paper_account.number
+    account = exchange.balances(number)  # valued at the session's closes
+    assert account.session == AS_OF  # portfolio moved the account's clock to the workflow's
+    positions = {p.symbol: p for p in exchange.positions(number)}
     targets = {t.symbol: t.weight for t in signal.consolidated_portfolio}
     assert set(positions) <= set(targets)
     equity = account.equity
@@ -135,39 +156,37 @@ def test_workflow_when_triggered_then_account_holds_the_signal(
 
 
 def test_workflow_when_trigger_redelivered_then_no_second_order(
-    system: Pipeline, databases: dict[str, str]
+    system: Pipeline, paper_account: PaperAccount
 ) -> None:
-    trigger = _run_workflow(system)
+    trigger = _run_workflow(system, paper_account)
     orders_before = len(system.read_all(TradeExecuted.TOPIC))
-    broker_orders_before = _order_count(databases)
+    broker_orders_before = _order_count(paper_account)
     system.produce([trigger])  # the same trigger, byte for byte
     # a later workflow proves the redelivery was consumed: a deliberate second one of the
     # session (a repeated session trigger would be the first test's workflow again)
-    follow_up = _run_workflow(system, rerun=True)
+    follow_up = _run_workflow(system, paper_account, rerun=True)
     assert _events(system, TradeExecuted, trigger)  # the first run's result is still there
     executed = _events(system, TradeExecuted, trigger)
     assert len({event.event_id for event in executed}) == 1
-    new_orders = _order_count(databases) - broker_orders_before
+    new_orders = _order_count(paper_account) - broker_orders_before
     (follow_executed,) = _events(system, TradeExecuted, follow_up)
     assert new_orders == follow_executed.orders_placed  # only the follow-up traded
     assert len(system.read_all(TradeExecuted.TOPIC)) == orders_before + 1
 
 
-def _order_count(databases: dict[str, str]) -> int:
-    engine = create_engine(databases["broker"])
-    try:
-        with engine.connect() as connection:
-            return int(connection.exec_driver_sql("SELECT count(*) FROM sim_order").scalar_one())
-    finally:
-        engine.dispose()
+def _order_count(account: PaperAccount) -> int:
+    """Every order the exchange holds for the account (any status)."""
+    orders = account.exchange.orders(account.number, status="all", limit=MAX_ORDERS)
+    assert len(orders) < MAX_ORDERS
+    return len(orders)
 
 
 def test_workflows_when_queued_for_one_account_then_each_planned_after_the_previous_finished(
-    system: Pipeline,
+    system: Pipeline, paper_account: PaperAccount
 ) -> None:
     kafka = KafkaSettings(bootstrap_servers=system.bootstrap, fetch_wait_max_ms=10)
     triggers = [
-        build_trigger(ACCOUNT, requested_by="e2e-backlog", as_of=AS_OF, rerun=True)
+        build_trigger(paper_account.number, requested_by="e2e-backlog", as_of=AS_OF, rerun=True)
         for _ in range(3)
     ]
     for trigger in triggers:  # a backlog: all queued before the first one finishes

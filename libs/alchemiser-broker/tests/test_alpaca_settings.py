@@ -15,17 +15,18 @@ from alchemiser_broker.alpaca_http import TimeoutSession
 from alchemiser_broker.alpaca_settings import LIVE_CONFIRMATION_ENV, AlpacaSettings
 from alchemiser_common.errors import ConfigurationError
 from alchemiser_common.settings import load_settings, masked
-from alchemiser_devtools.fake_alpaca import FakeAlpaca, Fault
-from alchemiser_devtools.fake_alpaca.fixtures import alpaca_settings_for
+from alchemiser_devtools.exchange import API_KEY, SECRET_KEY, PaperExchange, adapter_settings
+from alchemiser_devtools.faults import ALPACA_ROUTES, Fault, FaultProxy
 
 SECRET = "s3cr3t-VALUE-that-must-not-leak"
+LEAK_KEY = "leak-test-key-id"
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeAlpaca]:
-    """A fake Alpaca server for one test (same as the ``fake_alpaca`` plugin fixture)."""
-    with FakeAlpaca() as server:
-        yield server
+def leaky(paper_exchange: PaperExchange) -> PaperExchange:
+    """The exchange with an account whose secret is :data:`SECRET` (key :data:`LEAK_KEY`)."""
+    paper_exchange.exchange.open_account(LEAK_KEY, SECRET)
+    return paper_exchange
 
 
 class _ServiceSettings(BaseSettings):
@@ -78,16 +79,18 @@ def test_broker_when_settings_bypass_validation_then_live_still_refused() -> Non
         AlpacaBroker(unchecked)
 
 
-def test_broker_when_built_then_sdk_retries_off_and_timeout_set(fake: FakeAlpaca) -> None:
+def test_broker_when_built_then_sdk_retries_off_and_timeout_set(
+    paper_exchange: PaperExchange,
+) -> None:
     from alpaca.trading.client import TradingClient
 
     injected = TradingClient(
-        api_key=fake.api_key,
-        secret_key=fake.secret_key,
+        api_key=API_KEY,
+        secret_key=SECRET_KEY,
         raw_data=True,
-        url_override=fake.url,
+        url_override=paper_exchange.url,
     )
-    settings = alpaca_settings_for(fake, request_timeout_s=1.5)
+    settings = adapter_settings(paper_exchange.url, request_timeout_s=1.5)
 
     AlpacaBroker(settings, trading_client=injected)
 
@@ -97,38 +100,50 @@ def test_broker_when_built_then_sdk_retries_off_and_timeout_set(fake: FakeAlpaca
 
 
 def test_broker_when_injected_client_not_raw_then_configuration_error(
-    fake: FakeAlpaca,
+    paper_exchange: PaperExchange,
 ) -> None:
     from alpaca.trading.client import TradingClient
 
-    wrapped = TradingClient(api_key="k", secret_key="s", url_override=fake.url)
+    wrapped = TradingClient(api_key="k", secret_key="s", url_override=paper_exchange.url)
 
     with pytest.raises(ConfigurationError, match="raw_data"):
-        AlpacaBroker(alpaca_settings_for(fake), trading_client=wrapped)
+        AlpacaBroker(adapter_settings(paper_exchange.url), trading_client=wrapped)
 
 
-def test_secrets_when_settings_and_broker_printed_then_masked(fake: FakeAlpaca) -> None:
-    fake.secret_key = SECRET
-    settings = alpaca_settings_for(fake)
+def test_secrets_when_settings_and_broker_printed_then_masked(leaky: PaperExchange) -> None:
+    settings = adapter_settings(
+        leaky.url, api_key=SecretStr(LEAK_KEY), secret_key=SecretStr(SECRET)
+    )
     broker = AlpacaBroker(settings)
 
+    assert broker.get_account().cash > 0  # the secret is the account's real one
     for text in (repr(settings), str(settings), str(masked(settings)), repr(broker)):
         assert SECRET not in text
-        assert fake.api_key not in repr(settings)
+        assert LEAK_KEY not in repr(settings)
+
+
+@pytest.fixture
+def leaky_proxy(leaky: PaperExchange) -> Iterator[FaultProxy]:
+    with FaultProxy(leaky.url, routes=ALPACA_ROUTES) as running:
+        yield running
 
 
 def test_secrets_when_calls_fail_then_absent_from_errors_and_logs(
-    fake: FakeAlpaca,
+    leaky_proxy: FaultProxy,
     caplog: pytest.LogCaptureFixture,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    fake.secret_key = SECRET
-    good = AlpacaBroker(alpaca_settings_for(fake, max_retries=1), sleep=lambda _: None)
-    bad = AlpacaBroker(
-        alpaca_settings_for(fake, secret_key=SECRET + "-wrong"), sleep=lambda _: None
+    key = SecretStr(LEAK_KEY)
+    good = AlpacaBroker(
+        adapter_settings(leaky_proxy.url, api_key=key, secret_key=SecretStr(SECRET), max_retries=1),
+        sleep=lambda _: None,
     )
-    fake.inject("GET /v2/account", Fault.BAD_GATEWAY_HTML, times=2)
+    bad = AlpacaBroker(
+        adapter_settings(leaky_proxy.url, api_key=key, secret_key=SecretStr(SECRET + "-wrong")),
+        sleep=lambda _: None,
+    )
+    leaky_proxy.inject("GET /v2/account", Fault.BAD_GATEWAY_HTML, times=2)
     errors: list[Exception] = []
 
     with pytest.raises(BrokerUnavailableError) as unavailable:

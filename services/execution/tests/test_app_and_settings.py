@@ -1,4 +1,4 @@
-"""Settings, wiring and the simulated broker: what ``python -m alchemiser_execution`` builds."""
+"""Settings, wiring and the paper exchange: what ``python -m alchemiser_execution`` builds."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from alchemiser_broker.simulated import SimulatedBroker
+from alchemiser_broker.alpaca import AlpacaBroker
+from alchemiser_broker.stream import TradeUpdatesFeed
 from alchemiser_common.db import create_engine_from_url
 from alchemiser_common.errors import ConfigurationError
 from alchemiser_common.events import OrderSide, OrderStatus, OrderType
@@ -23,6 +24,7 @@ from alchemiser_common.runtime.handlers import (
     HandlerResult,
 )
 from alchemiser_common.settings import load_settings
+from alchemiser_devtools.exchange import API_KEY, SECRET_KEY, PaperExchange
 from alchemiser_execution import register_handlers
 from alchemiser_execution.adapters.attempts import AttemptStore
 from alchemiser_execution.domain import Attempt, AttemptState
@@ -37,12 +39,6 @@ from alchemiser_execution.testing import (
     trigger_for,
 )
 
-BARS = """date,symbol,open,high,low,close,volume
-2025-03-06,SPY,499,501,498,500.00,1000
-2025-03-07,SPY,500,512,499,510.25,1000
-2025-03-07,QQQ,400,401,399,400.10,1000
-"""
-
 
 @pytest.fixture(autouse=True)
 def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -52,11 +48,34 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def dataset(tmp_path: Path) -> Path:
-    directory = tmp_path / "bars"
-    directory.mkdir()
-    (directory / "bars.csv").write_text(BARS, encoding="utf-8")
-    return directory
+def exchange(paper_exchange: PaperExchange) -> PaperExchange:
+    paper_exchange.set_prices({"SPY": "510.25", "QQQ": "400.10"})
+    return paper_exchange
+
+
+def _exchange_env(exchange: PaperExchange) -> dict[str, str]:
+    """The default broker kind (``exchange``) pointed at the test's exchange and account."""
+    return {
+        "ALCHEMISER_BROKER__EXCHANGE_URL": exchange.url,
+        "ALCHEMISER_ALPACA__API_KEY": API_KEY,
+        "ALCHEMISER_ALPACA__SECRET_KEY": SECRET_KEY,
+    }
+
+
+@pytest.fixture
+def started_feeds(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[TradeUpdatesFeed]]:
+    """Every trade-updates feed started during the test; stopped at its end."""
+    feeds: list[TradeUpdatesFeed] = []
+    start = TradeUpdatesFeed.start
+
+    def recording_start(feed: TradeUpdatesFeed) -> None:
+        feeds.append(feed)
+        start(feed)
+
+    monkeypatch.setattr(TradeUpdatesFeed, "start", recording_start)
+    yield feeds
+    for feed in feeds:
+        feed.stop()
 
 
 def _settings(monkeypatch: pytest.MonkeyPatch, **env: str) -> ExecutionSettings:
@@ -72,7 +91,9 @@ def test_settings_when_defaults_then_common_runtime_and_waits_fit_the_poll_inter
     # no execution-specific runtime any more: batches and transactions are the common ones
     assert (settings.runtime.batch_size, settings.runtime.transaction_timeout_ms) == (100, 60_000)
     assert settings.runtime.poll_timeout_ms == 100
-    assert settings.broker.kind == "simulated"
+    assert settings.broker.kind == "exchange"
+    assert settings.broker.exchange_url == "http://127.0.0.1:8300"
+    assert settings.broker.stream is True
     settings.check_timing()
     limit = _settings(monkeypatch, ALCHEMISER_EXECUTION__ORDER_POLICY="limit")
     limit.check_timing()  # the default limit policy's worst case still fits
@@ -118,26 +139,31 @@ def test_register_when_alpaca_without_keys_then_configuration_error(
         register_handlers(_container(settings), EventHandlerRegistry())
 
 
-def test_register_when_simulated_without_dataset_then_configuration_error(
+def test_settings_when_exchange_url_is_not_http_then_configuration_error_names_it(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    settings = _settings(monkeypatch, ALCHEMISER_DATABASE__URL=f"sqlite:///{tmp_path / 'svc.db'}")
-    with pytest.raises(ConfigurationError, match="DATASET_DIR"):
-        register_handlers(_container(settings), EventHandlerRegistry())
+    # the default broker (the exchange) needs only its URL, which has a default; a wrong one
+    # is a configuration error naming the variable, before any handler is registered
+    with pytest.raises(ConfigurationError, match="ALCHEMISER_BROKER__EXCHANGE_URL"):
+        _settings(
+            monkeypatch,
+            ALCHEMISER_DATABASE__URL=f"sqlite:///{tmp_path / 'svc.db'}",
+            ALCHEMISER_BROKER__EXCHANGE_URL="127.0.0.1:8300",
+        )
 
 
 @pytest.fixture
-def simulated(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, dataset: Path
+def on_exchange(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    exchange: PaperExchange,
+    started_feeds: list[TradeUpdatesFeed],
 ) -> Iterator[tuple[ServiceContainer[ExecutionSettings], EventHandlerRegistry]]:
     settings = _settings(
         monkeypatch,
         ALCHEMISER_DATABASE__URL=f"sqlite:///{tmp_path / 'svc.db'}",
-        ALCHEMISER_BROKER__SIMULATED__DATASET_DIR=str(dataset),
-        ALCHEMISER_BROKER__SIMULATED__SIMULATED_DATE="2025-03-07",
-        ALCHEMISER_BROKER__SIMULATED__MARKET_OPEN="false",
-        ALCHEMISER_BROKER__SIMULATED__IGNORE_MARKET_HOURS="true",
         ALCHEMISER_EXECUTION__FILL_POLL_INTERVAL_S="0.01",
+        **_exchange_env(exchange),
     )
     container = _container(settings)
     registry = EventHandlerRegistry()
@@ -171,31 +197,43 @@ def _start(
     return event
 
 
-def test_register_when_simulated_then_plans_execute_on_the_embedded_broker(
-    simulated: tuple[ServiceContainer[ExecutionSettings], EventHandlerRegistry], tmp_path: Path
+def test_register_when_default_broker_then_plans_execute_on_the_exchange(
+    on_exchange: tuple[ServiceContainer[ExecutionSettings], EventHandlerRegistry],
+    exchange: PaperExchange,
+    started_feeds: list[TradeUpdatesFeed],
+    tmp_path: Path,
 ) -> None:
-    container, registry = simulated
-    # attempts and the simulated account share the service database: no sibling files
+    container, registry = on_exchange
+    # the attempts live in the service database: no sibling files
     assert sorted(path.name for path in tmp_path.glob("svc*.db")) == ["svc.db"]
-    plan = _start(container, registry, planned([buy("SPY", "5102.50"), buy("QQQ", "1000")]))
+    assert len(started_feeds) == 1  # fills are pushed by the exchange's trade-updates stream
+    account = exchange.account
+    items = [buy("SPY", "5102.50"), buy("QQQ", "1000")]
+    plan = _start(container, registry, planned(items, account_id=account))
     bought = _handle(registry, plan, context())
     assert [(o.symbol, o.status, o.filled_qty) for o in bought["TradeExecuted"].orders] == [
         ("QQQ", OrderStatus.FILLED, Decimal("2.499375")),
         ("SPY", OrderStatus.FILLED, Decimal(10)),
     ]
-    plan = _start(container, registry, planned([sell("SPY", "5102.50", current="5102.50")]))
+    items = [sell("SPY", "5102.50", current="5102.50")]
+    plan = _start(container, registry, planned(items, account_id=account))
     sold = _handle(registry, plan, context())
     assert sold["TradeExecuted"].orders[0].filled_qty == Decimal(10)
     broker = _handler(registry).executor.broker
-    assert isinstance(broker, SimulatedBroker)
+    assert isinstance(broker, AlpacaBroker)
+    assert broker.get_account().account_number == account
     assert broker.get_position("SPY") is None
+    assert exchange.exchange.positions(account)[0].symbol == "QQQ"  # what the exchange holds
     assert (
-        container.metrics.orders_submitted.labels(side="buy", broker="simulated")._value.get() == 2
+        container.metrics.orders_submitted.labels(side="buy", broker="exchange")._value.get() == 2
     )
 
 
 def test_register_when_pending_attempt_left_then_reconciled_before_handler_registered(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, dataset: Path
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    exchange: PaperExchange,
+    started_feeds: list[TradeUpdatesFeed],
 ) -> None:
     attempts_url = f"sqlite:///{tmp_path / 'svc.db'}"
     store = AttemptStore(create_engine_from_url(attempts_url))
@@ -222,7 +260,7 @@ def test_register_when_pending_attempt_left_then_reconciled_before_handler_regis
     settings = _settings(
         monkeypatch,
         ALCHEMISER_DATABASE__URL=f"sqlite:///{tmp_path / 'svc.db'}",
-        ALCHEMISER_BROKER__SIMULATED__DATASET_DIR=str(dataset),
+        **_exchange_env(exchange),
     )
     registry = EventHandlerRegistry()
     register_handlers(_container(settings), registry)

@@ -10,8 +10,7 @@ from typer.testing import CliRunner
 
 from alchemiser_broker.alpaca import AlpacaBroker
 from alchemiser_common.db import create_engine_from_url
-from alchemiser_devtools.fake_alpaca import FakeAlpaca
-from alchemiser_devtools.fake_alpaca.fixtures import alpaca_settings_for
+from alchemiser_devtools.exchange import PaperExchange, adapter_settings
 from alchemiser_execution.adapters.attempts import AttemptStore
 from alchemiser_execution.cli import EXIT_CONFIG, app
 from alchemiser_execution.testing import buy, context, make_handler, planned, register_workflow
@@ -27,13 +26,14 @@ def _environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 
 def test_attempts_when_workflow_executed_then_lists_its_orders(
-    fake_alpaca: FakeAlpaca, tmp_path: Path
+    paper_exchange: PaperExchange, tmp_path: Path
 ) -> None:
-    fake_alpaca.set_price("TQQQ", "50")
+    paper_exchange.set_prices({"TQQQ": "50"})
     store = AttemptStore(create_engine_from_url(f"sqlite:///{tmp_path / 'svc.db'}"))
     store.migrate()
-    broker = AlpacaBroker(alpaca_settings_for(fake_alpaca), sleep=lambda _s: None)
-    event = register_workflow(store, planned([buy("TQQQ", "1000")]))
+    broker = AlpacaBroker(adapter_settings(paper_exchange.url), sleep=lambda _s: None)
+    plan = planned([buy("TQQQ", "1000")], account_id=paper_exchange.account)
+    event = register_workflow(store, plan)
     make_handler(broker, store)(event, context())
 
     result = CliRunner().invoke(app, ["attempts", str(event.correlation_id)])

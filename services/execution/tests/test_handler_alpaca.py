@@ -1,4 +1,4 @@
-"""The handler over the real Alpaca adapter against the fake Alpaca server."""
+"""The handler over the real Alpaca adapter against the paper exchange."""
 
 from __future__ import annotations
 
@@ -8,8 +8,7 @@ import pytest
 
 from alchemiser_broker.alpaca import AlpacaBroker
 from alchemiser_common.events import OrderStatus, TradeExecuted, WorkflowCompleted
-from alchemiser_devtools.fake_alpaca import FakeAlpaca
-from alchemiser_devtools.fake_alpaca.fixtures import alpaca_settings_for
+from alchemiser_devtools.exchange import PaperExchange, adapter_settings
 from alchemiser_execution.adapters.attempts import AttemptStore
 from alchemiser_execution.testing import (
     buy,
@@ -23,17 +22,19 @@ from alchemiser_execution.testing import (
 
 
 @pytest.fixture
-def broker(fake_alpaca: FakeAlpaca) -> AlpacaBroker:
-    fake_alpaca.set_price("SOXL", "25")
-    fake_alpaca.set_price("TQQQ", "50")
-    fake_alpaca.state.set_position("SOXL", Decimal(400), Decimal(20))
-    return AlpacaBroker(alpaca_settings_for(fake_alpaca), sleep=lambda _s: None)
+def broker(paper_exchange: PaperExchange) -> AlpacaBroker:
+    paper_exchange.set_prices({"SOXL": "25", "TQQQ": "50"})
+    paper_exchange.exchange.set_position(paper_exchange.account, "SOXL", Decimal(400), Decimal(20))
+    return AlpacaBroker(adapter_settings(paper_exchange.url), sleep=lambda _s: None)
 
 
 def test_handle_when_plan_sells_and_buys_then_trade_executed_and_workflow_completed(
-    fake_alpaca: FakeAlpaca, broker: AlpacaBroker, store: AttemptStore
+    paper_exchange: PaperExchange, broker: AlpacaBroker, store: AttemptStore
 ) -> None:
-    plan = planned([sell("SOXL", "10000", current="10000"), buy("TQQQ", "5000")])
+    plan = planned(
+        [sell("SOXL", "10000", current="10000"), buy("TQQQ", "5000")],
+        account_id=paper_exchange.account,
+    )
     event = register_workflow(store, plan)
     outputs = make_handler(broker, store)(event, context())
     by_type = outputs_by_type(outputs)
@@ -45,4 +46,4 @@ def test_handle_when_plan_sells_and_buys_then_trade_executed_and_workflow_comple
         ("TQQQ", OrderStatus.FILLED, Decimal(100)),
     ]
     for order in executed.orders:
-        assert fake_alpaca.orders_created(order.client_order_id) == 1
+        assert len(paper_exchange.orders_for(order.client_order_id)) == 1

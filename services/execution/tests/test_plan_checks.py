@@ -1,6 +1,6 @@
 """Execution validates what it executes: plan rules and known workflows, before any order.
 
-Through the handler over the real Alpaca adapter and the fake Alpaca server. A rejected plan
+Through the handler over the real Alpaca adapter and the paper exchange. A rejected plan
 leaves nothing behind: no order at the broker, no run and no attempt recorded.
 """
 
@@ -12,13 +12,12 @@ from decimal import Decimal
 
 import pytest
 
-from alchemiser_broker import AssetInfo
+from alchemiser_broker import ACCOUNT_MISMATCH, AssetInfo
 from alchemiser_broker.alpaca import AlpacaBroker
 from alchemiser_common.errors import DeadLetterReason
 from alchemiser_common.events import PlanItem, RebalancePlanned
 from alchemiser_common.runtime.handlers import InvalidEventError, NotReadyError
-from alchemiser_devtools.fake_alpaca import FakeAlpaca
-from alchemiser_devtools.fake_alpaca.fixtures import alpaca_settings_for
+from alchemiser_devtools.exchange import PaperExchange, adapter_settings
 from alchemiser_execution.adapters.attempts import AttemptStore
 from alchemiser_execution.adapters.schema import workflow_table
 from alchemiser_execution.domain.plan_rules import UNKNOWN_WORKFLOW_WAIT_S
@@ -39,22 +38,26 @@ from alchemiser_execution.testing import (
 
 
 @pytest.fixture
-def fake(fake_alpaca: FakeAlpaca) -> FakeAlpaca:
-    fake_alpaca.set_price("SOXL", "25")
-    fake_alpaca.set_price("TQQQ", "50")
-    fake_alpaca.set_price("SPY", "500")
-    fake_alpaca.state.set_position("SOXL", Decimal(400), Decimal(20))  # 10,000 at 25
-    fake_alpaca.state.cash = Decimal(10_000)
-    return fake_alpaca
+def exchange(paper_exchange: PaperExchange) -> PaperExchange:
+    paper_exchange.set_prices({"SOXL": "25", "TQQQ": "50", "SPY": "500"})
+    account = paper_exchange.account
+    paper_exchange.exchange.set_position(account, "SOXL", Decimal(400), Decimal(20))  # 10,000
+    paper_exchange.exchange.set_cash(account, Decimal(10_000))
+    return paper_exchange
 
 
 @pytest.fixture
-def broker(fake: FakeAlpaca) -> AlpacaBroker:
-    return AlpacaBroker(alpaca_settings_for(fake), sleep=lambda _s: None)
+def broker(exchange: PaperExchange) -> AlpacaBroker:
+    return AlpacaBroker(adapter_settings(exchange.url), sleep=lambda _s: None)
+
+
+def _planned(exchange: PaperExchange, items: list[PlanItem]) -> RebalancePlanned:
+    """A plan for the exchange's account."""
+    return planned(items, account_id=exchange.account)
 
 
 class _Halted(AlpacaBroker):
-    """The broker knows TQQQ but does not trade it (the fake trades every priced symbol)."""
+    """The broker knows TQQQ but does not trade it (the exchange trades every priced symbol)."""
 
     def get_asset(self, symbol: str) -> AssetInfo:
         asset = super().get_asset(symbol)
@@ -62,26 +65,28 @@ class _Halted(AlpacaBroker):
 
 
 def _rejected(
-    broker: AlpacaBroker, store: AttemptStore, fake: FakeAlpaca, event: RebalancePlanned
+    broker: AlpacaBroker, store: AttemptStore, exchange: PaperExchange, event: RebalancePlanned
 ) -> InvalidEventError:
     """Handle ``event``, expect a rejection, and check that nothing was recorded or sent."""
     with pytest.raises(InvalidEventError) as raised:
         make_handler(broker, store)(event, context())
-    _assert_nothing_done(store, fake, event)
+    _assert_nothing_done(store, exchange, event)
     return raised.value
 
 
-def _assert_nothing_done(store: AttemptStore, fake: FakeAlpaca, event: RebalancePlanned) -> None:
-    assert fake.state.orders == {}
+def _assert_nothing_done(
+    store: AttemptStore, exchange: PaperExchange, event: RebalancePlanned
+) -> None:
+    assert exchange.orders() == []
     assert store.find_run(event.account_id, str(event.correlation_id)) is None
     assert store.attempts_of(event.account_id, str(event.correlation_id)) == []
 
 
 def _invalid_plan(
-    broker: AlpacaBroker, store: AttemptStore, fake: FakeAlpaca, items: list[PlanItem]
+    broker: AlpacaBroker, store: AttemptStore, exchange: PaperExchange, items: list[PlanItem]
 ) -> str:
-    event = register_workflow(store, planned(items))
-    error = _rejected(broker, store, fake, event)
+    event = register_workflow(store, _planned(exchange, items))
+    error = _rejected(broker, store, exchange, event)
     assert isinstance(error, InvalidPlanError)
     assert error.reason is DeadLetterReason.INVALID_PLAN
     return str(error)
@@ -91,74 +96,74 @@ def _invalid_plan(
 
 
 def test_handle_when_a_target_weight_is_above_one_then_invalid_plan_and_nothing_sent(
-    fake: FakeAlpaca, broker: AlpacaBroker, store: AttemptStore
+    exchange: PaperExchange, broker: AlpacaBroker, store: AttemptStore
 ) -> None:
-    message = _invalid_plan(broker, store, fake, [buy("TQQQ", "1000", weight="1.5")])
+    message = _invalid_plan(broker, store, exchange, [buy("TQQQ", "1000", weight="1.5")])
     assert "target_weight_range" in message and "TQQQ is 1.5" in message
 
 
 def test_handle_when_target_weights_sum_above_one_then_invalid_plan_and_nothing_sent(
-    fake: FakeAlpaca, broker: AlpacaBroker, store: AttemptStore
+    exchange: PaperExchange, broker: AlpacaBroker, store: AttemptStore
 ) -> None:
     items = [buy("TQQQ", "1000", weight="0.6"), buy("SPY", "1000", weight="0.5")]
-    message = _invalid_plan(broker, store, fake, items)
+    message = _invalid_plan(broker, store, exchange, items)
     assert "target_weight_sum" in message and "sum to 1.1" in message
 
 
 def test_handle_when_buys_exceed_cash_and_sell_proceeds_then_invalid_plan_and_nothing_sent(
-    fake: FakeAlpaca, broker: AlpacaBroker, store: AttemptStore
+    exchange: PaperExchange, broker: AlpacaBroker, store: AttemptStore
 ) -> None:
     # cash 10,000 + proceeds 5,000 = 15,000, plus 1 %: 15,150 < 20,000
     items = [sell("SOXL", "5000"), buy("TQQQ", "20000")]
-    message = _invalid_plan(broker, store, fake, items)
+    message = _invalid_plan(broker, store, exchange, items)
     assert "funding" in message
     assert "buys of 20000.00 exceed cash 10000.00 plus sell proceeds 5000.00" in message
     assert "(15150.00)" in message
 
 
 def test_handle_when_sell_of_unheld_symbol_would_fund_the_buys_then_invalid_plan(
-    fake: FakeAlpaca, broker: AlpacaBroker, store: AttemptStore
+    exchange: PaperExchange, broker: AlpacaBroker, store: AttemptStore
 ) -> None:
     # SPY is not held: its sell yields nothing, so only the cash can pay for the buy
     items = [sell("SPY", "50000"), buy("TQQQ", "20000")]
-    message = _invalid_plan(broker, store, fake, items)
+    message = _invalid_plan(broker, store, exchange, items)
     assert "sell proceeds 0.00" in message
 
 
 def test_handle_when_a_symbol_is_not_tradable_then_invalid_plan_and_nothing_sent(
-    fake: FakeAlpaca, broker: AlpacaBroker, store: AttemptStore
+    exchange: PaperExchange, broker: AlpacaBroker, store: AttemptStore
 ) -> None:
-    halted = _Halted(alpaca_settings_for(fake), sleep=lambda _s: None)
-    message = _invalid_plan(halted, store, fake, [buy("TQQQ", "1000")])
+    halted = _Halted(adapter_settings(exchange.url), sleep=lambda _s: None)
+    message = _invalid_plan(halted, store, exchange, [buy("TQQQ", "1000")])
     assert "tradable: TQQQ is not tradable" in message
 
 
 def test_handle_when_a_symbol_is_unknown_at_the_broker_then_invalid_plan_and_nothing_sent(
-    fake: FakeAlpaca, broker: AlpacaBroker, store: AttemptStore
+    exchange: PaperExchange, broker: AlpacaBroker, store: AttemptStore
 ) -> None:
-    message = _invalid_plan(broker, store, fake, [buy("NOPE", "1000")])
+    message = _invalid_plan(broker, store, exchange, [buy("NOPE", "1000")])
     assert "tradable: unknown asset NOPE" in message
 
 
 def test_handle_when_forged_plan_weights_sum_to_three_with_recomputed_hash_then_rejected(
-    fake: FakeAlpaca, broker: AlpacaBroker, store: AttemptStore
+    exchange: PaperExchange, broker: AlpacaBroker, store: AttemptStore
 ) -> None:
     items = [
         buy("TQQQ", "1000", weight="1"),
         buy("SPY", "1000", weight="1"),
         sell("SOXL", "1000", weight="1"),
     ]
-    message = _invalid_plan(broker, store, fake, items)  # planned() recomputes the hash
+    message = _invalid_plan(broker, store, exchange, items)  # planned() recomputes the hash
     assert "sum to 3" in message
 
 
 def test_handle_when_buys_within_the_cash_tolerance_then_executed(
-    fake: FakeAlpaca, broker: AlpacaBroker, store: AttemptStore
+    exchange: PaperExchange, broker: AlpacaBroker, store: AttemptStore
 ) -> None:
-    fake.state.cash = Decimal(10_100)  # the broker itself needs the 10,100
+    exchange.exchange.set_cash(exchange.account, Decimal(10_100))  # the broker needs 10,100
     # 10,000 x 1.01 would not do: the check reads 10,100 x 1.01 = 10,201 >= 10,100
     items = [buy("TQQQ", "10100", weight="0.99")]
-    event = register_workflow(store, planned(items))
+    event = register_workflow(store, _planned(exchange, items))
     out = outputs_by_type(make_handler(broker, store)(event, context()))
     assert "WorkflowCompleted" in out
 
@@ -167,22 +172,22 @@ def test_handle_when_buys_within_the_cash_tolerance_then_executed(
 
 
 def test_handle_when_workflow_unknown_and_plan_young_then_not_ready_and_nothing_sent(
-    fake: FakeAlpaca, broker: AlpacaBroker, store: AttemptStore
+    exchange: PaperExchange, broker: AlpacaBroker, store: AttemptStore
 ) -> None:
-    event = planned([buy("TQQQ", "1000")])
+    event = _planned(exchange, [buy("TQQQ", "1000")])
     young = context(lambda: event.occurred_at + timedelta(seconds=UNKNOWN_WORKFLOW_WAIT_S - 1))
     with pytest.raises(NotReadyError) as raised:
         make_handler(broker, store)(event, young)
     assert isinstance(raised.value, WorkflowNotSeenYetError)
     assert "waiting for it up to 120 s" in str(raised.value)
-    _assert_nothing_done(store, fake, event)
+    _assert_nothing_done(store, exchange, event)
 
 
 def test_handle_when_workflow_unknown_and_plan_old_then_deferred_once_then_unknown_workflow(
-    fake: FakeAlpaca, broker: AlpacaBroker, store: AttemptStore
+    exchange: PaperExchange, broker: AlpacaBroker, store: AttemptStore
 ) -> None:
     handler = make_handler(broker, store)
-    event = planned([buy("TQQQ", "1000")])
+    event = _planned(exchange, [buy("TQQQ", "1000")])
     old = context(lambda: event.occurred_at + timedelta(seconds=UNKNOWN_WORKFLOW_WAIT_S))
     with pytest.raises(NotReadyError):  # first look: its trigger may sit behind it in a backlog
         handler(event, old)
@@ -191,29 +196,29 @@ def test_handle_when_workflow_unknown_and_plan_old_then_deferred_once_then_unkno
     assert isinstance(raised.value, UnknownWorkflowError)
     assert raised.value.reason is DeadLetterReason.UNKNOWN_WORKFLOW
     assert str(event.correlation_id) in str(raised.value)
-    _assert_nothing_done(store, fake, event)
+    _assert_nothing_done(store, exchange, event)
 
 
 def test_handle_when_wait_setting_is_short_then_plan_rejected_sooner(
-    fake: FakeAlpaca, broker: AlpacaBroker, store: AttemptStore
+    exchange: PaperExchange, broker: AlpacaBroker, store: AttemptStore
 ) -> None:
     handler = make_handler(broker, store, workflow_wait_s=5)
-    event = planned([buy("TQQQ", "1000")])
+    event = _planned(exchange, [buy("TQQQ", "1000")])
     sooner = context(lambda: event.occurred_at + timedelta(seconds=4))
     later = context(lambda: event.occurred_at + timedelta(seconds=5))
     with pytest.raises(NotReadyError):
         handler(event, sooner)
     with pytest.raises(UnknownWorkflowError):
         handler(event, later)
-    _assert_nothing_done(store, fake, event)
+    _assert_nothing_done(store, exchange, event)
 
 
 def test_handle_when_old_plan_and_trigger_consumed_after_first_look_then_plan_executes(
-    fake: FakeAlpaca, broker: AlpacaBroker, store: AttemptStore
+    exchange: PaperExchange, broker: AlpacaBroker, store: AttemptStore
 ) -> None:
     # a backlog after an outage: plan and trigger are old, the plan is looked at first
     handler = make_handler(broker, store)
-    event = planned([buy("TQQQ", "1000")])
+    event = _planned(exchange, [buy("TQQQ", "1000")])
     old = context(lambda: event.occurred_at + timedelta(hours=1))
     with pytest.raises(NotReadyError):
         handler(event, old)
@@ -222,23 +227,25 @@ def test_handle_when_old_plan_and_trigger_consumed_after_first_look_then_plan_ex
 
 
 def test_handle_when_workflow_unknown_then_trigger_arrives_then_plan_executes(
-    fake: FakeAlpaca, broker: AlpacaBroker, store: AttemptStore
+    exchange: PaperExchange, broker: AlpacaBroker, store: AttemptStore
 ) -> None:
     handler = make_handler(broker, store)
-    event = planned([buy("TQQQ", "1000")])
+    event = _planned(exchange, [buy("TQQQ", "1000")])
     with pytest.raises(NotReadyError):
         handler(event, context())
     register_workflow(store, event)  # the trigger is consumed on its own topic meanwhile
     out = outputs_by_type(handler(event, context()))
     assert "WorkflowCompleted" in out
-    (order,) = fake.state.orders.values()
+    (order,) = exchange.orders()
     assert order.symbol == "TQQQ"
 
 
 def test_handle_when_workflow_known_then_executes_even_if_plan_is_old(
-    fake: FakeAlpaca, broker: AlpacaBroker, store: AttemptStore
+    exchange: PaperExchange, broker: AlpacaBroker, store: AttemptStore
 ) -> None:
-    event = register_workflow(store, planned([sell("SOXL", "5000"), buy("TQQQ", "2000")]))
+    event = register_workflow(
+        store, _planned(exchange, [sell("SOXL", "5000"), buy("TQQQ", "2000")])
+    )
     old = context(lambda: event.occurred_at + timedelta(hours=1))
     out = outputs_by_type(make_handler(broker, store)(event, old))
     assert out["TradeExecuted"].orders_placed == 2
@@ -246,30 +253,33 @@ def test_handle_when_workflow_known_then_executes_even_if_plan_is_old(
 
 
 def test_handle_when_run_recorded_but_workflow_row_missing_then_redelivery_resumes(
-    fake: FakeAlpaca, broker: AlpacaBroker, store: AttemptStore
+    exchange: PaperExchange, broker: AlpacaBroker, store: AttemptStore
 ) -> None:
     handler = make_handler(broker, store)
-    event = register_workflow(store, planned([buy("TQQQ", "1000")]))
+    event = register_workflow(store, _planned(exchange, [buy("TQQQ", "1000")]))
     first = outputs_by_type(handler(event, context()))
     with store.engine.begin() as connection:  # a run from before the workflows table existed
         connection.execute(workflow_table.delete())
     old = context(lambda: event.occurred_at + timedelta(hours=1))
     again = outputs_by_type(handler(event, old))
     assert again["WorkflowCompleted"].event_id == first["WorkflowCompleted"].event_id
-    assert len(fake.state.orders) == 1
+    assert len(exchange.orders()) == 1
 
 
 def test_handle_when_another_workflow_executed_after_the_plan_was_made_then_stale_plan_fast(
-    broker: AlpacaBroker, store: AttemptStore, fake: FakeAlpaca
+    broker: AlpacaBroker, store: AttemptStore, exchange: PaperExchange
 ) -> None:
     handler = make_handler(broker, store)
     # Two plans made from the same account snapshot (a backlog), the second executed last.
-    first = register_workflow(store, planned([buy("TQQQ", "2500")]))
+    first = register_workflow(store, _planned(exchange, [buy("TQQQ", "2500")]))
     second = register_workflow(
-        store, planned([buy("SPY", "5000")]).model_copy(update={"occurred_at": first.occurred_at})
+        store,
+        _planned(exchange, [buy("SPY", "5000")]).model_copy(
+            update={"occurred_at": first.occurred_at}
+        ),
     )
     assert outputs_by_type(handler(first, context()))["WorkflowCompleted"]
-    orders_before = len(fake.state.orders)
+    orders_before = len(exchange.orders())
 
     out = outputs_by_type(handler(second, context()))
 
@@ -277,18 +287,40 @@ def test_handle_when_another_workflow_executed_after_the_plan_was_made_then_stal
     assert failed.reason == "stale_plan"
     assert "plan it again" in failed.details["detail"]
     assert "TradeExecuted" not in out
-    assert len(fake.state.orders) == orders_before  # nothing sent, no waiting on cash
+    assert len(exchange.orders()) == orders_before  # nothing sent, no waiting on cash
 
 
 def test_handle_when_plan_made_after_the_previous_workflow_then_executes(
-    broker: AlpacaBroker, store: AttemptStore, fake: FakeAlpaca
+    broker: AlpacaBroker, store: AttemptStore, exchange: PaperExchange
 ) -> None:
     handler = make_handler(broker, store)
-    first = register_workflow(store, planned([buy("TQQQ", "2500")]))
+    first = register_workflow(store, _planned(exchange, [buy("TQQQ", "2500")]))
     assert outputs_by_type(handler(first, context()))["WorkflowCompleted"]
-    later = register_workflow(store, planned([buy("SPY", "2500")]))  # made after it finished
+    later = register_workflow(
+        store, _planned(exchange, [buy("SPY", "2500")])
+    )  # made after it finished
 
     out = outputs_by_type(handler(later, context()))
 
     assert out["WorkflowCompleted"]
     assert out["TradeExecuted"].orders_placed == 1
+
+
+# -- the account --------------------------------------------------------------------------------
+
+
+def test_handle_when_plan_is_for_another_account_then_workflow_failed_and_nothing_sent(
+    exchange: PaperExchange, broker: AlpacaBroker, store: AttemptStore
+) -> None:
+    event = register_workflow(store, planned([buy("TQQQ", "1000")], account_id="PA-SOMEONE-ELSE"))
+
+    outputs = outputs_by_type(make_handler(broker, store)(event, context()))
+
+    failed = outputs["WorkflowFailed"]
+    assert failed.reason == ACCOUNT_MISMATCH
+    assert "PA-SOMEONE-ELSE" in failed.details["detail"]
+    assert exchange.account in failed.details["detail"]
+    assert failed.failed_symbols == ["TQQQ"]
+    assert "TradeExecuted" not in outputs
+    assert exchange.orders() == []
+    assert store.attempts_of(event.account_id, str(event.correlation_id)) == []

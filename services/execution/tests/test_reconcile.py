@@ -7,6 +7,7 @@ under the same client_order_id, exactly once.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any, cast
 
@@ -15,8 +16,8 @@ import pytest
 from alchemiser_broker import BrokerOrder, BrokerPort, OrderRequest
 from alchemiser_broker.alpaca import AlpacaBroker
 from alchemiser_common.events import OrderSide, OrderStatus
-from alchemiser_devtools.fake_alpaca import FakeAlpaca, Fault, FillMode
-from alchemiser_devtools.fake_alpaca.fixtures import alpaca_settings_for
+from alchemiser_devtools.exchange import PaperExchange, adapter_settings
+from alchemiser_devtools.faults import ALPACA_ROUTES, Fault, FaultProxy
 from alchemiser_execution.adapters.attempts import AttemptStore
 from alchemiser_execution.domain.attempts import AttemptState
 from alchemiser_execution.domain.legs import client_order_id
@@ -30,6 +31,8 @@ from alchemiser_execution.testing import (
     planned,
     register_workflow,
 )
+
+ORDERS = "POST /v2/orders"
 
 
 def _no_sleep(_seconds: float) -> None:
@@ -58,18 +61,28 @@ class _CrashingBroker:
 
 
 @pytest.fixture
-def fake(fake_alpaca: FakeAlpaca) -> FakeAlpaca:
-    fake_alpaca.set_price("TQQQ", "50")
-    return fake_alpaca
+def exchange(paper_exchange: PaperExchange) -> PaperExchange:
+    paper_exchange.set_prices({"TQQQ": "50"})
+    return paper_exchange
 
 
 @pytest.fixture
-def broker(fake: FakeAlpaca) -> AlpacaBroker:
-    return AlpacaBroker(alpaca_settings_for(fake, retry_backoff_s=0.0), sleep=lambda _s: None)
+def proxy(exchange: PaperExchange) -> Iterator[FaultProxy]:
+    """The broker's way to the exchange: counts order submissions, injects faults."""
+    with FaultProxy(exchange.url, routes=ALPACA_ROUTES) as running:
+        yield running
 
 
-def _crash(broker: AlpacaBroker, store: AttemptStore, *, after_send: bool) -> Any:
-    event = register_workflow(store, planned([buy("TQQQ", "5000")]))
+@pytest.fixture
+def broker(proxy: FaultProxy) -> AlpacaBroker:
+    return AlpacaBroker(adapter_settings(proxy.url, retry_backoff_s=0.0), sleep=lambda _s: None)
+
+
+def _crash(
+    exchange: PaperExchange, broker: AlpacaBroker, store: AttemptStore, *, after_send: bool
+) -> Any:
+    plan = planned([buy("TQQQ", "5000")], account_id=exchange.account)
+    event = register_workflow(store, plan)
     crashing = cast(BrokerPort, _CrashingBroker(broker, after_send=after_send))
     with pytest.raises(_Crash):
         make_handler(crashing, store)(event, context())
@@ -79,9 +92,9 @@ def _crash(broker: AlpacaBroker, store: AttemptStore, *, after_send: bool) -> An
 
 
 def test_reconcile_when_pending_order_exists_at_broker_then_adopted_and_not_resent(
-    fake: FakeAlpaca, broker: AlpacaBroker, store: AttemptStore
+    exchange: PaperExchange, proxy: FaultProxy, broker: AlpacaBroker, store: AttemptStore
 ) -> None:
-    event = _crash(broker, store, after_send=True)
+    event = _crash(exchange, broker, store, after_send=True)
     cid = client_order_id(event.correlation_id, event.plan_hash, 0)
 
     report = reconcile(store, broker, sleep=_no_sleep)
@@ -89,16 +102,17 @@ def test_reconcile_when_pending_order_exists_at_broker_then_adopted_and_not_rese
     (attempt,) = store.attempts_of(event.account_id, str(event.correlation_id))
     assert (report.examined, report.adopted, report.not_placed) == (1, 1, 0)
     assert attempt.state is AttemptState.FILLED
-    assert attempt.broker_order_id == fake.state.orders_for(cid)[0].id
+    assert attempt.broker_order_id == exchange.orders_for(cid)[0].broker_order_id
     outputs = outputs_by_type(make_handler(broker, store)(event, context()))  # redelivery
-    assert fake.orders_created(cid) == 1
+    assert len(exchange.orders_for(cid)) == 1
+    assert proxy.requests_seen[ORDERS] == 1  # sent once, before the crash; never re-sent
     assert outputs["TradeExecuted"].orders[0].status is OrderStatus.FILLED
 
 
 def test_reconcile_when_pending_order_absent_at_broker_then_not_placed_and_resent_once(
-    fake: FakeAlpaca, broker: AlpacaBroker, store: AttemptStore
+    exchange: PaperExchange, proxy: FaultProxy, broker: AlpacaBroker, store: AttemptStore
 ) -> None:
-    event = _crash(broker, store, after_send=False)
+    event = _crash(exchange, broker, store, after_send=False)
     cid = client_order_id(event.correlation_id, event.plan_hash, 0)
 
     report = reconcile(store, broker, sleep=_no_sleep)
@@ -106,26 +120,28 @@ def test_reconcile_when_pending_order_absent_at_broker_then_not_placed_and_resen
     (attempt,) = store.attempts_of(event.account_id, str(event.correlation_id))
     assert (report.adopted, report.not_placed) == (0, 1)
     assert attempt.state is AttemptState.NOT_PLACED
-    assert fake.orders_created(cid) == 0
+    assert exchange.orders_for(cid) == []
+    assert proxy.requests_seen[ORDERS] == 0
     outputs = outputs_by_type(make_handler(broker, store)(event, context()))  # redelivery
-    assert fake.orders_created(cid) == 1
+    assert len(exchange.orders_for(cid)) == 1
+    assert proxy.requests_seen[ORDERS] == 1  # sent exactly once
     assert outputs["TradeExecuted"].orders[0].client_order_id == cid
     assert "WorkflowCompleted" in outputs
 
 
 def test_reconcile_when_submitted_order_filled_meanwhile_then_state_follows_broker(
-    fake: FakeAlpaca, broker: AlpacaBroker, store: AttemptStore
+    exchange: PaperExchange, broker: AlpacaBroker, store: AttemptStore
 ) -> None:
-    fake.state.fill_mode = FillMode.NEW
-    event = register_workflow(store, planned([buy("TQQQ", "5000")]))
+    exchange.exchange.hold_fills = True
+    event = register_workflow(store, planned([buy("TQQQ", "5000")], account_id=exchange.account))
     crashing = cast(BrokerPort, _CrashingBroker(broker, after_send=True))
     with pytest.raises(_Crash):
         make_handler(crashing, store)(event, context())
     reconcile(store, broker, sleep=_no_sleep)  # first restart: the order is open
     (attempt,) = store.attempts_of(event.account_id, str(event.correlation_id))
     assert attempt.state is AttemptState.SUBMITTED
-    (order,) = fake.state.orders.values()
-    fake.state.fill_order(order.id, price=Decimal("49.5"))
+    (order,) = exchange.orders()
+    exchange.exchange.fill_order(exchange.account, order.broker_order_id, price=Decimal("49.5"))
 
     reconcile(store, broker, sleep=_no_sleep)  # second restart
 
@@ -138,19 +154,19 @@ def test_reconcile_when_submitted_order_filled_meanwhile_then_state_follows_brok
 
 
 def test_reconcile_when_broker_unreachable_then_error_after_timeout(
-    fake: FakeAlpaca, broker: AlpacaBroker, store: AttemptStore
+    exchange: PaperExchange, proxy: FaultProxy, broker: AlpacaBroker, store: AttemptStore
 ) -> None:
-    _crash(broker, store, after_send=True)
-    fake.inject("GET /v2/orders:by_client_order_id", Fault.SERVER_ERROR, times=10_000)
+    _crash(exchange, broker, store, after_send=True)
+    proxy.inject("GET /v2/orders:by_client_order_id", Fault.SERVER_ERROR, times=10_000)
     with pytest.raises(ReconciliationError):
         reconcile(store, broker, timeout_s=0.2, sleep=lambda _s: None)
     assert [a.state for a in store.unsettled()] == [AttemptState.PENDING]
 
 
 def test_reconcile_when_open_order_has_no_attempt_then_reported_as_orphan(
-    fake: FakeAlpaca, broker: AlpacaBroker, store: AttemptStore
+    exchange: PaperExchange, broker: AlpacaBroker, store: AttemptStore
 ) -> None:
-    fake.state.fill_mode = FillMode.NEW
+    exchange.exchange.hold_fills = True
     broker.submit_order(
         OrderRequest(
             client_order_id="alc-orphan", symbol="TQQQ", side=OrderSide.BUY, qty=Decimal(1)

@@ -1,10 +1,11 @@
 """``python -m alchemiser_execution`` as a process: embedded Kafka, registry, PostgreSQL and
-the fake Alpaca server (reached over HTTP through the real Alpaca adapter).
+the paper exchange (running in the test process, reached over HTTP and its trade-updates
+stream through the real Alpaca adapter).
 
 (a) a plan becomes ``TradeExecuted`` + ``WorkflowCompleted``;
-(c) the embedded default: the simulated broker and one SQLite file (the inbox, the attempts
-    and the simulated broker share the service database: no transaction is held while the
-    handler runs);
+(c) the defaults: broker kind ``exchange`` with the local identity (no Alpaca keys: the
+    exchange opens the account on first use) and one SQLite file (the inbox and the attempts
+    share the service database: no transaction is held while the handler runs);
 (b) the crash test: the service blocks right after the broker accepted the first order (the
     ``ALCHEMISER_EXECUTION__BLOCK_AFTER_SUBMIT_FILE`` test hook: the attempt is still PENDING
     and nothing is committed), is SIGKILLed and restarted: exactly one order per intent at the
@@ -19,6 +20,7 @@ trigger (``workflow.started.v1``) before the plan, as the real workflow does.
 
 from __future__ import annotations
 
+import os
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -26,13 +28,15 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from alchemiser_broker.settings import LOCAL_EXCHANGE_KEY_ID
 from alchemiser_common.events import (
     RebalancePlanned,
     TradeExecuted,
     WorkflowCompleted,
 )
-from alchemiser_devtools.fake_alpaca import FakeAlpaca
+from alchemiser_devtools.exchange import API_KEY, SECRET_KEY, PaperExchange
 from alchemiser_devtools.harness import Pipeline, distinct_ids, iter_dlq
+from alchemiser_exchange import account_number_for
 from alchemiser_execution.adapters.schema import attempt_table
 from alchemiser_execution.domain.attempts import UNRESOLVED_STATES, AttemptState
 from alchemiser_execution.domain.legs import client_order_id
@@ -42,20 +46,18 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def fake(fake_alpaca: FakeAlpaca) -> FakeAlpaca:
-    fake_alpaca.set_price("SOXL", "25")
-    fake_alpaca.set_price("TQQQ", "50")
-    fake_alpaca.state.set_position("SOXL", Decimal(400), Decimal(20))
-    return fake_alpaca
+def exchange(paper_exchange: PaperExchange) -> PaperExchange:
+    paper_exchange.set_prices({"SOXL": "25", "TQQQ": "50"})
+    paper_exchange.exchange.set_position(paper_exchange.account, "SOXL", Decimal(400), Decimal(20))
+    return paper_exchange
 
 
-def _env(fake: FakeAlpaca, **extra: str) -> dict[str, str]:
+def _env(exchange: PaperExchange, **extra: str) -> dict[str, str]:
     return {
-        "ALCHEMISER_BROKER__KIND": "alpaca",
-        "ALCHEMISER_ALPACA__API_KEY": fake.api_key,
-        "ALCHEMISER_ALPACA__SECRET_KEY": fake.secret_key,
-        "ALCHEMISER_ALPACA__URL_OVERRIDE": fake.url,
-        "ALCHEMISER_ALPACA__DATA_URL_OVERRIDE": fake.url,
+        "ALCHEMISER_BROKER__KIND": "exchange",
+        "ALCHEMISER_BROKER__EXCHANGE_URL": exchange.url,
+        "ALCHEMISER_ALPACA__API_KEY": API_KEY,
+        "ALCHEMISER_ALPACA__SECRET_KEY": SECRET_KEY,
         "ALCHEMISER_ALPACA__RETRY_BACKOFF_S": "0.05",
         "ALCHEMISER_EXECUTION__FILL_POLL_INTERVAL_S": "0.05",
         "ALCHEMISER_EXECUTION__FILL_TIMEOUT_S": "5",
@@ -82,15 +84,19 @@ def _produce_started(pipeline: Pipeline, event: RebalancePlanned) -> None:
     pipeline.produce([event])
 
 
-def _plan() -> RebalancePlanned:
-    return planned([sell("SOXL", "5000"), buy("TQQQ", "2000")])
+def _plan(exchange: PaperExchange) -> RebalancePlanned:
+    return planned([sell("SOXL", "5000"), buy("TQQQ", "2000")], account_id=exchange.account)
+
+
+def _orders_created(exchange: PaperExchange, client_order_id: str) -> int:
+    return len(exchange.orders_for(client_order_id))
 
 
 def test_service_when_plan_arrives_then_trade_executed_and_workflow_completed(
-    pipeline: Pipeline, fake: FakeAlpaca
+    pipeline: Pipeline, exchange: PaperExchange
 ) -> None:
-    pipeline.start_module("alchemiser_execution", "execution", **_env(fake))
-    event = _plan()
+    pipeline.start_module("alchemiser_execution", "execution", **_env(exchange))
+    event = _plan(exchange)
     cid = str(event.correlation_id)
     _produce_started(pipeline, event)
     pipeline.wait_for(lambda: _completed(pipeline, cid), "WorkflowCompleted")
@@ -105,33 +111,34 @@ def test_service_when_plan_arrives_then_trade_executed_and_workflow_completed(
     assert completed.summary.symbols_sold == ["SOXL"]
     assert completed.causation_id == event.event_id
     for leg in range(2):
-        assert fake.orders_created(client_order_id(event.correlation_id, event.plan_hash, leg)) == 1
+        intent = client_order_id(event.correlation_id, event.plan_hash, leg)
+        assert _orders_created(exchange, intent) == 1
 
 
 def test_service_when_killed_after_broker_accepted_then_restart_leaves_one_order_per_intent(
-    pipeline: Pipeline, fake: FakeAlpaca, tmp_path: Path
+    pipeline: Pipeline, exchange: PaperExchange, tmp_path: Path
 ) -> None:
     marker = tmp_path / "accepted"
     crashed = pipeline.start_module(
         "alchemiser_execution",
         "execution",
-        **_env(fake, ALCHEMISER_EXECUTION__BLOCK_AFTER_SUBMIT_FILE=str(marker)),
+        **_env(exchange, ALCHEMISER_EXECUTION__BLOCK_AFTER_SUBMIT_FILE=str(marker)),
     )
-    event = _plan()
+    event = _plan(exchange)
     cid = str(event.correlation_id)
     intents = [client_order_id(event.correlation_id, event.plan_hash, leg) for leg in range(2)]
     _produce_started(pipeline, event)
     pipeline.wait_for(marker.exists, "the broker to accept the first order")
     assert marker.read_text() == intents[0]
-    assert fake.orders_created(intents[0]) == 1
+    assert _orders_created(exchange, intents[0]) == 1
     assert _pending_attempts(pipeline.database_url, cid) == [intents[0]]
     crashed.kill()
     assert _decoded(pipeline, TradeExecuted.TOPIC, cid) == []
 
-    pipeline.start_module("alchemiser_execution", "execution", **_env(fake))
+    pipeline.start_module("alchemiser_execution", "execution", **_env(exchange))
     pipeline.wait_for(lambda: _completed(pipeline, cid), "WorkflowCompleted after the restart")
 
-    assert [fake.orders_created(intent) for intent in intents] == [1, 1]
+    assert [_orders_created(exchange, intent) for intent in intents] == [1, 1]
     executed_ids = distinct_ids(pipeline.outputs_by_correlation(TradeExecuted.TOPIC)[cid])
     assert len(executed_ids) == 1
     states = _attempt_states(pipeline.database_url, cid)
@@ -139,52 +146,59 @@ def test_service_when_killed_after_broker_accepted_then_restart_leaves_one_order
     assert not set(states) & UNRESOLVED_STATES
 
 
-def test_service_when_simulated_broker_on_sqlite_then_plan_completes(
-    pipeline: Pipeline, tmp_path: Path
+def test_service_when_default_exchange_identity_on_sqlite_then_plan_completes(
+    pipeline: Pipeline,
+    paper_exchange: PaperExchange,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    bars = tmp_path / "bars"
-    bars.mkdir()
-    (bars / "bars.csv").write_text(
-        "date,symbol,open,high,low,close,volume\n2025-03-07,SPY,500,512,499,510.25,1000\n"
-    )
+    paper_exchange.set_prices({"SPY": "510.25"})
     database = tmp_path / "db" / "execution.sqlite"
+    for name in list(os.environ):  # the defaults under test: no broker kind, no Alpaca keys
+        if name.startswith(("ALCHEMISER_BROKER__", "ALCHEMISER_ALPACA__")):
+            monkeypatch.delenv(name)
     pipeline.start_module(
         "alchemiser_execution",
         "execution",
         ALCHEMISER_DATABASE__URL=f"sqlite:///{database}",
-        ALCHEMISER_BROKER__SIMULATED__DATASET_DIR=str(bars),
-        ALCHEMISER_BROKER__SIMULATED__IGNORE_MARKET_HOURS="true",
+        ALCHEMISER_BROKER__EXCHANGE_URL=paper_exchange.url,
         ALCHEMISER_EXECUTION__FILL_POLL_INTERVAL_S="0.05",
     )
-    event = planned([buy("SPY", "5102.50")])
+    # the account the exchange opens for the local identity on its first request
+    local_account = account_number_for(LOCAL_EXCHANGE_KEY_ID)
+    event = planned([buy("SPY", "5102.50")], account_id=local_account)
     cid = str(event.correlation_id)
     _produce_started(pipeline, event)
-    pipeline.wait_for(lambda: _completed(pipeline, cid), "WorkflowCompleted (simulated broker)")
+    pipeline.wait_for(lambda: _completed(pipeline, cid), "WorkflowCompleted (local exchange)")
 
     (executed,) = _decoded(pipeline, TradeExecuted.TOPIC, cid)
     assert [(o.symbol, o.filled_qty) for o in executed.orders] == [("SPY", Decimal(10))]
-    # one file holds the inbox, the attempts and the simulated account: no sibling files
+    (held,) = paper_exchange.exchange.positions(local_account)
+    assert (held.symbol, held.qty) == ("SPY", Decimal(10))
+    # one file holds the inbox and the attempts: no sibling files
     assert sorted(path.name for path in database.parent.glob("*.sqlite")) == ["execution.sqlite"]
     assert _attempt_states(f"sqlite:///{database}", cid) == [AttemptState.FILLED]
 
 
 def test_service_when_plans_have_no_started_workflow_then_dead_lettered_and_no_order(
-    pipeline: Pipeline, fake: FakeAlpaca
+    pipeline: Pipeline, exchange: PaperExchange
 ) -> None:
     pipeline.start_module(
         "alchemiser_execution",
         "execution",
-        **_env(fake, ALCHEMISER_EXECUTION__WORKFLOW_WAIT_S="2"),
+        **_env(exchange, ALCHEMISER_EXECUTION__WORKFLOW_WAIT_S="2"),
     )
+    account = exchange.account
     forged = planned(  # weights summing to 3; planned() recomputes the plan hash
         [
             buy("TQQQ", "90000", weight="1"),
             buy("SOXL", "90000", weight="1"),
             buy("SPY", "90000", weight="1"),
-        ]
+        ],
+        account_id=account,
     )
-    untriggered = planned([buy("TQQQ", "2000")])  # a valid plan nobody triggered
-    triggered = _plan()
+    untriggered = planned([buy("TQQQ", "2000")], account_id=account)  # nobody triggered it
+    triggered = _plan(exchange)
     pipeline.produce([trigger_for(triggered)])
     pipeline.produce([forged, untriggered, triggered])  # one account: one partition, in order
     cid = str(triggered.correlation_id)
@@ -207,9 +221,9 @@ def test_service_when_plans_have_no_started_workflow_then_dead_lettered_and_no_o
         assert _attempt_rows(pipeline.database_url, str(rejected.correlation_id)) == []
         for leg in range(3):
             intent = client_order_id(rejected.correlation_id, rejected.plan_hash, leg)
-            assert fake.orders_created(intent) == 0
+            assert _orders_created(exchange, intent) == 0
     # the broker holds the triggered plan's two orders and nothing else
-    assert len(fake.state.orders) == 2
+    assert len(exchange.orders()) == 2
     (executed,) = _decoded(pipeline, TradeExecuted.TOPIC, cid)
     assert executed.success
 

@@ -1,26 +1,23 @@
-"""register_handlers: the configured broker, checked at start-up and wired to the handler."""
+"""register_handlers: the configured broker (the paper exchange by default), wired to the
+handler; the account is read from a running exchange (the ``paper_exchange`` fixture)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from alchemiser_broker import OrderRequest, OrderSide
+from alchemiser_broker import ACCOUNT_MISMATCH, BrokerUnavailableError, OrderSide, OrderType
 from alchemiser_broker.alpaca import AlpacaBroker
-from alchemiser_broker.simulated import SimulatedBroker
-from alchemiser_broker.simulated_settings import SimulatedBrokerSettings
 from alchemiser_common.db import create_engine_from_url
-from alchemiser_common.errors import ConfigurationError
-from alchemiser_common.events import RebalancePlanned
+from alchemiser_common.events import RebalancePlanned, SignalGenerated, WorkflowFailed
 from alchemiser_common.events.enums import PlanAction
-from alchemiser_common.events.samples import sample_signal_generated
+from alchemiser_common.events.samples import SAMPLE_ACCOUNT_ID, sample_signal_generated
 from alchemiser_common.observability import Metrics
 from alchemiser_common.runtime.declaration import ServiceContainer
 from alchemiser_common.runtime.handlers import (
@@ -28,7 +25,9 @@ from alchemiser_common.runtime.handlers import (
     HandlerContext,
     HandlerResult,
 )
-from alchemiser_marketdata import DatasetMarketData
+from alchemiser_devtools.exchange import API_KEY, SECRET_KEY, SESSION, PaperExchange
+from alchemiser_devtools.local import free_port
+from alchemiser_exchange import OrderSpec
 from alchemiser_portfolio import register_handlers
 from alchemiser_portfolio.adapters.ledger import WorkflowLedger
 from alchemiser_portfolio.app import account_broker, event_source
@@ -36,21 +35,13 @@ from alchemiser_portfolio.domain import PlanRef
 from alchemiser_portfolio.settings import PortfolioSettings
 
 NOW = datetime(2025, 3, 14, 20, 0, tzinfo=UTC)
-BARS = """date,symbol,open,high,low,close,volume
-2025-03-13,TQQQ,70,71,69,70.00,1000
-2025-03-14,TQQQ,70,73,69,72.50,1000
-2025-03-14,OKLO,30,31,29,30.25,1000
-2025-03-14,SMR,20,21,19,20.10,1000
-2025-03-14,SOXL,25,26,24,25.00,1000
-"""
-
-
-@pytest.fixture
-def dataset_dir(tmp_path: Path) -> Path:
-    directory = tmp_path / "bars"
-    directory.mkdir()
-    (directory / "bars.csv").write_text(BARS, encoding="utf-8")
-    return directory
+# The session's bars (open, high, low, close); the sample signal is for 2025-03-14.
+BARS: dict[str, Any] = {
+    "TQQQ": ("70", "73", "69", "72.50"),
+    "OKLO": ("30", "31", "29", "30.25"),
+    "SMR": ("20", "21", "19", "20.10"),
+    "SOXL": ("25", "26", "24", "25.00"),
+}
 
 
 @pytest.fixture
@@ -62,6 +53,23 @@ def engine(sqlite_url: str) -> Iterator[Engine]:
         engine.dispose()
 
 
+@pytest.fixture
+def exchange(paper_exchange: PaperExchange) -> PaperExchange:
+    """The exchange account (100,000 cash) after buying 100 SOXL at the 25.00 close."""
+    paper_exchange.set_prices(BARS)
+    paper_exchange.exchange.submit(
+        paper_exchange.account,
+        OrderSpec(
+            symbol="SOXL",
+            side=OrderSide.BUY,
+            order_type=OrderType.MARKET,
+            qty=Decimal(100),
+            client_order_id="seed",
+        ),
+    )
+    return paper_exchange
+
+
 def _container(engine: Engine, **settings: Any) -> ServiceContainer[PortfolioSettings]:
     return ServiceContainer(
         settings=PortfolioSettings(database={"url": str(engine.url)}, **settings),
@@ -71,28 +79,33 @@ def _container(engine: Engine, **settings: Any) -> ServiceContainer[PortfolioSet
     )
 
 
-def _simulated(dataset_dir: Path | str) -> dict[str, Any]:
-    return {"broker": {"kind": "simulated", "simulated": {"dataset_dir": str(dataset_dir)}}}
+def _on_exchange(url: str, **alpaca: Any) -> dict[str, Any]:
+    """Settings reading the account of ``API_KEY`` on the exchange at ``url``."""
+    keys = {"api_key": API_KEY, "secret_key": SECRET_KEY, "retry_backoff_s": 0, **alpaca}
+    return {"broker": {"kind": "exchange", "exchange_url": url}, "alpaca": keys}
 
 
-def test_register_when_simulated_then_plans_against_the_simulated_account(
-    engine: Engine, dataset_dir: Path
-) -> None:
-    registry = EventHandlerRegistry()
-    register_handlers(_container(engine, **_simulated(dataset_dir)), registry)
-    # The simulated account (100,000 cash) buys 100 SOXL at the 25.00 close.
-    seller = SimulatedBroker(engine, DatasetMarketData(dataset_dir), SimulatedBrokerSettings())
-    seller.submit_order(
-        OrderRequest(client_order_id="seed", symbol="SOXL", side=OrderSide.BUY, qty=Decimal(100))
-    )
+def _signal(account_id: str) -> SignalGenerated:
+    return sample_signal_generated().model_copy(update={"account_id": account_id})
 
-    signal = sample_signal_generated()
+
+def _handle(registry: EventHandlerRegistry, signal: SignalGenerated) -> HandlerResult:
     handler = registry.handler_for(signal)
     assert handler is not None
-    context = HandlerContext(consumer="portfolio", now=lambda: NOW)
-    result = handler(signal, context)
+    result = handler(signal, HandlerContext(consumer="portfolio", now=lambda: NOW))
     assert isinstance(result, HandlerResult)
-    (planned,) = result.events
+    return result
+
+
+def test_register_when_exchange_then_plans_against_the_exchange_account(
+    engine: Engine, exchange: PaperExchange
+) -> None:
+    registry = EventHandlerRegistry()
+    register_handlers(_container(engine, **_on_exchange(exchange.url)), registry)
+    signal = _signal(exchange.account)
+    assert signal.as_of == SESSION
+
+    (planned,) = _handle(registry, signal).events
 
     # the outcome handlers feed the workflow ledger (one workflow at a time per account)
     assert registry.event_types() == ["SignalGenerated", "WorkflowCompleted", "WorkflowFailed"]
@@ -105,19 +118,19 @@ def test_register_when_simulated_then_plans_against_the_simulated_account(
         ("SMR", PlanAction.BUY, Decimal("16500"), 1),
     ]
     assert planned.plan.total_portfolio_value == Decimal("100000")
+    assert planned.account_id == exchange.account
+    # the handler moved the account's clock to the signal's session
+    assert exchange.exchange.account(exchange.account).session_date == signal.as_of
 
 
 def test_register_when_started_then_ledger_tables_exist_and_the_plan_is_recorded(
-    engine: Engine, dataset_dir: Path
+    engine: Engine, exchange: PaperExchange
 ) -> None:
     registry = EventHandlerRegistry()
-    register_handlers(_container(engine, **_simulated(dataset_dir)), registry)
-    signal = sample_signal_generated()
-    handler = registry.handler_for(signal)
-    assert handler is not None
+    register_handlers(_container(engine, **_on_exchange(exchange.url)), registry)
+    signal = _signal(exchange.account)
 
-    result = handler(signal, HandlerContext(consumer="portfolio", now=lambda: NOW))
-    assert isinstance(result, HandlerResult)
+    result = _handle(registry, signal)
     assert result.state is not None
     with engine.begin() as connection:
         result.state(connection)
@@ -129,29 +142,50 @@ def test_register_when_started_then_ledger_tables_exist_and_the_plan_is_recorded
     assert later.unfinished == (PlanRef(NOW, str(signal.correlation_id)),)
 
 
-def test_register_when_dataset_dir_unset_then_configuration_error_names_it(
+def test_register_when_signal_for_another_account_then_account_mismatch_and_nothing_planned(
+    engine: Engine, exchange: PaperExchange
+) -> None:
+    registry = EventHandlerRegistry()
+    register_handlers(_container(engine, **_on_exchange(exchange.url)), registry)
+    signal = _signal(SAMPLE_ACCOUNT_ID)
+    assert signal.account_id != exchange.account
+
+    result = _handle(registry, signal)
+
+    (failed,) = result.events
+    assert isinstance(failed, WorkflowFailed)
+    assert failed.reason == ACCOUNT_MISMATCH
+    assert failed.details["event_account_id"] == SAMPLE_ACCOUNT_ID
+    assert failed.details["broker_account_number"] == exchange.account
+    assert result.state is None  # no plan recorded
+    # the account's clock was not moved by a signal that is not its own
+    assert exchange.exchange.account(exchange.account).session_date is None
+
+
+def test_register_when_exchange_not_running_then_starts_and_the_signal_is_retried(
     engine: Engine,
 ) -> None:
-    with pytest.raises(ConfigurationError, match="ALCHEMISER_BROKER__SIMULATED__DATASET_DIR"):
-        register_handlers(_container(engine), EventHandlerRegistry())
+    # the exchange is read when a signal arrives, not at start-up; until it answers the
+    # error is transient, so the runtime consumes the signal again later
+    url = f"http://127.0.0.1:{free_port()}"
+    registry = EventHandlerRegistry()
+    register_handlers(_container(engine, **_on_exchange(url, max_retries=0)), registry)
+
+    with pytest.raises(BrokerUnavailableError):
+        _handle(registry, _signal("PA0000000000"))
 
 
-def test_register_when_dataset_dir_missing_then_configuration_error(
-    engine: Engine, tmp_path: Path
+def test_account_broker_when_exchange_kind_then_alpaca_adapter_on_the_exchange_account(
+    engine: Engine, paper_exchange: PaperExchange
 ) -> None:
-    container = _container(engine, **_simulated(tmp_path / "nowhere"))
+    settings = _container(engine, **_on_exchange(paper_exchange.url)).settings
 
-    with pytest.raises(ConfigurationError, match="not a directory"):
-        register_handlers(container, EventHandlerRegistry())
+    broker = account_broker(settings)
 
-
-def test_register_when_dataset_malformed_then_configuration_error(
-    engine: Engine, tmp_path: Path
-) -> None:
-    (tmp_path / "bad.csv").write_text("date,symbol,close\n2025-03-14,SPY,1\n", encoding="utf-8")
-
-    with pytest.raises(ConfigurationError, match=r"DATASET_DIR=.*bad\.csv"):
-        register_handlers(_container(engine, **_simulated(tmp_path)), EventHandlerRegistry())
+    assert isinstance(broker, AlpacaBroker)
+    account = broker.get_account()
+    assert account.account_number == paper_exchange.account
+    assert account.cash == Decimal(100000)
 
 
 def test_account_broker_when_alpaca_kind_then_alpaca_adapter_in_paper_mode(engine: Engine) -> None:
@@ -162,7 +196,7 @@ def test_account_broker_when_alpaca_kind_then_alpaca_adapter_in_paper_mode(engin
     )
     settings = container.settings
 
-    broker = account_broker(settings, engine=engine, clock=lambda: NOW)
+    broker = account_broker(settings)
 
     assert isinstance(broker, AlpacaBroker)
     assert settings.require_alpaca().paper is True

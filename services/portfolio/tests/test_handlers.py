@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Collection, Iterable, Iterator, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -13,6 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from alchemiser_broker import (
+    ACCOUNT_MISMATCH,
     AccountState,
     AssetInfo,
     BrokerAuthError,
@@ -25,6 +26,7 @@ from alchemiser_broker import (
     Quote,
 )
 from alchemiser_common.db import create_engine_from_url
+from alchemiser_common.errors import TransientError
 from alchemiser_common.events import (
     Event,
     EventSource,
@@ -38,6 +40,7 @@ from alchemiser_common.events import (
 )
 from alchemiser_common.events.enums import FailureStep, PlanAction
 from alchemiser_common.events.samples import (
+    SAMPLE_ACCOUNT_ID,
     sample_signal_generated,
     sample_workflow_completed,
     sample_workflow_failed,
@@ -59,7 +62,12 @@ SOURCE = EventSource(service="portfolio", version="test")
 
 
 class FakeBroker:
-    """A :class:`BrokerPort` holding an account in memory; order methods are not used here."""
+    """A :class:`BrokerPort` holding an account in memory; order methods are not used here.
+
+    ``account_number`` is the sample events' account unless given. Every call is noted in
+    ``log`` (its method name), the sessions set in ``sessions``; ``error`` fails every call,
+    ``session_error`` only ``use_session``.
+    """
 
     def __init__(
         self,
@@ -68,6 +76,7 @@ class FakeBroker:
         prices: dict[str, str] | None = None,
         *,
         error: Exception | None = None,
+        account_number: str = SAMPLE_ACCOUNT_ID,
     ) -> None:
         self.cash = Decimal(cash)
         self.positions = {
@@ -76,22 +85,37 @@ class FakeBroker:
         }
         self.prices = {symbol: Decimal(price) for symbol, price in (prices or {}).items()}
         self.error = error
+        self.account_number = account_number
         self.price_requests: list[list[str]] = []
+        self.sessions: list[date] = []
+        self.session_error: Exception | None = None
+        self.log: list[str] = []
         self.calls = 0
 
-    def _raise_if_failing(self) -> None:
+    def _raise_if_failing(self, method: str) -> None:
         self.calls += 1
+        self.log.append(method)
         if self.error is not None:
             raise self.error
 
+    def use_session(self, session: date) -> None:
+        self._raise_if_failing("use_session")
+        if self.session_error is not None:
+            raise self.session_error
+        self.sessions.append(session)
+
     def get_account(self) -> AccountState:
-        self._raise_if_failing()
+        self._raise_if_failing("get_account")
         return AccountState(
-            account_id="fake", cash=self.cash, buying_power=self.cash, equity=self.cash
+            account_id="fake",
+            cash=self.cash,
+            buying_power=self.cash,
+            equity=self.cash,
+            account_number=self.account_number,
         )
 
     def get_positions(self) -> list[BrokerPosition]:
-        self._raise_if_failing()
+        self._raise_if_failing("get_positions")
         return [
             BrokerPosition(
                 symbol=symbol,
@@ -107,7 +131,7 @@ class FakeBroker:
         return next((p for p in self.get_positions() if p.symbol == symbol), None)
 
     def get_latest_prices(self, symbols: Iterable[str]) -> dict[str, Decimal]:
-        self._raise_if_failing()
+        self._raise_if_failing("get_latest_prices")
         wanted = list(symbols)
         self.price_requests.append(wanted)
         return {symbol: self.prices[symbol] for symbol in wanted if symbol in self.prices}
@@ -152,6 +176,15 @@ class NoEarlierPlans:
         return AccountWorkflows()
 
 
+class EveryPlanFinished:
+    """A ledger reader for an account whose earlier workflows all finished (asked-about too)."""
+
+    def account_workflows(
+        self, account_id: str, *, excluding: str, asking: Collection[str] = ()
+    ) -> AccountWorkflows:
+        return AccountWorkflows(finished=frozenset(asking))
+
+
 WAIT = timedelta(seconds=900)
 
 
@@ -177,12 +210,13 @@ def _only(outputs: Sequence[Event], kind: type[Event]) -> Any:
     return outputs[0]
 
 
-def _worked_example_broker() -> FakeBroker:
+def _worked_example_broker(account_number: str = SAMPLE_ACCOUNT_ID) -> FakeBroker:
     # value = 1000 + 10 x 50 + 5 x 100 + 2 x 108 = 2216; deployable = 2216 x 0.99 = 2193.84
     return FakeBroker(
         "1000.00",
         {"SOXL": ("10", "50.00"), "TQQQ": ("5", "100.00"), "BIL": ("2", "108.00")},
         {"SMR": "20.00", "SOXL": "49.00"},
+        account_number=account_number,
     )
 
 
@@ -360,6 +394,117 @@ def test_handle_when_broker_refuses_credentials_then_workflow_failed() -> None:
     assert failed.failed_symbols == []
 
 
+def test_handle_when_signal_for_another_account_then_account_mismatch_and_nothing_read() -> None:
+    broker = _worked_example_broker("PA0THERACCT1")
+    signal = _signal({"TQQQ": "1"})
+
+    failed = _only(_handle(broker, signal), WorkflowFailed)
+
+    assert failed.failure_step is FailureStep.PORTFOLIO
+    assert failed.reason == ACCOUNT_MISMATCH == "account_mismatch"
+    assert failed.details["event_account_id"] == signal.account_id == SAMPLE_ACCOUNT_ID
+    assert failed.details["broker_account_number"] == "PA0THERACCT1"
+    assert failed.details["signal_event_id"] == str(signal.event_id)
+    assert failed.failed_symbols == []
+    assert failed.account_id == signal.account_id
+    assert failed.event_id == derive_event_id(signal.event_id, "WorkflowFailed")
+    # only the account number was read: no session moved, no positions, no prices
+    assert broker.log == ["get_account"]
+    assert broker.sessions == []
+    assert broker.price_requests == []
+
+
+def test_handle_when_signal_for_the_brokers_account_then_session_set_before_account_read() -> None:
+    broker = _worked_example_broker()
+    signal = _signal({"TQQQ": "0.4", "SMR": "0.5", "BIL": "0.1"})
+    assert signal.account_id == broker.account_number
+
+    _only(_handle(broker, signal), RebalancePlanned)
+
+    assert broker.sessions == [signal.as_of]
+    # the number, then the session, then the snapshot read in that session
+    assert broker.log == [
+        "get_account",
+        "use_session",
+        "get_account",
+        "get_positions",
+        "get_latest_prices",
+    ]
+
+
+def test_handle_when_several_signals_then_account_number_read_once_per_handler() -> None:
+    broker = _worked_example_broker()
+    handler = SignalGeneratedHandler(
+        broker, PlannerConfig(), SOURCE, PreviousWorkflowGate(EveryPlanFinished(), WAIT)
+    )
+    first = _signal({"TQQQ": "1"})
+    second = first.model_copy(
+        update={
+            "event_id": uuid.uuid4(),
+            "correlation_id": uuid.uuid4(),
+            "as_of": date(2025, 3, 17),
+        }
+    )
+    other = first.model_copy(
+        update={"event_id": uuid.uuid4(), "correlation_id": uuid.uuid4(), "account_id": "OTHER-1"}
+    )
+
+    _only(handler(first, _context()).events, RebalancePlanned)
+    broker.log.clear()
+    _only(handler(second, _context()).events, RebalancePlanned)
+    after_second = list(broker.log)
+    broker.log.clear()
+    failed = _only(handler(other, _context()).events, WorkflowFailed)
+
+    assert after_second[0] == "use_session"  # no second read of the number
+    assert after_second.count("get_account") == 1  # the snapshot's own read
+    assert broker.sessions == [first.as_of, date(2025, 3, 17)]
+    assert failed.reason == ACCOUNT_MISMATCH
+    assert failed.details["broker_account_number"] == SAMPLE_ACCOUNT_ID
+    assert broker.log == []  # a mismatch against the known number reads nothing
+
+
+def test_handle_when_account_number_read_fails_transiently_then_propagates_and_read_again() -> None:
+    broker = _worked_example_broker()
+    broker.error = BrokerUnavailableError("connection reset")
+    handler = SignalGeneratedHandler(
+        broker, PlannerConfig(), SOURCE, PreviousWorkflowGate(NoEarlierPlans(), WAIT)
+    )
+    signal = _signal({"TQQQ": "1"})
+
+    with pytest.raises(TransientError):
+        handler(signal, _context())
+
+    assert broker.log == ["get_account"]
+    assert broker.sessions == []
+    # the runtime retries: the number is read again (nothing was remembered) and the plan made
+    broker.error = None
+    broker.log.clear()
+    _only(handler(signal, _context()).events, RebalancePlanned)
+    assert broker.log[:2] == ["get_account", "use_session"]
+
+
+@pytest.mark.parametrize(
+    ("error", "transient"),
+    [(BrokerUnavailableError("503 from the exchange"), True), (BrokerAuthError("403"), False)],
+)
+def test_handle_when_session_cannot_be_set_then_transient_propagates_else_workflow_failed(
+    error: Exception, transient: bool
+) -> None:
+    broker = _worked_example_broker()
+    broker.session_error = error
+
+    if transient:
+        with pytest.raises(TransientError):
+            _handle(broker, _signal({"TQQQ": "1"}))
+    else:
+        failed = _only(_handle(broker, _signal({"TQQQ": "1"})), WorkflowFailed)
+        assert failed.reason.startswith("session ") and failed.reason.endswith(" not set: 403")
+        assert failed.details["error_type"] == "BrokerAuthError"
+
+    assert broker.log == ["get_account", "use_session"]  # no snapshot from another session
+
+
 def test_handle_when_short_position_then_workflow_failed() -> None:
     broker = FakeBroker("1000.00", {"SQQQ": ("-3", "10.00")}, {"TQQQ": "100.00"})
 
@@ -504,10 +649,12 @@ def test_sequencing_when_same_workflow_handled_again_then_not_blocked_by_itself(
 
 
 def test_sequencing_when_other_account_unfinished_then_plans(ledger: WorkflowLedger) -> None:
-    planner = _planner(ledger)
-    _commit(ledger, planner(_workflow("ACCOUNT-A"), Clock().context()))
+    # one handler per broker account (a service instance each), one ledger
+    planner_a = _planner(ledger, _worked_example_broker("ACCOUNT-A"))
+    planner_b = _planner(ledger, _worked_example_broker("ACCOUNT-B"))
+    _commit(ledger, planner_a(_workflow("ACCOUNT-A"), Clock().context()))
 
-    result = planner(_workflow("ACCOUNT-B"), Clock().context())
+    result = planner_b(_workflow("ACCOUNT-B"), Clock().context())
 
     _only(result.events, RebalancePlanned)
 

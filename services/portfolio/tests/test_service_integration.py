@@ -1,24 +1,22 @@
 """``python -m alchemiser_portfolio`` as a real process on the embedded broker, the registry
-server, PostgreSQL and the simulated broker: plans, redelivery, failures, a crash, and one
-workflow at a time per account.
+server, PostgreSQL and the paper exchange (in the test process): plans, redelivery, failures, a
+crash, and one workflow at a time per account.
 
-The module's tests share one database (and so the workflow ledger): each signs its signals with
-its own fresh account, and a test that plans twice for an account first finishes the earlier
-workflow (a ``WorkflowCompleted``, as execution would publish it)."""
+The module's tests share one database (and so the workflow ledger): each test's exchange numbers
+its account afresh and the signals name it, and a test that plans twice for an account first
+finishes the earlier workflow (a ``WorkflowCompleted``, as execution would publish it)."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from alchemiser_broker import OrderRequest, OrderSide
-from alchemiser_broker.simulated import SimulatedBroker
-from alchemiser_broker.simulated_settings import SimulatedBrokerSettings
-from alchemiser_common.db import create_engine_from_url
+from alchemiser_broker import ACCOUNT_MISMATCH, OrderSide, OrderType
 from alchemiser_common.events import (
     RebalancePlanned,
     SignalGenerated,
@@ -35,57 +33,64 @@ from alchemiser_common.events.samples import (
 )
 from alchemiser_common.runtime.loop import ProtocolStep
 from alchemiser_common.topics import dlq_topic
+from alchemiser_devtools.exchange import API_KEY, SECRET_KEY, PaperExchange
 from alchemiser_devtools.harness import Pipeline, StageProcess, distinct_ids, iter_dlq
-from alchemiser_marketdata import DatasetMarketData
+from alchemiser_exchange import OrderSpec
 
 pytestmark = pytest.mark.integration
 
 SERVICE_MODULE = "alchemiser_portfolio"
 STAGE = "portfolio"
-BARS = """date,symbol,open,high,low,close,volume
-2025-03-13,TQQQ,70,71,69,70.00,1000
-2025-03-14,TQQQ,70,73,69,72.50,1000
-2025-03-14,OKLO,30,31,29,30.25,1000
-2025-03-14,SMR,20,21,19,20.10,1000
-2025-03-14,SOXL,25,26,24,25.00,1000
-"""
+# The session's bars (open, high, low, close), the sample signal's as_of (2025-03-14).
+BARS: dict[str, Any] = {
+    "TQQQ": ("70", "73", "69", "72.50"),
+    "OKLO": ("30", "31", "29", "30.25"),
+    "SMR": ("20", "21", "19", "20.10"),
+    "SOXL": ("25", "26", "24", "25.00"),
+}
 
 
 @pytest.fixture
-def dataset_dir(tmp_path: Path) -> Path:
-    directory = tmp_path / "bars"
-    directory.mkdir()
-    (directory / "bars.csv").write_text(BARS, encoding="utf-8")
-    return directory
-
-
-@pytest.fixture
-def account_id(pipeline: Pipeline, dataset_dir: Path) -> str:
-    """A fresh simulated account (100,000 cash) holding 100 SOXL bought at 25.00."""
-    account = f"sim-{uuid.uuid4().hex[:12]}"
-    engine = create_engine_from_url(pipeline.database_url)
+def paper_exchange(tmp_path: Path) -> Iterator[PaperExchange]:
+    """The plugin's exchange, its account numbered afresh (the module shares one ledger), after
+    buying 100 SOXL at the 25.00 close with its 100,000 cash."""
+    exchange = PaperExchange(
+        tmp_path / "paper-exchange", prices=dict(BARS), account_number=_fresh_account()
+    )
     try:
-        broker = SimulatedBroker(
-            engine, DatasetMarketData(dataset_dir), SimulatedBrokerSettings(account_id=account)
+        exchange.exchange.submit(
+            exchange.account,
+            OrderSpec(
+                symbol="SOXL",
+                side=OrderSide.BUY,
+                order_type=OrderType.MARKET,
+                qty=Decimal(100),
+                client_order_id="seed",
+            ),
         )
-        broker.migrate()
-        broker.submit_order(
-            OrderRequest(
-                client_order_id="seed", symbol="SOXL", side=OrderSide.BUY, qty=Decimal(100)
-            )
-        )
+        yield exchange
     finally:
-        engine.dispose()
-    return account
+        exchange.stop()
 
 
-def _start(pipeline: Pipeline, dataset_dir: Path, account_id: str, **env: str) -> StageProcess:
+def _fresh_account() -> str:
+    return "PA" + uuid.uuid4().hex[:10].upper()
+
+
+@pytest.fixture
+def account_id(paper_exchange: PaperExchange) -> str:
+    """The exchange's account: the signals' ``account_id``."""
+    return paper_exchange.account
+
+
+def _start(pipeline: Pipeline, exchange: PaperExchange, **env: str) -> StageProcess:
     return pipeline.start_module(
         SERVICE_MODULE,
         STAGE,
-        ALCHEMISER_BROKER__KIND="simulated",
-        ALCHEMISER_BROKER__SIMULATED__DATASET_DIR=str(dataset_dir),
-        ALCHEMISER_BROKER__SIMULATED__ACCOUNT_ID=account_id,
+        ALCHEMISER_BROKER__KIND="exchange",
+        ALCHEMISER_BROKER__EXCHANGE_URL=exchange.url,
+        ALCHEMISER_ALPACA__API_KEY=API_KEY,
+        ALCHEMISER_ALPACA__SECRET_KEY=SECRET_KEY,
         **env,
     )
 
@@ -111,9 +116,9 @@ def _wait_for_output(pipeline: Pipeline, topic: str, signal: SignalGenerated) ->
 
 
 def test_service_when_signal_consumed_then_one_verifiable_plan_and_redelivery_adds_none(
-    pipeline: Pipeline, dataset_dir: Path, account_id: str
+    pipeline: Pipeline, paper_exchange: PaperExchange, account_id: str
 ) -> None:
-    _start(pipeline, dataset_dir, account_id)
+    _start(pipeline, paper_exchange)
     signal = _signal(pipeline, account_id)
     pipeline.produce([signal])
 
@@ -123,6 +128,7 @@ def test_service_when_signal_consumed_then_one_verifiable_plan_and_redelivery_ad
     assert planned.plan_hash == plan_hash(planned.plan, signal.correlation_id)
     assert planned.causation_id == signal.event_id
     assert planned.source.service == "portfolio"
+    assert planned.account_id == paper_exchange.account
     assert [(i.symbol, i.action, i.trade_amount) for i in planned.plan.items] == [
         ("SOXL", PlanAction.SELL, Decimal("-2500")),
         ("TQQQ", PlanAction.BUY, Decimal("49500")),
@@ -141,18 +147,20 @@ def test_service_when_signal_consumed_then_one_verifiable_plan_and_redelivery_ad
 
 
 def test_service_when_price_missing_or_weights_invalid_then_failed_workflow_and_dead_letter(
-    pipeline: Pipeline, dataset_dir: Path, account_id: str
+    pipeline: Pipeline, paper_exchange: PaperExchange, account_id: str
 ) -> None:
-    _start(pipeline, dataset_dir, account_id)
+    _start(pipeline, paper_exchange)
     unpriced = _signal(pipeline, account_id, {"TQQQ": "0.5", "LEU": "0.5"})
     invalid = _signal(pipeline, account_id, {"TQQQ": "0.5"})
-    pipeline.produce([unpriced, invalid])
+    elsewhere = _signal(pipeline, _fresh_account())  # not the exchange account's signal
+    pipeline.produce([unpriced, invalid, elsewhere])
 
     (record,) = _wait_for_output(pipeline, WorkflowFailed.TOPIC, unpriced)
     failed = pipeline.serde.deserialize(WorkflowFailed.TOPIC, record.value())
     assert isinstance(failed, WorkflowFailed)
     assert failed.failure_step is FailureStep.PORTFOLIO
     assert failed.failed_symbols == ["LEU"]
+    assert failed.account_id == paper_exchange.account
     pipeline.wait_for(
         lambda: bool(pipeline.read_all(dlq_topic(SignalGenerated.TOPIC))), "the dead letter"
     )
@@ -160,18 +168,24 @@ def test_service_when_price_missing_or_weights_invalid_then_failed_workflow_and_
     (headers,) = iter_dlq([dead])
     assert headers["dlq.reason"] == "handler_rejected"
     assert pipeline.serde.deserialize(SignalGenerated.TOPIC, dead.value()) == invalid
+    (record,) = _wait_for_output(pipeline, WorkflowFailed.TOPIC, elsewhere)
+    mismatch = pipeline.serde.deserialize(WorkflowFailed.TOPIC, record.value())
+    assert isinstance(mismatch, WorkflowFailed)
+    assert mismatch.reason == ACCOUNT_MISMATCH
+    assert mismatch.details["event_account_id"] == elsewhere.account_id
+    assert mismatch.details["broker_account_number"] == paper_exchange.account
     assert _outputs(pipeline, RebalancePlanned.TOPIC, unpriced) == []
     assert _outputs(pipeline, RebalancePlanned.TOPIC, invalid) == []
+    assert _outputs(pipeline, RebalancePlanned.TOPIC, elsewhere) == []
 
 
 def test_service_when_killed_after_database_commit_then_exactly_one_plan_event_id(
-    pipeline: Pipeline, dataset_dir: Path, account_id: str, tmp_path: Path
+    pipeline: Pipeline, paper_exchange: PaperExchange, account_id: str, tmp_path: Path
 ) -> None:
     pause_file = tmp_path / "paused"
     crashed = _start(
         pipeline,
-        dataset_dir,
-        account_id,
+        paper_exchange,
         ALCHEMISER_RUNTIME__PAUSE_AT=ProtocolStep.AFTER_DB_COMMIT.value,
         ALCHEMISER_RUNTIME__PAUSE_FILE=str(pause_file),
     )
@@ -181,7 +195,7 @@ def test_service_when_killed_after_database_commit_then_exactly_one_plan_event_i
     crashed.kill()
     assert _outputs(pipeline, RebalancePlanned.TOPIC, signal) == []
 
-    _start(pipeline, dataset_dir, account_id)
+    _start(pipeline, paper_exchange)
     pipeline.produce([sample_workflow_completed(signal)])  # the sentinel's account is free
     sentinel = _signal(pipeline, account_id)
     pipeline.produce([sentinel])
@@ -193,9 +207,9 @@ def test_service_when_killed_after_database_commit_then_exactly_one_plan_event_i
 
 
 def test_service_when_two_signals_for_one_account_then_second_plan_waits_for_first_outcome(
-    pipeline: Pipeline, dataset_dir: Path, account_id: str
+    pipeline: Pipeline, paper_exchange: PaperExchange, account_id: str
 ) -> None:
-    service = _start(pipeline, dataset_dir, account_id)
+    service = _start(pipeline, paper_exchange)
     first, second, third = (_signal(pipeline, account_id) for _ in range(3))
     pipeline.produce([first, second])
 

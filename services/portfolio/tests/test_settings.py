@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import os
-from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
-from alchemiser_broker.settings import BrokerKind
+from alchemiser_broker.settings import LOCAL_EXCHANGE_KEY_ID, BrokerKind
 from alchemiser_common.errors import ConfigurationError
 from alchemiser_common.runtime.service import run_service
 from alchemiser_common.settings import load_settings
@@ -27,14 +26,19 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.chdir(tmp_path)
 
 
-def test_load_when_no_environment_then_original_rules_and_simulated_broker() -> None:
+def test_load_when_no_environment_then_original_rules_and_local_exchange() -> None:
     settings = load_settings(PortfolioSettings)
 
     assert settings.service_name == "portfolio"
-    assert settings.broker.kind is BrokerKind.SIMULATED
+    assert settings.broker.kind is BrokerKind.EXCHANGE
+    assert settings.broker.exchange_url == "http://127.0.0.1:8300"
     assert settings.alpaca is None
     assert settings.portfolio.planner_config() == PlannerConfig()
-    assert settings.broker.simulated.database_url is None
+    # no keys: the exchange's local identity, whose account it opens on first use
+    adapter = settings.broker.adapter_settings(settings.alpaca)
+    assert adapter.api_key.get_secret_value() == LOCAL_EXCHANGE_KEY_ID
+    assert adapter.secret_key.get_secret_value() == LOCAL_EXCHANGE_KEY_ID
+    assert adapter.url_override == "http://127.0.0.1:8300"
 
 
 def test_load_when_planner_variables_set_then_planner_config_uses_them(
@@ -60,7 +64,9 @@ def test_load_when_planner_variables_set_then_planner_config_uses_them(
         ("ALCHEMISER_PORTFOLIO__CASH_RESERVE_PCT", "NaN"),
         ("ALCHEMISER_PORTFOLIO__MIN_TRADE_AMOUNT", "five"),
         ("ALCHEMISER_BROKER__KIND", "ibkr"),
-        ("ALCHEMISER_BROKER__SIMULATED__SIMULATED_DATE", "2025-02-30"),
+        ("ALCHEMISER_BROKER__KIND", "simulated"),
+        ("ALCHEMISER_BROKER__EXCHANGE_URL", "127.0.0.1:8300"),
+        ("ALCHEMISER_BROKER__STREAM", "sometimes"),
     ],
 )
 def test_load_when_value_invalid_then_configuration_error_names_variable(
@@ -144,23 +150,34 @@ def test_load_when_live_without_confirmation_then_configuration_error(
         load_settings(PortfolioSettings)
 
 
-def test_load_when_simulated_variables_set_then_broker_settings_carry_them(
+def test_load_when_exchange_variables_set_then_adapter_points_at_the_exchange_with_the_keys(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ALCHEMISER_BROKER__KIND", "exchange")
+    monkeypatch.setenv("ALCHEMISER_BROKER__EXCHANGE_URL", "http://127.0.0.1:8411/")
+    monkeypatch.setenv("ALCHEMISER_ALPACA__API_KEY", "paper-key")
+    monkeypatch.setenv("ALCHEMISER_ALPACA__SECRET_KEY", "paper-secret")
+
+    settings = load_settings(PortfolioSettings)
+    adapter = settings.broker.adapter_settings(settings.alpaca)
+
+    assert settings.broker.kind is BrokerKind.EXCHANGE
+    assert settings.broker.exchange_url == "http://127.0.0.1:8411"
+    assert adapter.api_key.get_secret_value() == "paper-key"
+    assert adapter.secret_key.get_secret_value() == "paper-secret"
+    assert adapter.paper is True
+    assert adapter.url_override == adapter.data_url_override == "http://127.0.0.1:8411"
+    assert adapter.session_url == "http://127.0.0.1:8411/exchange/v1/session"
+
+
+def test_load_when_simulated_broker_variables_set_then_configuration_error_names_them(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    monkeypatch.setenv("ALCHEMISER_BROKER__SIMULATED__SIMULATED_DATE", "2025-03-14")
+    # the simulated broker is gone: its old settings are refused, not silently ignored
     monkeypatch.setenv("ALCHEMISER_BROKER__SIMULATED__DATASET_DIR", str(tmp_path))
-    monkeypatch.setenv("ALCHEMISER_BROKER__SIMULATED__STARTING_CASH", "2500")
-    monkeypatch.setenv("ALCHEMISER_BROKER__SIMULATED__DATABASE_URL", "sqlite:///sim.db")
 
-    simulated = load_settings(PortfolioSettings).broker.simulated
-    broker_settings = simulated.broker_settings()
-
-    assert simulated.dataset_dir == tmp_path
-    assert simulated.database_url is not None
-    assert simulated.database_url.get_secret_value() == "sqlite:///sim.db"
-    assert broker_settings.simulated_date == date(2025, 3, 14)
-    assert broker_settings.starting_cash == Decimal("2500")
-    assert not hasattr(broker_settings, "dataset_dir")
+    with pytest.raises(ConfigurationError, match="ALCHEMISER_BROKER__SIMULATED"):
+        load_settings(PortfolioSettings)
 
 
 def test_run_service_when_alpaca_kind_without_credentials_then_exits_with_config_code(

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
@@ -35,6 +36,7 @@ from alpaca.trading.requests import GetOrdersRequest, ReplaceOrderRequest
 
 from alchemiser_broker import alpaca_mapping as mapping
 from alchemiser_broker.alpaca_http import (
+    TimeoutSession,
     classify_failure,
     configure_client,
     describe_api_error,
@@ -111,6 +113,8 @@ class AlpacaBroker:
         )
         configure_client(self._trading, settings.request_timeout_s)
         configure_client(self._data, settings.request_timeout_s)
+        self._session_http = TimeoutSession(settings.request_timeout_s)
+        self._session_http.headers.update({"APCA-API-KEY-ID": key, "APCA-API-SECRET-KEY": secret})
         _log.info(
             "alpaca broker ready",
             paper=settings.paper,
@@ -121,6 +125,28 @@ class AlpacaBroker:
 
     def __repr__(self) -> str:
         return f"AlpacaBroker(paper={self._settings.paper})"
+
+    # ---------------------------------------------------------------- session
+
+    def use_session(self, session: date) -> None:
+        """Move the paper exchange's account clock to ``session``; Alpaca: nothing to do.
+
+        Idempotent (setting the current session changes nothing), so it is retried like a
+        read. Without ``session_url`` (Alpaca itself) the market's own clock rules.
+        """
+        url = self._settings.session_url
+        if url is None:
+            return
+        self._read(f"use session {session}", self._put_session, url, session, write=True)
+
+    def _put_session(self, url: str, session: date) -> Any:
+        """One ``PUT`` of the session; HTTP errors surface as alpaca-py's ``APIError``."""
+        response = self._session_http.put(url, json={"session": session.isoformat()})
+        try:
+            response.raise_for_status()
+        except requests.exceptions.HTTPError as err:
+            raise APIError(response.text, err) from None  # type: ignore[no-untyped-call]
+        return response.json()
 
     # ------------------------------------------------------------------ reads
 

@@ -116,6 +116,7 @@ def account_from_json(raw: Any) -> AccountState:
         equity=parse_decimal(_field(raw, "equity", "account"), "equity"),
         currency=str(raw.get("currency") or "USD"),
         trading_blocked=bool(raw.get("trading_blocked")) or bool(raw.get("account_blocked")),
+        account_number=str(raw.get("account_number") or ""),
     )
 
 

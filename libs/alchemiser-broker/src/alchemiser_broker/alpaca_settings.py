@@ -33,6 +33,16 @@ class AlpacaSettings(BaseModel):
     data_url_override: str | None = Field(
         default=None, description="Market-data API base URL; default Alpaca's."
     )
+    stream_url_override: str | None = Field(
+        default=None, description="Trade-updates WebSocket URL; default Alpaca's."
+    )
+    session_url: str | None = Field(
+        default=None,
+        description=(
+            "The paper exchange's session-clock URL (set by BROKER__KIND=exchange); with it "
+            "the adapter moves the account's clock to each workflow's session."
+        ),
+    )
     data_feed: str | None = Field(
         default=None, description="Market-data feed ('iex', 'sip'); default the account's."
     )

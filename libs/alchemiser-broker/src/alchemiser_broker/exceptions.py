@@ -12,6 +12,7 @@ from __future__ import annotations
 from alchemiser_common.errors import AlchemiserError, TransientError
 
 __all__ = [
+    "ACCOUNT_MISMATCH",
     "AmbiguousOrderOutcomeError",
     "BrokerAuthError",
     "BrokerError",
@@ -60,3 +61,8 @@ class AmbiguousOrderOutcomeError(BrokerUnavailableError):
     def __init__(self, client_order_id: str, message: str) -> None:
         super().__init__(message)
         self.client_order_id = client_order_id
+
+
+ACCOUNT_MISMATCH = "account_mismatch"
+"""The reason of a workflow refused because its event names another account than the broker's
+(the service's keys open a different account than the one the trigger asked for)."""

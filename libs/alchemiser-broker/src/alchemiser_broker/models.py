@@ -56,7 +56,11 @@ def _require_decimal(name: str, value: object) -> None:
 
 @dataclass(frozen=True, slots=True)
 class AccountState:
-    """Balances of the trading account."""
+    """Balances of the trading account.
+
+    ``account_id`` is the broker's internal id; ``account_number`` the number the account is
+    known by (Alpaca's ``account_number``), which events name as their ``account_id``.
+    """
 
     account_id: str
     cash: Decimal
@@ -64,6 +68,7 @@ class AccountState:
     equity: Decimal
     currency: str = "USD"
     trading_blocked: bool = False
+    account_number: str = ""
 
     def __post_init__(self) -> None:
         for name in ("cash", "buying_power", "equity"):

@@ -1,13 +1,14 @@
 """The broker port: everything execution and portfolio need from a broker.
 
-Implemented by :class:`~alchemiser_broker.alpaca.AlpacaBroker` (Alpaca's REST API)
-and :class:`~alchemiser_broker.simulated.SimulatedBroker` (in memory). Errors raised
-are the classes of :mod:`alchemiser_broker.exceptions`.
+Implemented by :class:`~alchemiser_broker.alpaca.AlpacaBroker` (Alpaca's REST API, served
+by Alpaca or by the project's paper exchange). Errors raised are the classes of
+:mod:`alchemiser_broker.exceptions`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import date
 from decimal import Decimal
 from typing import Protocol, runtime_checkable
 
@@ -27,6 +28,14 @@ __all__ = ["BrokerPort"]
 @runtime_checkable
 class BrokerPort(Protocol):
     """What the services ask of a broker; amounts are ``Decimal``, times UTC."""
+
+    def use_session(self, session: date) -> None:
+        """Trade in ``session`` from now on (the workflow's session date).
+
+        The paper exchange moves the account's clock there, so quotes, fills and the market
+        clock are that day's; a live broker has one clock and ignores it.
+        """
+        ...
 
     def get_account(self) -> AccountState:
         """The account's cash, buying power and equity."""

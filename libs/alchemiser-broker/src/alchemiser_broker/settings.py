@@ -2,12 +2,16 @@
 
 A service adds two sections to its :class:`~alchemiser_common.settings.CommonSettings`:
 
-* ``broker: BrokerSettings`` (``ALCHEMISER_BROKER__*``) — ``kind`` is ``simulated`` (the
-  default) or ``alpaca``; the simulated broker's own settings live under
-  ``ALCHEMISER_BROKER__SIMULATED__*`` (its behaviour, its database and its dataset);
-* ``alpaca: AlpacaSettings | None`` (``ALCHEMISER_ALPACA__*``) — kept at the top level so one
-  secret serves every service and the messages name the right variables. Paper is the
-  default; live trading needs ``ALCHEMISER_ALPACA__LIVE_TRADING_CONFIRMED=true``.
+* ``broker: BrokerSettings`` (``ALCHEMISER_BROKER__*``) — ``kind`` chooses the endpoint the
+  one Alpaca adapter talks to: ``exchange`` (the default: the project's paper exchange at
+  ``exchange_url``, see ``alchemiser exchange serve``) or ``alpaca`` (Alpaca itself, paper
+  unless live trading is confirmed). ``stream`` switches the trade-updates stream on;
+* ``alpaca: AlpacaSettings | None`` (``ALCHEMISER_ALPACA__*``) — the API key and secret (and
+  the HTTP policy), kept at the top level so one secret serves every service and the
+  messages name the right variables. Required with ``kind=alpaca``; with ``kind=exchange``
+  unset means the exchange's local identity (:data:`LOCAL_EXCHANGE_KEY_ID`), whose account
+  the exchange opens on first use. Live trading needs
+  ``ALCHEMISER_ALPACA__LIVE_TRADING_CONFIRMED=true``.
 
 :func:`~alchemiser_broker.factory.build_broker` turns the two into a broker.
 """
@@ -15,62 +19,37 @@ A service adds two sections to its :class:`~alchemiser_common.settings.CommonSet
 from __future__ import annotations
 
 from enum import StrEnum
-from pathlib import Path
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from alchemiser_broker.alpaca_settings import AlpacaSettings
-from alchemiser_broker.simulated_settings import SimulatedBrokerSettings
 from alchemiser_common.errors import ConfigurationError
 
 __all__ = [
     "ALPACA_KIND_NEEDS_KEYS",
-    "DATASET_DIR_ENV",
-    "SIMULATED_DATABASE_URL_ENV",
+    "LOCAL_EXCHANGE_KEY_ID",
     "AlpacaSettings",
     "BrokerKind",
     "BrokerSettings",
-    "SimulatedSettings",
     "require_alpaca",
 ]
 
-DATASET_DIR_ENV = "ALCHEMISER_BROKER__SIMULATED__DATASET_DIR"
-SIMULATED_DATABASE_URL_ENV = "ALCHEMISER_BROKER__SIMULATED__DATABASE_URL"
 ALPACA_KIND_NEEDS_KEYS = (
     "ALCHEMISER_BROKER__KIND=alpaca needs ALCHEMISER_ALPACA__API_KEY and "
     "ALCHEMISER_ALPACA__SECRET_KEY; neither is set"
 )
+LOCAL_EXCHANGE_KEY_ID = "alchemiser-local"
+"""The key id (and secret) used with ``kind=exchange`` when no Alpaca keys are set.
+
+Not a secret: it names an account on a local paper exchange that holds no real money."""
 
 
 class BrokerKind(StrEnum):
-    """Which broker a service trades with or reads the account from."""
+    """Which endpoint the Alpaca adapter talks to."""
 
-    SIMULATED = "simulated"
+    EXCHANGE = "exchange"
     ALPACA = "alpaca"
-
-
-class SimulatedSettings(SimulatedBrokerSettings):
-    """The simulated broker (``ALCHEMISER_BROKER__SIMULATED__*``): its behaviour plus where.
-
-    ``database_url`` unset means the service database itself. Services that must see the same
-    simulated account (portfolio reads it, execution trades on it) must share the database
-    and ``account_id``. ``dataset_dir`` is required when the simulated broker is used.
-    """
-
-    database_url: SecretStr | None = Field(
-        default=None,
-        description=(
-            "SQLAlchemy URL of the simulated account. Default: the service's own database."
-        ),
-    )
-    dataset_dir: Path | None = Field(
-        default=None, description="Directory of the daily-bars dataset the broker prices from."
-    )
-
-    def broker_settings(self) -> SimulatedBrokerSettings:
-        """The part :class:`~alchemiser_broker.simulated.SimulatedBroker` takes."""
-        fields = set(SimulatedBrokerSettings.model_fields)
-        return SimulatedBrokerSettings(**self.model_dump(include=fields))
 
 
 class BrokerSettings(BaseModel):
@@ -78,8 +57,50 @@ class BrokerSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    kind: BrokerKind = BrokerKind.SIMULATED
-    simulated: SimulatedSettings = SimulatedSettings()
+    kind: BrokerKind = BrokerKind.EXCHANGE
+    exchange_url: str = Field(
+        default="http://127.0.0.1:8300",
+        description="Base URL of the paper exchange (kind=exchange): REST, data and stream.",
+    )
+    stream: bool = Field(
+        default=True,
+        description=(
+            "Learn of fills from the trade-updates stream (polling only while it is down); "
+            "false polls always."
+        ),
+    )
+
+    @field_validator("exchange_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(f"must be an http(s) URL like http://127.0.0.1:8300, got {value!r}")
+        return value.rstrip("/")
+
+    @property
+    def exchange_stream_url(self) -> str:
+        """The exchange's trade-updates WebSocket URL."""
+        parts = urlsplit(self.exchange_url)
+        scheme = "wss" if parts.scheme == "https" else "ws"
+        return f"{scheme}://{parts.netloc}{parts.path}/stream"
+
+    def adapter_settings(self, alpaca: AlpacaSettings | None) -> AlpacaSettings:
+        """The Alpaca adapter's settings for this kind (``ConfigurationError`` naming keys)."""
+        if self.kind is BrokerKind.ALPACA:
+            return require_alpaca(alpaca)
+        local = SecretStr(LOCAL_EXCHANGE_KEY_ID)
+        base = alpaca or AlpacaSettings(api_key=local, secret_key=local)
+        return base.model_copy(
+            update={
+                "paper": True,
+                "live_trading_confirmed": False,
+                "url_override": self.exchange_url,
+                "data_url_override": self.exchange_url,
+                "stream_url_override": self.exchange_stream_url,
+                "session_url": f"{self.exchange_url}/exchange/v1/session",
+            }
+        )
 
 
 def require_alpaca(alpaca: AlpacaSettings | None) -> AlpacaSettings:

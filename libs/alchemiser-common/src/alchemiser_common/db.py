@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
+from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,8 +21,9 @@ from alembic import command, context
 from alembic.config import Config
 from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.engine import URL, Connection, Engine, make_url
+from sqlalchemy.engine import URL, Connection, Dialect, Engine, make_url
 from sqlalchemy.pool import StaticPool
+from sqlalchemy.types import TypeEngine
 
 from alchemiser_common.errors import ConfigurationError
 
@@ -30,6 +33,8 @@ if TYPE_CHECKING:
 __all__ = [
     "POSTGRES_CONNECT_TIMEOUT_SECONDS",
     "SQLITE_BUSY_TIMEOUT_SECONDS",
+    "ExactDecimal",
+    "as_utc",
     "create_engine_from_url",
     "is_transient_database_error",
     "normalize_database_url",
@@ -257,3 +262,37 @@ def run_alembic_env() -> None:
     )
     with context.begin_transaction():
         context.run_migrations()
+
+
+class ExactDecimal(sa.types.TypeDecorator[Decimal]):
+    """A ``Decimal`` stored without loss: ``NUMERIC`` on PostgreSQL, text on SQLite."""
+
+    impl = sa.Numeric
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        """``VARCHAR`` on SQLite, unconstrained ``NUMERIC`` elsewhere."""
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(sa.String())
+        return dialect.type_descriptor(sa.Numeric(asdecimal=True))
+
+    def process_bind_param(self, value: Decimal | None, dialect: Dialect) -> Any:
+        """Refuse anything but a finite ``Decimal``; SQLite gets its canonical text."""
+        if value is None:
+            return None
+        if not isinstance(value, Decimal) or not value.is_finite():
+            raise TypeError(f"expected a finite Decimal, got {value!r}")
+        return str(value) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
+        """Text or numeric back to ``Decimal``."""
+        if value is None:
+            return None
+        return value if isinstance(value, Decimal) else Decimal(str(value))
+
+
+def as_utc(moment: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes; they were written as UTC."""
+    if moment is None:
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)

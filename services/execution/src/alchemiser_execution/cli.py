@@ -109,12 +109,7 @@ def reconcile(
     settings = _settings()
     try:
         store = _store(settings)
-        built = build_broker(
-            settings.broker,
-            settings.alpaca,
-            service_name=settings.service_name,
-            service_url=settings.database.url.get_secret_value(),
-        )
+        built = build_broker(settings.broker.model_copy(update={"stream": False}), settings.alpaca)
         report = reconcile_attempts(store, built.broker, timeout_s=timeout_s)
     except ConfigurationError as err:
         _err().print(f"configuration error: {err}")

@@ -6,9 +6,11 @@ retry after a transient failure, a restart after a crash): the first call record
 is sent, and every later call resumes that run from its recorded attempts. At most one run
 exists per (account, workflow); a different plan for the same workflow is refused.
 
-Order of work: assets, prices, positions and the account -> the plan rules of
+Order of work: the market clock (its session is the trading day the caps count) and the
+account's number (a plan for another account is refused: ``account_mismatch``) -> assets,
+prices, positions and the account -> the plan rules of
 :mod:`~alchemiser_execution.domain.plan_rules` (every symbol tradable, the buys funded; a
-violation raises :class:`InvalidPlanError`: nothing recorded, nothing sent) -> market clock
+violation raises :class:`InvalidPlanError`: nothing recorded, nothing sent) -> market open?
 (closed -> refused) -> sized orders -> caps (breach -> refused, nothing sent) -> run recorded
 -> the sells phase -> wait for buying power -> the buys phase -> results. A resumed run is not
 checked again: its account has changed by its own orders.
@@ -19,14 +21,21 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from alchemiser_broker import BrokerPort, BrokerUnavailableError, OrderNotFoundError
+from alchemiser_broker import (
+    ACCOUNT_MISMATCH,
+    BrokerPort,
+    BrokerUnavailableError,
+    OrderNotFoundError,
+)
+from alchemiser_broker.stream import OrderUpdates
 from alchemiser_common.events import OrderSide, RebalancePlan, execution_plan_hash
 from alchemiser_common.observability.logging import get_logger
+from alchemiser_common.workflow import SESSION_TIMEZONE
 from alchemiser_execution.adapters.attempts import AttemptStore
 from alchemiser_execution.domain.attempts import Attempt
 from alchemiser_execution.domain.caps import check_caps, planned_value
@@ -99,13 +108,15 @@ class Executor:
         config: ExecutionConfig,
         *,
         sleep: Callable[[float], None] = time.sleep,
+        updates: OrderUpdates | None = None,
     ) -> None:
         self._broker = broker
         self._store = store
         self._desk = desk
         self._config = config
         self._sleep = sleep
-        self._phases = PhaseRunner(broker, desk, config, sleep=sleep)
+        self._account_number: str | None = None
+        self._phases = PhaseRunner(broker, desk, config, sleep=sleep, updates=updates)
 
     @property
     def broker(self) -> BrokerPort:
@@ -141,14 +152,27 @@ class Executor:
         """Size the orders and decide whether they may be sent; nothing is sent here."""
         now = self._desk.now()
         legs = plan_legs(request.plan.items)
+        clock = self._broker.get_clock()
         base: dict[str, Any] = {
             "account_id": request.account_id,
             "correlation_id": str(request.correlation_id),
             "plan_hash": request.plan_hash,
             "input_event_id": str(request.input_event_id),
-            "trading_day": now.astimezone(UTC).date(),
+            # the broker's session (the paper exchange's account clock), never the wall clock
+            "trading_day": clock.timestamp.astimezone(SESSION_TIMEZONE).date(),
             "started_at": now,
         }
+        mismatch = self._account_mismatch(request.account_id)
+        if mismatch is not None:
+            return ExecutionRun(
+                status=RunStatus.REFUSED,
+                orders=(),
+                reserved_value=Decimal(0),
+                reason=ACCOUNT_MISMATCH,
+                detail=mismatch,
+                refused_symbols=tuple(sorted({leg.symbol for leg in legs})),
+                **base,
+            )
         if not legs:
             return ExecutionRun(
                 status=RunStatus.RUNNING, orders=(), reserved_value=Decimal(0), **base
@@ -166,7 +190,6 @@ class Executor:
             )
         symbols = sorted({leg.symbol for leg in legs})
         facts = self._checked_facts(request, legs, symbols)
-        clock = self._broker.get_clock()
         if not clock.is_open:
             return ExecutionRun(
                 status=RunStatus.REFUSED,
@@ -213,6 +236,17 @@ class Executor:
             orders=tuple(orders),
             reserved_value=planned_value(orders),
             **base,
+        )
+
+    def _account_mismatch(self, account_id: str) -> str | None:
+        """Why the plan's account is not the broker's, or ``None`` (the number is read once)."""
+        if self._account_number is None:
+            self._account_number = self._broker.get_account().account_number
+        if self._account_number == account_id:
+            return None
+        return (
+            f"the plan is for account {account_id} but the broker's keys open account "
+            f"{self._account_number or '(no number reported)'}; nothing sent"
         )
 
     def _stale(self, request: ExecutionRequest) -> str | None:

@@ -136,7 +136,7 @@ class OrderDesk:
             return attempt
         if order is not None:
             _log.info("order adopted", client_order_id=attempt.client_order_id)
-            return self._observe(attempt, order)
+            return self.observe(attempt, order)
         return self._send(attempt)
 
     def refresh(self, attempt: Attempt) -> Attempt:
@@ -150,7 +150,7 @@ class OrderDesk:
             return attempt
         if order is None:
             return attempt
-        return self._observe(attempt, order)
+        return self.observe(attempt, order)
 
     def cancel(self, attempt: Attempt) -> None:
         """Ask the broker to cancel an open attempt (a later refresh shows the outcome)."""
@@ -186,7 +186,7 @@ class OrderDesk:
         self._count("submitted", attempt)
         if self._after_accept is not None:
             self._after_accept(attempt, order)
-        return self._observe(attempt, order)
+        return self.observe(attempt, order)
 
     def _submit(self, attempt: Attempt) -> BrokerOrder:
         if attempt.close_position:
@@ -201,7 +201,11 @@ class OrderDesk:
         )
         return self._broker.submit_order(request)
 
-    def _observe(self, attempt: Attempt, order: BrokerOrder) -> Attempt:
+    def observe(self, attempt: Attempt, order: BrokerOrder) -> Attempt:
+        """Record what ``order`` (the broker's view of ``attempt``'s order, read over REST or
+        pushed by the order updates stream) changed; an unchanged attempt is not written.
+
+        Counts a fill or a rejection once, when the attempt first reaches it."""
         updated = attempt.observed(order, self.now())
         if updated.state is AttemptState.FILLED and attempt.state is not AttemptState.FILLED:
             self._count("filled", attempt)

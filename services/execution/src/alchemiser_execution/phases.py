@@ -7,6 +7,23 @@ by side, so the phase takes as long as its slowest leg, bounded by
 Legs still working at the bound end as they are (reported with the order's status); a leg
 whose order is still of unknown fate raises :class:`OrderOutcomeUnknownError` so the runtime
 redelivers the input and a later run resolves it.
+
+Fills are learned from the broker's order updates (:class:`~alchemiser_broker.stream.OrderUpdates`,
+Alpaca's trade-updates stream) while they are live, and by REST polling otherwise:
+
+* not live (no stream, or it is down): every round re-reads each open order over REST and
+  sleeps ``poll_interval_s``, as it always did;
+* live: a waiting order is read from the stream's newest state (no HTTP); the round's wait ends
+  as soon as an update arrives, else at the next deadline the lifecycle cares about (re-peg,
+  fill timeout, the phase's bound), at most :data:`LIVE_WAIT_MAX_S`. An open order is read over
+  REST once when the stream cannot vouch for it: after every (re)connection (``take_gap``),
+  for an order this runner has not seen placed or read while the stream was live (one
+  recorded by an earlier process, or placed while the stream was down), and every
+  :data:`LIVE_RECHECK_S` for an order still open (an update lost on a live connection). Stream
+  states never move an attempt backwards (a smaller filled quantity than recorded is ignored).
+
+Either way the attempt is updated through :meth:`OrderDesk.observe`, so the attempts store
+records a stream-learned fill exactly as a polled one, and crash/resume works unchanged.
 """
 
 from __future__ import annotations
@@ -14,11 +31,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from uuid import UUID
 
-from alchemiser_broker import BrokerPort, BrokerUnavailableError
+from alchemiser_broker import BrokerOrder, BrokerPort, BrokerUnavailableError
+from alchemiser_broker.stream import NoOrderUpdates, OrderUpdates
 from alchemiser_common.events import OrderType
 from alchemiser_common.observability.logging import get_logger
 from alchemiser_execution.domain.attempts import Attempt
@@ -33,9 +51,23 @@ from alchemiser_execution.exceptions import OrderOutcomeUnknownError
 from alchemiser_execution.orders import OrderDesk
 from alchemiser_execution.settings import CANCEL_GRACE_S
 
-__all__ = ["ExecutionConfig", "PhaseRunner", "client_order_id_for"]
+__all__ = [
+    "LIVE_RECHECK_S",
+    "LIVE_WAIT_MAX_S",
+    "ExecutionConfig",
+    "PhaseRunner",
+    "client_order_id_for",
+]
 
 _log = get_logger(__name__)
+
+LIVE_WAIT_MAX_S = 1.0
+"""The longest wait between rounds while order updates are live (an update ends it earlier)."""
+LIVE_RECHECK_S = 5.0
+"""While live, an open order the stream said nothing new about is still read over REST this
+often: a safety net for an update lost on a connection that stayed up."""
+_DEADLINE_SLACK_S = 0.005
+"""Added to a deadline's wait so the next round does not wake a hair before it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,11 +109,13 @@ class PhaseRunner:
         config: ExecutionConfig,
         *,
         sleep: Callable[[float], None] = time.sleep,
+        updates: OrderUpdates | None = None,
     ) -> None:
         self._broker = broker
         self._desk = desk
         self._config = config
         self._sleep = sleep
+        self._updates: OrderUpdates = updates if updates is not None else NoOrderUpdates(sleep)
 
     def run(
         self,
@@ -98,8 +132,13 @@ class PhaseRunner:
         active = {order.leg: order for order in orders if order.placeable}
         attempts = {leg: list(recorded.get(leg, ())) for leg in active}
         cancelled: set[str] = set()
+        synced: dict[str, datetime] = {}  # open orders the live stream vouches for, since when
         deadline = self._desk.now() + timedelta(seconds=self._config.phase_timeout_s)
         while active:
+            live = self._updates.live
+            if live and self._updates.take_gap():
+                _log.info("order updates (re)connected; open orders are read over REST once")
+                synced.clear()
             for leg, order in list(active.items()):
                 step = next_step(
                     order,
@@ -115,13 +154,15 @@ class PhaseRunner:
                     )
                     del active[leg]
                     continue
-                self._carry_out(run, order, step, attempts[leg], cancelled)
+                self._carry_out(
+                    run, order, step, attempts[leg], cancelled, synced=synced, live=live
+                )
             if not active:
                 break
             if self._desk.now() >= deadline:
                 results.update(self._give_up(active, attempts))
                 break
-            self._sleep(self._config.poll_interval_s)
+            self._updates.wait(self._wait_s(active, attempts, cancelled, deadline))
         return results
 
     def _carry_out(
@@ -131,16 +172,84 @@ class PhaseRunner:
         step: Step,
         attempts: list[Attempt],
         cancelled: set[str],
+        *,
+        synced: dict[str, datetime],
+        live: bool,
     ) -> None:
         if step.kind is StepKind.PLACE:
             attempts.append(self._place(run, order, step))
+            if live:  # placed while the stream listens: every later change is pushed
+                synced[attempts[-1].client_order_id] = self._desk.now()
         elif step.kind is StepKind.RESOLVE:
             attempts[-1] = self._desk.resolve(attempts[-1])
+            if live:
+                synced[attempts[-1].client_order_id] = self._desk.now()
         elif step.kind is StepKind.CANCEL:
             self._desk.cancel(attempts[-1])
             cancelled.add(attempts[-1].client_order_id)
-        else:  # WAIT: see whether the order moved
+        elif not live:  # WAIT, polling: see whether the order moved
             attempts[-1] = self._desk.refresh(attempts[-1])
+        elif not self._vouched(attempts[-1].client_order_id, synced):  # WAIT, live, unsure
+            attempts[-1] = self._resync(attempts[-1], synced)
+        else:  # WAIT, live: the stream's newest state, if it has one
+            streamed = self._updates.latest(attempts[-1].client_order_id)
+            if streamed is not None:
+                attempts[-1] = self._apply_streamed(attempts[-1], streamed)
+
+    def _vouched(self, client_order_id: str, synced: Mapping[str, datetime]) -> bool:
+        """Whether the stream vouches for the order: seen live, and read within the recheck."""
+        since = synced.get(client_order_id)
+        if since is None:
+            return False
+        return (self._desk.now() - since).total_seconds() < LIVE_RECHECK_S
+
+    def _resync(self, attempt: Attempt, synced: dict[str, datetime]) -> Attempt:
+        """Read ``attempt``'s order over REST once; the stream vouches for it afterwards."""
+        cid = attempt.client_order_id
+        try:
+            order = self._broker.get_order_by_client_id(cid)
+        except BrokerUnavailableError as err:
+            _log.warning(
+                "order refresh failed; retried next round", client_order_id=cid, error=str(err)
+            )
+            return attempt
+        synced[cid] = self._desk.now()
+        return attempt if order is None else self._desk.observe(attempt, order)
+
+    def _apply_streamed(self, attempt: Attempt, order: BrokerOrder) -> Attempt:
+        """Record the stream's state of ``attempt``'s order unless it is older than the record
+        (e.g. the state from before a gap, already overtaken by the REST read)."""
+        if attempt.is_final or order.filled_qty < attempt.filled_qty:
+            return attempt
+        return self._desk.observe(attempt, order)
+
+    def _wait_s(
+        self,
+        active: Mapping[int, PlannedOrder],
+        attempts: Mapping[int, Sequence[Attempt]],
+        cancelled: set[str],
+        deadline: datetime,
+    ) -> float:
+        """How long to wait before the next round (see the module docstring)."""
+        config = self._config
+        if not self._updates.live:
+            return config.poll_interval_s
+        now = self._desk.now()
+        wait = min(LIVE_WAIT_MAX_S, (deadline - now).total_seconds())
+        for leg in active:
+            if not attempts[leg]:
+                continue
+            current = attempts[leg][-1]
+            if current.is_final:  # the next round decides at once (done, or the next attempt)
+                wait = 0.0
+            elif not current.is_open:  # resolving over REST: at the polling pace
+                wait = min(wait, config.poll_interval_s)
+            elif current.client_order_id not in cancelled:
+                is_limit = current.order_type is OrderType.LIMIT
+                works_for = config.repeg_interval_s if is_limit else config.fill_timeout_s
+                due = current.created_at + timedelta(seconds=works_for)
+                wait = min(wait, (due - now).total_seconds())
+        return max(0.0, wait) + _DEADLINE_SLACK_S
 
     def _place(self, run: ExecutionRun, order: PlannedOrder, step: Step) -> Attempt:
         order_type, price = OrderType.MARKET, None

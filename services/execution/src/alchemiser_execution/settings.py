@@ -6,8 +6,8 @@ Sections added to :class:`~alchemiser_common.settings.CommonSettings`:
   re-pegs, safety caps, the plan rules' funding tolerance, how long a plan waits for its
   workflow's trigger, the attempts database and the crash tests' hook.
 * ``broker`` and ``alpaca``: the shared broker sections of :mod:`alchemiser_broker.settings`
-  (``ALCHEMISER_BROKER__KIND``, ``simulated`` by default, ``ALCHEMISER_BROKER__SIMULATED__*``,
-  ``ALCHEMISER_ALPACA__*``: paper by default; live needs
+  (``ALCHEMISER_BROKER__KIND``, ``exchange`` by default, ``ALCHEMISER_BROKER__EXCHANGE_URL``,
+  ``ALCHEMISER_BROKER__STREAM``, ``ALCHEMISER_ALPACA__*``: paper by default; live needs
   ``ALCHEMISER_ALPACA__LIVE_TRADING_CONFIRMED=true``). Missing Alpaca keys are reported when
   the broker is built (:func:`~alchemiser_broker.factory.build_broker`).
 

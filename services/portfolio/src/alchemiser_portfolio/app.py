@@ -5,17 +5,14 @@ declaration (:mod:`alchemiser_portfolio.service`) names; the runtime calls them 
 the loaded :class:`~alchemiser_portfolio.settings.PortfolioSettings`. The plan handler's factory
 migrates the workflow ledger's tables (in the service database) before anything is consumed;
 the outcome handlers only return units of work, which run after every factory did.
-Configuration problems found here (no dataset for the simulated broker, an unreadable dataset)
-raise :class:`~alchemiser_common.errors.ConfigurationError` naming the variable, so the process
-stops at start-up with exit code 2.
+Configuration problems found here (``ALCHEMISER_BROKER__KIND=alpaca`` without keys) raise
+:class:`~alchemiser_common.errors.ConfigurationError` naming the variable, so the process stops
+at start-up with exit code 2.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import datetime, timedelta
-
-from sqlalchemy.engine import Engine
+from datetime import timedelta
 
 from alchemiser_broker import BrokerPort
 from alchemiser_broker.factory import build_broker
@@ -47,22 +44,10 @@ def event_source() -> EventSource:
     return EventSource.of_package(SERVICE_NAME, "alchemiser-portfolio")
 
 
-def account_broker(
-    settings: PortfolioSettings, *, engine: Engine, clock: Callable[[], datetime]
-) -> BrokerPort:
-    """The broker the account is read from, built by the shared factory.
-
-    Unless ``ALCHEMISER_BROKER__SIMULATED__DATABASE_URL`` says otherwise, the simulated
-    account lives in the service's own database (``engine``, reused); point execution at the
-    same database to trade on the account portfolio plans for. ``clock`` is the service's.
-    """
+def account_broker(settings: PortfolioSettings) -> BrokerPort:
+    """The broker the account is read from, built by the shared factory (no stream needed)."""
     return build_broker(
-        settings.broker,
-        settings.alpaca,
-        service_name=settings.service_name,
-        service_url=settings.database.url.get_secret_value(),
-        service_engine=engine,
-        clock=clock,
+        settings.broker.model_copy(update={"stream": False}), settings.alpaca
     ).broker
 
 
@@ -71,7 +56,7 @@ def build_plan_handler(container: ServiceContainer[PortfolioSettings]) -> Signal
     settings = container.settings
     ledger = WorkflowLedger(container.engine)
     ledger.migrate()
-    broker = account_broker(settings, engine=container.engine, clock=container.now)
+    broker = account_broker(settings)
     wait = timedelta(seconds=settings.portfolio.previous_workflow_wait_s)
     handler = SignalGeneratedHandler(
         broker,

@@ -26,13 +26,14 @@ Nothing is written here: the runtime's inbox stores the outputs and runs the uni
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
+from typing import ParamSpec, TypeVar
 
 from pydantic import TypeAdapter, ValidationError
 
-from alchemiser_broker import BrokerError, BrokerPort
+from alchemiser_broker import ACCOUNT_MISMATCH, BrokerError, BrokerPort
 from alchemiser_common.errors import AlchemiserError, TransientError
 from alchemiser_common.events import (
     EventSource,
@@ -69,6 +70,8 @@ from alchemiser_portfolio.sequencing import PreviousWorkflowGate
 
 __all__ = ["SignalGeneratedHandler", "WorkflowEndedHandler", "missing_prices"]
 
+P = ParamSpec("P")
+R = TypeVar("R")
 _log = get_logger("alchemiser.portfolio")
 _SYMBOL = TypeAdapter(Symbol)
 
@@ -107,6 +110,17 @@ class _PlanningFailedError(AlchemiserError):
         self.failed_symbols = list(failed_symbols)
 
 
+def _asking_broker(failure: str, call: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+    """``call(...)``; transient errors propagate, broker or portfolio errors fail the workflow
+    with ``failure: <error>`` as the reason."""
+    try:
+        return call(*args, **kwargs)
+    except TransientError:
+        raise
+    except (BrokerError, PortfolioError) as err:
+        raise _PlanningFailedError(f"{failure}: {err}", {"error_type": type(err).__name__}) from err
+
+
 class SignalGeneratedHandler:
     """Plans the rebalance of the account for one ``SignalGenerated`` (see the module doc)."""
 
@@ -121,6 +135,7 @@ class SignalGeneratedHandler:
         self._config = config
         self._source = source
         self._gate = gate
+        self._account_number: str | None = None
 
     def __call__(self, event: SignalGenerated, context: HandlerContext) -> HandlerResult:
         """Handle one signal: the plan and its ledger row, or the failed workflow."""
@@ -169,18 +184,33 @@ class SignalGeneratedHandler:
 
     def _snapshot(self, targets: Mapping[str, Decimal]) -> AccountSnapshot:
         """Read the account; transient errors propagate, the others fail the workflow."""
-        try:
-            return read_account_snapshot(self._broker, targets)
-        except TransientError:
-            raise
-        except (BrokerError, PortfolioError) as err:
+        return _asking_broker("account unreadable", read_account_snapshot, self._broker, targets)
+
+    def _open_account(self, event: SignalGenerated) -> None:
+        """Check the event is for the broker's account, then trade in the signal's session.
+
+        The account number is read once; a mismatch fails the workflow (``account_mismatch``),
+        nothing is read or planned. On the paper exchange the session moves the account's clock
+        to ``as_of``, so the account is valued at that day's closes.
+        """
+        if self._account_number is None:
+            account = _asking_broker("account unreadable", self._broker.get_account)
+            self._account_number = account.account_number
+        if self._account_number != event.account_id:
             raise _PlanningFailedError(
-                f"account unreadable: {err}", {"error_type": type(err).__name__}
-            ) from err
+                ACCOUNT_MISMATCH,
+                {
+                    "error_type": "AccountMismatch",
+                    "event_account_id": event.account_id,
+                    "broker_account_number": self._account_number,
+                },
+            )
+        _asking_broker(f"session {event.as_of} not set", self._broker.use_session, event.as_of)
 
     def _planned(
         self, event: SignalGenerated, targets: Mapping[str, Decimal], now: datetime
     ) -> RebalancePlanned:
+        self._open_account(event)
         account = self._snapshot(targets)
         snapshot_id = account_snapshot_id(account)
         missing = missing_prices(targets, account)

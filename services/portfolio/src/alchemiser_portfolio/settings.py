@@ -7,8 +7,8 @@ Sections added to :class:`~alchemiser_common.settings.CommonSettings`:
   (``ALCHEMISER_PORTFOLIO__PREVIOUS_WORKFLOW_WAIT_S=900``, see
   :mod:`alchemiser_portfolio.sequencing`);
 * ``broker`` and ``alpaca`` — the shared broker sections of
-  :mod:`alchemiser_broker.settings` (``ALCHEMISER_BROKER__KIND``, ``simulated`` by default,
-  ``ALCHEMISER_BROKER__SIMULATED__*``, ``ALCHEMISER_ALPACA__*``).
+  :mod:`alchemiser_broker.settings` (``ALCHEMISER_BROKER__KIND``, ``exchange`` by default,
+  ``ALCHEMISER_BROKER__EXCHANGE_URL``, ``ALCHEMISER_ALPACA__*``).
 
 ``ALCHEMISER_BROKER__KIND=alpaca`` without credentials stops the process at start-up (at
 settings load) with a :class:`~alchemiser_common.errors.ConfigurationError` naming the

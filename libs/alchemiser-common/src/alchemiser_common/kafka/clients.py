@@ -16,7 +16,15 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
@@ -291,6 +299,23 @@ class KafkaConsumer(_LazyClient[Consumer]):
         if on_lost is not None:
             kwargs["on_lost"] = on_lost
         self.client.subscribe(list(topics), **kwargs)
+
+    def assign_from_beginning(
+        self, topics: Sequence[str], timeout: float = API_TIMEOUT_S
+    ) -> list[TopicPartition]:
+        """Read every partition of ``topics`` from its first record, without joining a group
+        (no rebalance wait: a reader that commits nothing needs no group). Returns them."""
+        partitions: list[TopicPartition] = []
+        for topic in topics:
+            metadata = self.client.list_topics(topic, timeout=timeout).topics[topic]
+            if metadata.error is not None:
+                raise KafkaException(metadata.error)
+            partitions.extend(
+                TopicPartition(topic, partition, OFFSET_BEGINNING)
+                for partition in sorted(metadata.partitions)
+            )
+        self.client.assign(partitions)
+        return partitions
 
     def poll(self, timeout: float) -> Message | None:
         """One record, or ``None``; check ``message.error()`` before using it."""

@@ -25,8 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, Engine
 
-from alchemiser_broker.simulated_schema import as_utc
-from alchemiser_common.db import is_transient_database_error, upgrade_to_head
+from alchemiser_common.db import as_utc, is_transient_database_error, upgrade_to_head
 from alchemiser_common.events import OrderSide, OrderType
 from alchemiser_execution.adapters.schema import (
     EXECUTION_VERSION_TABLE,

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from alchemiser_broker.simulated_schema import ExactDecimal
+from alchemiser_common.db import ExactDecimal
 
 __all__ = [
     "EXECUTION_VERSION_TABLE",

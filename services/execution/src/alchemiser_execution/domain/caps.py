@@ -2,7 +2,10 @@
 
 A breach refuses the whole execution (the circuit breaker): nothing is sent and the workflow
 fails with the breach's reason. The day's total counts every earlier execution of the same
-account on the same UTC day (what they reserved, or traded once finished) plus this one.
+account in the same trading session (what they reserved, or traded once finished) plus this
+one. The session is the broker's: the date of its market clock in New York, which on the paper
+exchange is the account's session clock (a replay of history counts per historical day), never
+the wall clock.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Alembic environment of the simulated broker; see :func:`alchemiser_common.db.upgrade_to_head`."""
+"""Alembic environment of the exchange; see :func:`alchemiser_common.db.upgrade_to_head`."""
 
 from __future__ import annotations
 

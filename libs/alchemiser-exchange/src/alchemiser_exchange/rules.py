@@ -1,4 +1,15 @@
-"""The simulated broker's trading rules as pure functions: quantities, prices, fills, clock.
+"""The exchange's trading rules as pure functions: quantities, prices, fills, clock.
+
+**Fills.** An account trades in its *session* (one trading day of the dataset), against that
+day's bar of the symbol:
+
+* a market order fills at once at the session's close;
+* a limit order fills at once when the session's range crosses it: a buy limit at or above the
+  low fills at the lower of the limit and the close, a sell limit at or below the high at the
+  higher of the two; otherwise it rests (``new``) until canceled, replaced, or the account's
+  clock moves to another session (a ``day`` order then expires; a ``gtc`` order is checked
+  against the new session's bar);
+* with ``partial_fill_ratio`` only that share fills and the order stays ``partially_filled``.
 
 Quantisation (all ``Decimal``, never float):
 
@@ -18,12 +29,12 @@ Quantisation (all ``Decimal``, never float):
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
 from zoneinfo import ZoneInfo
 
-from alchemiser_broker.exceptions import OrderRejectedError
 from alchemiser_broker.models import (
     MarketClock,
     OrderSide,
@@ -31,6 +42,7 @@ from alchemiser_broker.models import (
     OrderType,
     Quote,
 )
+from alchemiser_exchange.errors import InvalidOrderError
 
 __all__ = [
     "AVG_PRICE_QUANTUM",
@@ -40,15 +52,18 @@ __all__ = [
     "PRICE_QUANTUM",
     "QTY_QUANTUM",
     "Execution",
+    "SessionBar",
     "average_entry_price",
     "cents",
     "check_limit_price",
     "check_quantity",
+    "crossing_price",
     "execute",
     "fill_price",
-    "is_marketable",
-    "market_clock",
+    "next_trading_day",
     "quote_for",
+    "session_clock",
+    "session_moment",
     "target_quantity",
 ]
 
@@ -98,21 +113,21 @@ def _decimal_places(value: Decimal) -> int:
 def check_quantity(qty: Decimal, *, symbol: str, order_type: OrderType, fractionable: bool) -> None:
     """Refuse a quantity Alpaca would refuse (precision, fractional rules)."""
     if qty <= 0:
-        raise OrderRejectedError(f"qty must be > 0, got {qty}")
+        raise InvalidOrderError(f"qty must be > 0, got {qty}")
     if _decimal_places(qty) > 9:
-        raise OrderRejectedError(f"qty {qty} is limited to 9 decimal places")
+        raise InvalidOrderError(f"qty {qty} is limited to 9 decimal places")
     if not _is_whole(qty):
         if not fractionable:
-            raise OrderRejectedError(f"asset {symbol} is not fractionable")
+            raise InvalidOrderError(f"asset {symbol} is not fractionable")
         if order_type is not OrderType.MARKET:
-            raise OrderRejectedError("fractional orders must be market orders with day tif")
+            raise InvalidOrderError("fractional orders must be market orders with day tif")
 
 
 def check_limit_price(limit_price: Decimal) -> None:
     """Refuse a sub-penny limit price at or above $1 (sub-$1 prices may use 4 places)."""
     places = 2 if limit_price >= 1 else 4
     if _decimal_places(limit_price) > places:
-        raise OrderRejectedError(
+        raise InvalidOrderError(
             f"invalid limit_price {limit_price}. sub-penny increment does not fulfill "
             "minimum pricing criteria"
         )
@@ -132,33 +147,45 @@ def target_quantity(
         check_quantity(qty, symbol=symbol, order_type=order_type, fractionable=fractionable)
         return qty
     if notional is None:
-        raise OrderRejectedError("qty or notional is required")
+        raise InvalidOrderError("qty or notional is required")
     if order_type is not OrderType.MARKET:
-        raise OrderRejectedError("notional orders must be market orders with day tif")
+        raise InvalidOrderError("notional orders must be market orders with day tif")
     if not fractionable:
-        raise OrderRejectedError(f"asset {symbol} is not fractionable")
+        raise InvalidOrderError(f"asset {symbol} is not fractionable")
     if _decimal_places(notional) > 2:
-        raise OrderRejectedError(f"notional {notional} is limited to 2 decimal places")
+        raise InvalidOrderError(f"notional {notional} is limited to 2 decimal places")
     if notional < MIN_NOTIONAL:
-        raise OrderRejectedError(f"notional must be >= {MIN_NOTIONAL}, got {notional}")
+        raise InvalidOrderError(f"notional must be >= {MIN_NOTIONAL}, got {notional}")
     result = (notional / price).quantize(QTY_QUANTUM, rounding=ROUND_DOWN)
     if result <= 0:
-        raise OrderRejectedError(f"notional {notional} buys no {symbol} at {price}")
+        raise InvalidOrderError(f"notional {notional} buys no {symbol} at {price}")
     return result
 
 
-def is_marketable(
-    side: OrderSide, order_type: OrderType, limit_price: Decimal | None, price: Decimal
-) -> bool:
-    """Whether the order would trade at ``price`` now (market orders always do)."""
+@dataclass(frozen=True, slots=True)
+class SessionBar:
+    """A symbol's prices in one session (already rounded to fill prices)."""
+
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    close: Decimal
+
+
+def crossing_price(
+    side: OrderSide, order_type: OrderType, limit_price: Decimal | None, bar: SessionBar
+) -> Decimal | None:
+    """The price the order trades at in ``bar``'s session, or ``None`` when it does not."""
     if order_type is OrderType.MARKET or limit_price is None:
-        return True
-    return limit_price >= price if side is OrderSide.BUY else limit_price <= price
+        return bar.close
+    if side is OrderSide.BUY:
+        return min(limit_price, bar.close) if limit_price >= bar.low else None
+    return max(limit_price, bar.close) if limit_price <= bar.high else None
 
 
 @dataclass(frozen=True, slots=True)
 class Execution:
-    """What happens to an order when it meets the market: its status and its fill."""
+    """What happens to an order when it meets the session: its status and its fill."""
 
     status: OrderStatus
     filled_qty: Decimal
@@ -171,24 +198,28 @@ def execute(
     order_type: OrderType,
     limit_price: Decimal | None,
     qty: Decimal,
-    price: Decimal,
+    already_filled: Decimal,
+    bar: SessionBar,
     partial_fill_ratio: Decimal | None,
     fractionable: bool,
 ) -> Execution:
-    """Fill ``qty`` at ``price`` when marketable: wholly, or by ``partial_fill_ratio``.
+    """Fill the rest of ``qty`` in ``bar``'s session when crossed: wholly or by the ratio.
 
     A partial quantity is rounded down (whole shares when not fractionable); when that leaves
-    nothing the order stays ``new``.
+    nothing the order does not move. ``filled_qty`` is this fill's quantity only.
     """
-    if not is_marketable(side, order_type, limit_price, price):
-        return Execution(OrderStatus.NEW, Decimal(0), None)
-    filled = qty
+    price = crossing_price(side, order_type, limit_price, bar)
+    remaining = qty - already_filled
+    unchanged = OrderStatus.NEW if already_filled == 0 else OrderStatus.PARTIALLY_FILLED
+    if price is None or remaining <= 0:
+        return Execution(unchanged, Decimal(0), None)
+    filled = remaining
     if partial_fill_ratio is not None and partial_fill_ratio < 1:
         quantum = QTY_QUANTUM if fractionable else _WHOLE
-        filled = (qty * partial_fill_ratio).quantize(quantum, rounding=ROUND_DOWN)
+        filled = (remaining * partial_fill_ratio).quantize(quantum, rounding=ROUND_DOWN)
     if filled <= 0:
-        return Execution(OrderStatus.NEW, Decimal(0), None)
-    status = OrderStatus.FILLED if filled == qty else OrderStatus.PARTIALLY_FILLED
+        return Execution(unchanged, Decimal(0), None)
+    status = OrderStatus.FILLED if already_filled + filled == qty else OrderStatus.PARTIALLY_FILLED
     return Execution(status, filled, price)
 
 
@@ -212,22 +243,37 @@ def quote_for(
     return Quote(symbol=symbol, bid=bid, ask=ask, bid_size=size, ask_size=size, timestamp=timestamp)
 
 
-def _next_session_time(local_now: datetime, at: time) -> datetime:
-    """The first weekday ``at`` (New York time) strictly after ``local_now`` (no holidays)."""
-    day = local_now.date()
+def session_moment(day: date, at: time) -> datetime:
+    """``at`` New York time on ``day``, in UTC."""
+    return datetime.combine(day, at, tzinfo=_MARKET_TZ).astimezone(UTC)
+
+
+def next_trading_day(day: date, trading_days: Collection[date], last_day: date | None) -> date:
+    """The first trading day after ``day``: from the dataset, then weekdays past its end."""
+    candidate = day + timedelta(days=1)
     while True:
-        candidate = datetime.combine(day, at, tzinfo=_MARKET_TZ)
-        if candidate > local_now and candidate.weekday() < _SATURDAY:
-            return candidate.astimezone(UTC)
-        day += timedelta(days=1)
+        if last_day is None or candidate > last_day:
+            if candidate.weekday() < _SATURDAY:
+                return candidate
+        elif candidate in trading_days:
+            return candidate
+        candidate += timedelta(days=1)
 
 
-def market_clock(now: datetime, *, is_open: bool) -> MarketClock:
-    """A clock reporting ``is_open``; next open/close on a weekday 9:30-16:00 New York."""
-    local_now = now.astimezone(_MARKET_TZ)
+def session_clock(
+    session: date, *, trading_days: Collection[date], last_day: date | None, at: time
+) -> MarketClock:
+    """The clock of an account in ``session``: open on a trading day of the dataset.
+
+    It reads ``at`` (New York) on the session's date; ``next_close`` is that day's 16:00 when
+    open, and ``next_open`` the next trading day's 9:30.
+    """
+    is_open = session in trading_days
+    following = next_trading_day(session, trading_days, last_day)
+    close_day = session if is_open else following
     return MarketClock(
-        timestamp=now,
+        timestamp=session_moment(session, at),
         is_open=is_open,
-        next_open=_next_session_time(local_now, _MARKET_OPEN),
-        next_close=_next_session_time(local_now, _MARKET_CLOSE),
+        next_open=session_moment(following, _MARKET_OPEN),
+        next_close=session_moment(close_day, _MARKET_CLOSE),
     )

@@ -1,8 +1,8 @@
-"""Row-level operations of the simulated broker on one open connection (no commits here).
+"""Row-level operations of the exchange on one open connection (no commits here).
 
-Every write path first calls :func:`lock_account`, which creates the account row on first use
-and locks it (``SELECT ... FOR UPDATE`` on PostgreSQL; SQLite transactions already hold the
-write lock from ``BEGIN IMMEDIATE``), so concurrent brokers on the same database apply their
+Every write path first calls :func:`lock_account`, which locks the account row (``SELECT ...
+FOR UPDATE`` on PostgreSQL; SQLite transactions already hold the write lock from ``BEGIN
+IMMEDIATE``), so concurrent requests (and exchange processes sharing a database) apply their
 changes one account-transaction at a time.
 """
 
@@ -15,14 +15,14 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, RowMapping
 
-from alchemiser_broker.exceptions import DuplicateClientOrderIdError
 from alchemiser_broker.models import OrderSide
-from alchemiser_broker.simulated_rules import OPEN_STATUSES, average_entry_price, cents
-from alchemiser_broker.simulated_schema import (
+from alchemiser_exchange.errors import DuplicateOrderError
+from alchemiser_exchange.rules import OPEN_STATUSES, average_entry_price, cents
+from alchemiser_exchange.schema import (
     CLIENT_ORDER_ID_CONSTRAINT,
+    AccountRecord,
     account_table,
     order_table,
     position_table,
@@ -33,8 +33,8 @@ __all__ = [
     "apply_fill",
     "insert_order",
     "lock_account",
+    "next_sequence",
     "open_orders",
-    "read_cash",
     "read_positions",
     "reserved_cash",
     "sellable_qty",
@@ -50,45 +50,21 @@ class Position:
     avg_entry_price: Decimal
 
 
-def lock_account(
-    connection: Connection, account_id: str, starting_cash: Decimal, now: datetime
-) -> Decimal:
-    """Create the account on first use (with ``starting_cash``), lock it, return its cash."""
-    row = {
-        "account_id": account_id,
-        "cash": starting_cash,
-        "starting_cash": starting_cash,
-        "currency": "USD",
-        "created_at": now,
-        "updated_at": now,
-    }
-    insert: Any = (
-        postgresql.insert(account_table)
-        if connection.dialect.name == "postgresql"
-        else sqlite.insert(account_table)
-    )
-    connection.execute(insert.values(row).on_conflict_do_nothing(index_elements=["account_id"]))
+def lock_account(connection: Connection, account_number: str) -> AccountRecord:
+    """Lock the account row for this transaction and return it."""
     query = (
-        sa.select(account_table.c.cash)
-        .where(account_table.c.account_id == account_id)
+        sa.select(account_table)
+        .where(account_table.c.account_number == account_number)
         .with_for_update()
     )
-    cash: Decimal = connection.execute(query).scalar_one()
-    return cash
+    return AccountRecord.from_row(connection.execute(query).mappings().one())
 
 
-def read_cash(connection: Connection, account_id: str, starting_cash: Decimal) -> Decimal:
-    """The account's cash; ``starting_cash`` when the account was never used."""
-    query = sa.select(account_table.c.cash).where(account_table.c.account_id == account_id)
-    cash: Decimal | None = connection.execute(query).scalar_one_or_none()
-    return starting_cash if cash is None else cash
-
-
-def read_positions(connection: Connection, account_id: str) -> list[Position]:
+def read_positions(connection: Connection, account_number: str) -> list[Position]:
     """Every open position of the account, by symbol."""
     query = (
         sa.select(position_table)
-        .where(position_table.c.account_id == account_id)
+        .where(position_table.c.account_number == account_number)
         .order_by(position_table.c.symbol)
     )
     return [
@@ -98,17 +74,26 @@ def read_positions(connection: Connection, account_id: str) -> list[Position]:
 
 
 def open_orders(
-    connection: Connection, account_id: str, *, symbol: str | None = None
+    connection: Connection, account_number: str, *, symbol: str | None = None
 ) -> list[RowMapping]:
     """The account's working orders (optionally of one symbol), oldest first."""
     query = sa.select(order_table).where(
-        order_table.c.account_id == account_id,
+        order_table.c.account_number == account_number,
         order_table.c.status.in_([status.value for status in OPEN_STATUSES]),
     )
     if symbol is not None:
         query = query.where(order_table.c.symbol == symbol)
-    query = query.order_by(order_table.c.submitted_at, order_table.c.broker_order_id)
+    query = query.order_by(order_table.c.sequence)
     return list(connection.execute(query).mappings())
+
+
+def next_sequence(connection: Connection, account_number: str) -> int:
+    """The number of the account's next order (the account is locked: no two get the same)."""
+    query = sa.select(sa.func.max(order_table.c.sequence)).where(
+        order_table.c.account_number == account_number
+    )
+    latest = connection.execute(query).scalar_one_or_none()
+    return 1 if latest is None else int(latest) + 1
 
 
 def _remaining(row: RowMapping) -> Decimal:
@@ -116,28 +101,28 @@ def _remaining(row: RowMapping) -> Decimal:
     return remaining
 
 
-def reserved_cash(connection: Connection, account_id: str) -> Decimal:
+def reserved_cash(connection: Connection, account_number: str) -> Decimal:
     """Cash held for the unfilled part of open buy orders (at their reference price)."""
     return sum(
         (
             cents(_remaining(row) * row["reference_price"])
-            for row in open_orders(connection, account_id)
+            for row in open_orders(connection, account_number)
             if row["side"] == OrderSide.BUY.value
         ),
         Decimal(0),
     )
 
 
-def sellable_qty(connection: Connection, account_id: str, symbol: str) -> Decimal:
+def sellable_qty(connection: Connection, account_number: str, symbol: str) -> Decimal:
     """The position in ``symbol`` less what open sell orders already offer."""
     query = sa.select(position_table.c.qty).where(
-        position_table.c.account_id == account_id, position_table.c.symbol == symbol
+        position_table.c.account_number == account_number, position_table.c.symbol == symbol
     )
     held: Decimal = connection.execute(query).scalar_one_or_none() or Decimal(0)
     offered = sum(
         (
             _remaining(row)
-            for row in open_orders(connection, account_id, symbol=symbol)
+            for row in open_orders(connection, account_number, symbol=symbol)
             if row["side"] == OrderSide.SELL.value
         ),
         Decimal(0),
@@ -161,32 +146,32 @@ def insert_order(connection: Connection, row: dict[str, Any]) -> None:
         connection.execute(sa.insert(order_table).values(row))
     except sa_exc.IntegrityError as err:
         if _is_client_order_id_conflict(err):
-            raise DuplicateClientOrderIdError(
-                f"client_order_id must be unique: {row['client_order_id']}"
-            ) from err
+            raise DuplicateOrderError(row["client_order_id"]) from err
         raise
 
 
 def apply_fill(
     connection: Connection,
     *,
-    account_id: str,
-    cash: Decimal,
+    account_number: str,
     symbol: str,
     side: OrderSide,
     qty: Decimal,
     price: Decimal,
     now: datetime,
 ) -> Decimal:
-    """Move cash and the position for one fill; returns the new cash."""
+    """Move cash and the position for one fill (account locked); returns the new position."""
+    cash: Decimal = connection.execute(
+        sa.select(account_table.c.cash).where(account_table.c.account_number == account_number)
+    ).scalar_one()
     amount = cents(qty * price)
     new_cash = cash - amount if side is OrderSide.BUY else cash + amount
     connection.execute(
         sa.update(account_table)
-        .where(account_table.c.account_id == account_id)
+        .where(account_table.c.account_number == account_number)
         .values(cash=new_cash, updated_at=now)
     )
-    key = (position_table.c.account_id == account_id) & (position_table.c.symbol == symbol)
+    key = (position_table.c.account_number == account_number) & (position_table.c.symbol == symbol)
     current = connection.execute(sa.select(position_table).where(key)).mappings().one_or_none()
     held = Decimal(0) if current is None else current["qty"]
     if side is OrderSide.BUY:
@@ -196,7 +181,7 @@ def apply_fill(
         if current is None:
             connection.execute(
                 sa.insert(position_table).values(
-                    account_id=account_id,
+                    account_number=account_number,
                     symbol=symbol,
                     qty=qty,
                     avg_entry_price=avg,
@@ -209,7 +194,7 @@ def apply_fill(
                 .where(key)
                 .values(qty=held + qty, avg_entry_price=avg, updated_at=now)
             )
-        return new_cash
+        return held + qty
     remaining = held - qty
     if remaining < 0:  # the caller checked sellable_qty; this guards the no-shorting rule
         raise AssertionError(f"sell of {qty} {symbol} exceeds the position of {held}")
@@ -219,4 +204,4 @@ def apply_fill(
         connection.execute(
             sa.update(position_table).where(key).values(qty=remaining, updated_at=now)
         )
-    return new_cash
+    return remaining

@@ -1,0 +1,207 @@
+"""The exchange's tables (SQLAlchemy Core) and the records read from them.
+
+Created by the migrations in ``migrations/versions`` (version table
+``alembic_version_exchange``); keep the two in step (a test compares them). Every table is
+keyed by the account number, so one database holds any number of accounts.
+
+Decimals are exact in both back ends: ``NUMERIC`` without scale on PostgreSQL and the decimal's
+text on SQLite (whose numeric affinity would go through a binary float).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+
+from alchemiser_broker.models import OrderSide, OrderStatus, OrderType
+from alchemiser_common.db import ExactDecimal, as_utc
+
+__all__ = [
+    "CLIENT_ORDER_ID_CONSTRAINT",
+    "EXCHANGE_VERSION_TABLE",
+    "AccountRecord",
+    "OrderRecord",
+    "account_table",
+    "metadata",
+    "order_table",
+    "position_table",
+]
+
+EXCHANGE_VERSION_TABLE = "alembic_version_exchange"
+"""Alembic version table of the exchange's migration tree."""
+
+CLIENT_ORDER_ID_CONSTRAINT = "uq_exchange_order_account_client_order_id"
+"""The unique constraint that makes a ``client_order_id`` usable once per account."""
+
+
+metadata = sa.MetaData()
+"""The exchange's tables only."""
+
+account_table = sa.Table(
+    "exchange_account",
+    metadata,
+    sa.Column("account_number", sa.String(64), nullable=False),
+    sa.Column("api_key_id", sa.String(128), nullable=False),
+    sa.Column("secret_sha256", sa.String(64), nullable=False),
+    sa.Column("cash", ExactDecimal(), nullable=False),
+    sa.Column("starting_cash", ExactDecimal(), nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("trading_blocked", sa.Boolean(), nullable=False),
+    sa.Column("session_date", sa.Date(), nullable=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint("account_number", name="pk_exchange_account"),
+    sa.UniqueConstraint("api_key_id", name="uq_exchange_account_api_key_id"),
+)
+
+position_table = sa.Table(
+    "exchange_position",
+    metadata,
+    sa.Column("account_number", sa.String(64), nullable=False),
+    sa.Column("symbol", sa.String(32), nullable=False),
+    sa.Column("qty", ExactDecimal(), nullable=False),
+    sa.Column("avg_entry_price", ExactDecimal(), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint("account_number", "symbol", name="pk_exchange_position"),
+    sa.ForeignKeyConstraint(
+        ["account_number"],
+        ["exchange_account.account_number"],
+        name="fk_exchange_position_account",
+    ),
+)
+
+order_table = sa.Table(
+    "exchange_order",
+    metadata,
+    sa.Column("broker_order_id", sa.String(64), nullable=False),
+    sa.Column("account_number", sa.String(64), nullable=False),
+    sa.Column("client_order_id", sa.String(128), nullable=False),
+    # The account's order counter: the order of submission (times are the session's clock).
+    sa.Column("sequence", sa.BigInteger(), nullable=False),
+    sa.Column("symbol", sa.String(32), nullable=False),
+    sa.Column("side", sa.String(8), nullable=False),
+    sa.Column("order_type", sa.String(16), nullable=False),
+    sa.Column("time_in_force", sa.String(8), nullable=False),
+    sa.Column("status", sa.String(32), nullable=False),
+    # As requested: exactly one of qty and notional.
+    sa.Column("qty", ExactDecimal(), nullable=True),
+    sa.Column("notional", ExactDecimal(), nullable=True),
+    sa.Column("target_qty", ExactDecimal(), nullable=False),
+    sa.Column("limit_price", ExactDecimal(), nullable=True),
+    # What an unfilled buy holds of the buying power, per share.
+    sa.Column("reference_price", ExactDecimal(), nullable=False),
+    sa.Column("filled_qty", ExactDecimal(), nullable=False),
+    sa.Column("filled_avg_price", ExactDecimal(), nullable=True),
+    sa.Column("session_date", sa.Date(), nullable=False),
+    sa.Column("submitted_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("filled_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("canceled_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("expired_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("replaces", sa.String(64), nullable=True),
+    sa.Column("replaced_by", sa.String(64), nullable=True),
+    sa.PrimaryKeyConstraint("broker_order_id", name="pk_exchange_order"),
+    sa.UniqueConstraint("account_number", "client_order_id", name=CLIENT_ORDER_ID_CONSTRAINT),
+    sa.UniqueConstraint("account_number", "sequence", name="uq_exchange_order_account_sequence"),
+    sa.ForeignKeyConstraint(
+        ["account_number"],
+        ["exchange_account.account_number"],
+        name="fk_exchange_order_account",
+    ),
+    sa.Index("ix_exchange_order_account_status", "account_number", "status"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class AccountRecord:
+    """One account as stored (the secret only as its SHA-256)."""
+
+    account_number: str
+    api_key_id: str
+    cash: Decimal
+    starting_cash: Decimal
+    currency: str
+    trading_blocked: bool
+    session_date: date | None
+    created_at: datetime
+
+    @classmethod
+    def from_row(cls, row: Mapping[Any, Any]) -> AccountRecord:
+        """The record of one ``exchange_account`` row."""
+        created = as_utc(row["created_at"])
+        assert created is not None
+        return cls(
+            account_number=row["account_number"],
+            api_key_id=row["api_key_id"],
+            cash=row["cash"],
+            starting_cash=row["starting_cash"],
+            currency=row["currency"],
+            trading_blocked=bool(row["trading_blocked"]),
+            session_date=row["session_date"],
+            created_at=created,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRecord:
+    """One order as stored, with everything Alpaca's order object reports."""
+
+    broker_order_id: str
+    account_number: str
+    client_order_id: str
+    sequence: int
+    symbol: str
+    side: OrderSide
+    order_type: OrderType
+    time_in_force: str
+    status: OrderStatus
+    qty: Decimal | None
+    notional: Decimal | None
+    target_qty: Decimal
+    limit_price: Decimal | None
+    filled_qty: Decimal
+    filled_avg_price: Decimal | None
+    session_date: date
+    submitted_at: datetime
+    filled_at: datetime | None
+    canceled_at: datetime | None
+    expired_at: datetime | None
+    updated_at: datetime
+    replaces: str | None
+    replaced_by: str | None
+
+    @classmethod
+    def from_row(cls, row: Mapping[Any, Any]) -> OrderRecord:
+        """The record of one ``exchange_order`` row."""
+        submitted, updated = as_utc(row["submitted_at"]), as_utc(row["updated_at"])
+        assert submitted is not None and updated is not None
+        return cls(
+            broker_order_id=row["broker_order_id"],
+            account_number=row["account_number"],
+            client_order_id=row["client_order_id"],
+            sequence=int(row["sequence"]),
+            symbol=row["symbol"],
+            side=OrderSide(row["side"]),
+            order_type=OrderType(row["order_type"]),
+            time_in_force=row["time_in_force"],
+            status=OrderStatus(row["status"]),
+            qty=row["qty"],
+            notional=row["notional"],
+            target_qty=row["target_qty"],
+            limit_price=row["limit_price"],
+            filled_qty=row["filled_qty"],
+            filled_avg_price=row["filled_avg_price"],
+            session_date=row["session_date"],
+            submitted_at=submitted,
+            filled_at=as_utc(row["filled_at"]),
+            canceled_at=as_utc(row["canceled_at"]),
+            expired_at=as_utc(row["expired_at"]),
+            updated_at=updated,
+            replaces=row["replaces"],
+            replaced_by=row["replaced_by"],
+        )
