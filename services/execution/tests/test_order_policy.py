@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+import time
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -168,7 +169,13 @@ def test_market_when_sell_fills_later_then_buy_waits_for_the_fill(
     exchange.exchange.hold_fills = True
     sides_before_fill: list[list[OrderSide]] = []
 
+    stop = threading.Event()
+
     def fill_the_sell() -> None:
+        deadline = time.monotonic() + 30
+        while not exchange.orders() and time.monotonic() < deadline and not stop.is_set():
+            stop.wait(0.02)  # until the sell is placed (however loaded the machine is)
+        stop.wait(0.3)  # execution now waits for the sell's fill
         orders = exchange.orders()
         sides_before_fill.append([order.side for order in orders])
         exchange.exchange.hold_fills = False  # the buy, once sent, fills at once
@@ -176,14 +183,15 @@ def test_market_when_sell_fills_later_then_buy_waits_for_the_fill(
             if order.side is OrderSide.SELL and order.status in OPEN_STATUSES:
                 exchange.exchange.fill_order(account, order.broker_order_id)
 
-    timer = threading.Timer(0.3, fill_the_sell)
-    timer.start()
+    filler = threading.Thread(target=fill_the_sell, daemon=True)
+    filler.start()
     try:
         _event, out = _run(
             exchange, broker, store, [sell("SOXL", "10000", current="10000"), buy("TQQQ", "5000")]
         )
     finally:
-        timer.cancel()
+        stop.set()
+        filler.join(timeout=10)
     by_side = {order.side: order for order in exchange.orders()}
     assert len(by_side) == len(exchange.orders()) == 2
     sold, bought = by_side[OrderSide.SELL], by_side[OrderSide.BUY]

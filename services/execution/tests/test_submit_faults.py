@@ -8,6 +8,7 @@ and every attempt must be in a known state (neither PENDING nor UNKNOWN).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from decimal import Decimal
 
@@ -23,6 +24,7 @@ from alchemiser_execution.domain.attempts import UNRESOLVED_STATES
 from alchemiser_execution.domain.legs import client_order_id
 from alchemiser_execution.reconcile import reconcile
 from alchemiser_execution.testing import (
+    FAST_CONFIG,
     buy,
     context,
     make_handler,
@@ -47,14 +49,16 @@ def exchange(paper_exchange: PaperExchange) -> PaperExchange:
 @pytest.fixture
 def proxy(exchange: PaperExchange) -> Iterator[FaultProxy]:
     with FaultProxy(
-        exchange.url, routes=ALPACA_ROUTES, read_timeout_delay_s=0.6, rate_limit_reset_s=0.0
+        exchange.url, routes=ALPACA_ROUTES, read_timeout_delay_s=1.5, rate_limit_reset_s=0.0
     ) as running:
         yield running
 
 
 @pytest.fixture
 def broker(proxy: FaultProxy) -> AlpacaBroker:
-    settings = adapter_settings(proxy.url, request_timeout_s=0.3, max_rate_limit_wait_s=0.1)
+    # the timeout leaves room for a loaded machine: a submit slower than it is re-sent after a
+    # look-up that finds nothing yet, which this suite counts as a re-send
+    settings = adapter_settings(proxy.url, request_timeout_s=1.0, max_rate_limit_wait_s=0.1)
     return AlpacaBroker(settings, sleep=lambda _s: None)
 
 
@@ -116,8 +120,10 @@ def test_handle_when_fault_outlasts_adapter_retries_then_still_one_order(
 ) -> None:
     event = register_workflow(store, _plan(exchange, buy("TQQQ", "2000")))
     proxy.inject(ORDERS, fault, times=6)  # more than the adapter's 4 attempts
+    # the submit alone may take 4 timeouts: the leg's fill timeout must outlast them
+    config = dataclasses.replace(FAST_CONFIG, fill_timeout_s=15.0)
 
-    outputs = outputs_by_type(make_handler(broker, store)(event, context()))
+    outputs = outputs_by_type(make_handler(broker, store, config)(event, context()))
 
     (cid,) = _intents(event, 1)
     assert len(exchange.orders_for(cid)) == 1

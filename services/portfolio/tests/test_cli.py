@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -242,3 +244,54 @@ def test_plan_when_amount_beyond_event_precision_then_exit_2(tmp_path: Path) -> 
     result = _run(tmp_path, {"SPY": "1"}, account)
 
     _assert_one_line_error(result, "cannot be expressed as an event")
+
+
+def test_plan_when_targets_empty_then_liquidation_refused_without_the_flag(tmp_path: Path) -> None:
+    result = _run(tmp_path, {}, ACCOUNT, "--json")
+
+    _assert_one_line_error(result, "targets.json", "sell every position", "--allow-liquidation")
+
+
+def test_plan_when_targets_empty_and_allow_liquidation_then_every_position_sold(
+    tmp_path: Path,
+) -> None:
+    result = _run(tmp_path, {}, ACCOUNT, "--json", "--allow-liquidation")
+
+    assert result.exit_code == 0, result.stderr
+    items = json.loads(result.stdout)["items"]
+    assert {(i["symbol"], i["action"], i["full_liquidation"]) for i in items} == {
+        ("SPY", "SELL", True),
+        ("BIL", "SELL", True),
+    }
+
+
+def test_plan_when_targets_empty_and_nothing_held_then_empty_plan_without_the_flag(
+    tmp_path: Path,
+) -> None:
+    result = _run(tmp_path, {}, {"cash": "1000"}, "--json")
+
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["items"] == []
+
+
+REPOSITORY = Path(__file__).resolve().parents[3]
+
+
+def test_plan_when_shipped_examples_then_the_documented_command_works() -> None:
+    # the README's command, from the repository root, through the `alchemiser` entry point
+    command = [sys.executable, "-m", "alchemiser_common.cli", "portfolio", "plan"]
+    files = ["--targets", "examples/targets.json", "--account", "examples/account.json"]
+
+    result = subprocess.run(
+        [*command, *files, "--json"],
+        cwd=REPOSITORY,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert {item["symbol"] for item in document["items"]} == {"BIL", "QQQ", "SPY", "TLT"}
+    assert document["total_portfolio_value"] == "14274.50"

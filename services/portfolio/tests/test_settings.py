@@ -14,7 +14,7 @@ from alchemiser_common.runtime.service import run_service
 from alchemiser_common.settings import load_settings
 from alchemiser_portfolio.domain import PlannerConfig
 from alchemiser_portfolio.service import SERVICE
-from alchemiser_portfolio.settings import PortfolioSettings
+from alchemiser_portfolio.settings import METRICS_PORT, PortfolioSettings
 
 
 @pytest.fixture(autouse=True)
@@ -189,3 +189,18 @@ def test_run_service_when_alpaca_kind_without_credentials_then_exits_with_config
 
     assert code == 2
     assert "ALCHEMISER_ALPACA__API_KEY" in capsys.readouterr().out
+
+
+def test_settings_when_defaults_then_portfolio_has_its_own_metrics_port(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # strategy 9101, portfolio 9102, execution 9103: the three run side by side on one machine
+    monkeypatch.delenv("ALCHEMISER_OBSERVABILITY__METRICS_PORT", raising=False)
+    monkeypatch.setenv("ALCHEMISER_OBSERVABILITY__LOG_LEVEL", "debug")  # the section is set
+
+    settings = load_settings(PortfolioSettings)
+
+    assert settings.observability.metrics_port == METRICS_PORT == 9102
+    assert settings.observability.log_level == "DEBUG"
+    monkeypatch.setenv("ALCHEMISER_OBSERVABILITY__METRICS_PORT", "0")
+    assert load_settings(PortfolioSettings).observability.metrics_port == 0

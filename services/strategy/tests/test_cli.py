@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
@@ -138,8 +139,9 @@ def test_indicator_when_csv_then_every_date_with_empty_warm_up_values() -> None:
     assert lines[1:11] == [f"{day.isoformat()}," for day in history.days[:10]]
     values = np.array([float(line.split(",")[1] or "nan") for line in lines[1:]])
     expected = INDICATORS["rsi"].function(history.closes, 10)
-    np.testing.assert_array_equal(values, expected)  # printed with repr: round-trips exactly
+    np.testing.assert_array_equal(values, np.round(expected, 4))  # rounded to 4 decimals
     assert not math.isnan(values[10])
+    assert all(len(line.split(",")[1].partition(".")[2]) == 4 for line in lines[11:])
 
 
 def test_indicator_when_unknown_name_then_one_line_and_exit_2() -> None:
@@ -226,4 +228,80 @@ def test_indicator_when_ppo_then_short_and_long_windows_are_used() -> None:
     assert history is not None
     expected = INDICATORS["percentage-price-oscillator"].compute(history.closes, (12, 26))
     last = out.strip().splitlines()[-1].split(",")
-    assert float(last[1]) == pytest.approx(float(expected[-1]))
+    assert float(last[1]) == round(float(expected[-1]), 4)
+
+
+def _rsi_10(*extra: str) -> tuple[int, str, str]:
+    return _invoke(
+        "indicator", "--data", DATA, "--symbol", "SPY", "--name", "rsi", "--window", "10", *extra
+    )
+
+
+def test_indicator_when_from_and_to_then_only_those_dates_with_the_full_history_warm_up() -> None:
+    code, out, err = _rsi_10("--from", "2018-06-01", "--to", "2018-06-08")
+
+    assert (code, err) == (0, "")
+    header, *rows = out.splitlines()
+    assert header.split() == ["date", "rsi(10)"]
+    history = DatasetMarketData(DEMO_DATASET_DIR).history("SPY")
+    assert history is not None
+    expected = dict(zip(history.days, INDICATORS["rsi"].function(history.closes, 10), strict=True))
+    days = [day for day in history.days if "2018-06-01" <= day.isoformat() <= "2018-06-08"]
+    assert [row.split()[0] for row in rows] == [day.isoformat() for day in days]
+    # computed over the whole history (no second warm-up), then rounded
+    assert [row.split()[1] for row in rows] == [f"{expected[day]:.4f}" for day in days]
+
+
+def test_indicator_when_as_of_and_json_then_one_document_with_the_last_value_before() -> None:
+    code, out, err = _rsi_10("--as-of", "2018-06-16", "--json", "--digits", "2")  # a Saturday
+
+    assert (code, err) == (0, "")
+    document = json.loads(out)
+    history = DatasetMarketData(DEMO_DATASET_DIR).history("SPY")
+    assert history is not None
+    friday = history.days.index(date(2018, 6, 15))
+    expected = INDICATORS["rsi"].function(history.closes, 10)[friday]
+    assert document == {
+        "symbol": "SPY",
+        "indicator": "rsi",
+        "parameters": {"window": 10},
+        "digits": 2,
+        "values": [{"date": "2018-06-15", "value": round(float(expected), 2)}],
+    }
+
+
+def _day_of_spy(bars: int) -> str:
+    history = DatasetMarketData(DEMO_DATASET_DIR).history("SPY")
+    assert history is not None
+    return history.days[bars - 1].isoformat()
+
+
+def test_indicator_when_json_then_warm_up_values_are_null() -> None:
+    code, out, _err = _rsi_10("--json", "--to", _day_of_spy(11))
+
+    assert code == 0
+    values = [row["value"] for row in json.loads(out)["values"]]
+    assert values[:10] == [None] * 10
+    assert isinstance(values[10], float)
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (("--from", "2018-06-08", "--to", "2018-06-01"), "--from 2018-06-08 is after --to"),
+        (("--as-of", "2018-06-15", "--to", "2018-06-15"), "give --as-of or --to, not both"),
+        (("--from", "2030-01-01"), "no bar of SPY from 2030-01-01 to the last date"),
+        (("--as-of", "1990-01-01"), "no bar of SPY on or before 1990-01-01"),
+        (("--to", "2018-13-01"), "--to '2018-13-01' is not a date"),
+        (("--csv", "--json"), "give --csv or --json, not both"),
+    ],
+)
+def test_indicator_when_dates_or_formats_conflict_then_one_line_and_exit_2(
+    extra: tuple[str, ...], message: str
+) -> None:
+    code, out, err = _rsi_10(*extra)
+
+    assert (code, out) == (2, "")
+    assert err.startswith("error: ")
+    assert message in err
+    assert err.count("\n") == 1

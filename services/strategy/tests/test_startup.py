@@ -25,6 +25,7 @@ from alchemiser_strategy.service import SERVICE
 from alchemiser_strategy.settings import (
     BUNDLED_STRATEGIES_DIR,
     DEFAULT_WEIGHTS,
+    METRICS_PORT,
     StrategySettings,
 )
 
@@ -192,3 +193,18 @@ def test_main_when_strategy_file_has_syntax_error_then_process_exits_2_naming_fi
 
     assert done.returncode == 2
     assert f"{tmp_path / 'bad.clj'}:2:4: unknown operator 'bogus'" in done.stdout + done.stderr
+
+
+def test_settings_when_defaults_then_strategy_has_its_own_metrics_port(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # strategy 9101, portfolio 9102, execution 9103: the three run side by side on one machine
+    monkeypatch.delenv("ALCHEMISER_OBSERVABILITY__METRICS_PORT", raising=False)
+    monkeypatch.setenv("ALCHEMISER_OBSERVABILITY__LOG_LEVEL", "debug")  # the section is set
+
+    settings = load_settings(StrategySettings)
+
+    assert settings.observability.metrics_port == METRICS_PORT == 9101
+    assert settings.observability.log_level == "DEBUG"
+    monkeypatch.setenv("ALCHEMISER_OBSERVABILITY__METRICS_PORT", "0")
+    assert load_settings(StrategySettings).observability.metrics_port == 0

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -227,6 +227,15 @@ class AlpacaBroker:
         request = GetOrdersRequest(status=QueryOrderStatus.OPEN, limit=_MAX_ORDERS_PAGE)
         raw = self._read("list open orders", self._trading.get_orders, request)
         return [mapping.order_from_json(item) for item in mapping.as_list(raw, "orders")]
+
+    def get_orders_since(self, after: datetime) -> list[BrokerOrder]:
+        """Every order submitted after ``after``, open or not, newest first (up to 500; for
+        the operator's ``account show``). The filter is applied again here, for an endpoint
+        that ignores ``after``."""
+        request = GetOrdersRequest(status=QueryOrderStatus.ALL, after=after, limit=_MAX_ORDERS_PAGE)
+        raw = self._read("list recent orders", self._trading.get_orders, request)
+        orders = [mapping.order_from_json(item) for item in mapping.as_list(raw, "orders")]
+        return [o for o in orders if o.submitted_at is None or o.submitted_at > after]
 
     # ----------------------------------------------------------------- writes
 

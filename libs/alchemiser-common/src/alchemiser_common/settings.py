@@ -3,13 +3,23 @@
 Every service builds on :class:`CommonSettings`. A bad value stops the process at start-up:
 :func:`load_settings` turns pydantic's validation error into a :class:`ConfigurationError`
 whose message names the environment variable, in one line.
+
+``ALCHEMISER_INSTANCE_ID`` names the process in its transactional id
+(``<service>-<instance id>``) and its traces. Kubernetes sets it from the pod name (the downward
+API's ``metadata.name``). Unset, it is :func:`default_instance_id`, ``<hostname>-<pid>``: two
+processes of one service on one machine never share a transactional id (a shared one would
+fence the other instance at every start); see :func:`default_instance_id` for what a restart
+keeps.
 """
 
 from __future__ import annotations
 
+import os
+import re
+import socket
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from alchemiser_common.errors import ConfigurationError
@@ -23,6 +33,7 @@ __all__ = [
     "RegistrySettings",
     "RuntimeSettings",
     "TopicSettings",
+    "default_instance_id",
     "load_settings",
     "masked",
 ]
@@ -39,7 +50,7 @@ class KafkaSettings(_Section):
     """How to reach the Kafka cluster."""
 
     bootstrap_servers: str = Field(
-        default="127.0.0.1:9092", description="Comma-separated host:port list."
+        default="127.0.0.1:9092", description="Comma-separated host:port list (not empty)."
     )
     security_protocol: str = Field(default="PLAINTEXT")
     sasl_mechanism: str | None = None
@@ -66,6 +77,15 @@ class KafkaSettings(_Section):
             "broker that comes back is noticed within about this long."
         ),
     )
+
+    @field_validator("bootstrap_servers")
+    @classmethod
+    def _servers_named(cls, value: str) -> str:
+        """At least one server and no empty entry (librdkafka would wait for nothing)."""
+        servers = [server.strip() for server in value.split(",")]
+        if not all(servers):
+            raise ValueError("must list at least one host:port, comma-separated, none empty")
+        return ",".join(servers)
 
     def client_config(self) -> dict[str, Any]:
         """The librdkafka settings shared by producers, consumers and the admin client."""
@@ -132,6 +152,28 @@ class RuntimeSettings(_Section):
     pause_file: str | None = None
 
 
+_NOT_IN_INSTANCE_ID = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def default_instance_id() -> str:
+    """``<hostname>-<pid>``, the instance id when ``ALCHEMISER_INSTANCE_ID`` is unset.
+
+    Unique per running process (two instances of a service on one machine differ by pid; on
+    two machines by hostname), so a default can never fence another running instance. A
+    stable id is what lets a restarted instance abort its predecessor's open transaction at
+    once (``init_transactions``): with this default a process restarted on a workstation gets
+    a new id, and a transaction its predecessor left open blocks ``read_committed`` readers of
+    those partitions until ``ALCHEMISER_RUNTIME__TRANSACTION_TIMEOUT_MS`` (60 s) aborts it;
+    nothing is lost or doubled (a zombie's commit is refused by its stale consumer-group
+    generation, whatever its transactional id). In a container the hostname is the pod name
+    and the service is usually the container's first process (the same PID at every restart),
+    so the default is stable there too; the Helm chart sets ``ALCHEMISER_INSTANCE_ID`` from the
+    pod name all the same, which does not depend on it.
+    """
+    host = _NOT_IN_INSTANCE_ID.sub("-", socket.gethostname()).strip("-.")[:63] or "host"
+    return f"{host}-{os.getpid()}"
+
+
 class CommonSettings(BaseSettings):
     """Settings every Alchemiser process reads."""
 
@@ -145,7 +187,14 @@ class CommonSettings(BaseSettings):
     )
 
     service_name: str = Field(default="alchemiser", pattern=r"^[a-z][a-z0-9-]*$")
-    instance_id: str = Field(default="0", pattern=r"^[A-Za-z0-9._-]+$")
+    instance_id: str = Field(
+        default_factory=default_instance_id,
+        pattern=r"^[A-Za-z0-9._-]+$",
+        description=(
+            "Part of the transactional id (<service>-<instance id>). Kubernetes sets it from "
+            "the pod name; unset, <hostname>-<pid> (unique per process)."
+        ),
+    )
     environment: str = "dev"
     kafka: KafkaSettings = KafkaSettings()
     topics: TopicSettings = TopicSettings()

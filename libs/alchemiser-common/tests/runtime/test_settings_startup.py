@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from alchemiser_common.errors import ConfigurationError
-from alchemiser_common.settings import CommonSettings, load_settings
+from alchemiser_common.settings import CommonSettings, default_instance_id, load_settings
 
 STAGE = "alchemiser_devtools.pipeline:STAGE_ONE"
 
@@ -98,3 +98,68 @@ def test_load_settings_when_secret_section_invalid_then_value_not_echoed(
         load_settings(CommonSettings)
     assert "ALCHEMISER_REGISTRY__URL" in str(caught.value)
     assert "hunter2" not in str(caught.value)
+
+
+@pytest.mark.parametrize("servers", ["", "  ", "127.0.0.1:9092,,127.0.0.1:9093", ","])
+def test_load_settings_when_bootstrap_servers_empty_then_error_names_the_variable(
+    monkeypatch: pytest.MonkeyPatch, servers: str
+) -> None:
+    monkeypatch.setenv("ALCHEMISER_KAFKA__BOOTSTRAP_SERVERS", servers)
+
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings(CommonSettings)
+
+    assert "ALCHEMISER_KAFKA__BOOTSTRAP_SERVERS" in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+def test_load_settings_when_bootstrap_servers_spaced_then_normalised(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ALCHEMISER_KAFKA__BOOTSTRAP_SERVERS", " k1:9092 , k2:9092 ")
+
+    assert load_settings(CommonSettings).kafka.bootstrap_servers == "k1:9092,k2:9092"
+
+
+def test_start_when_bootstrap_servers_empty_then_exit_2_with_one_line_naming_it() -> None:
+    result = _run({"ALCHEMISER_KAFKA__BOOTSTRAP_SERVERS": ""}, timeout=60)
+
+    assert result.returncode == 2
+    lines = [line for line in result.stdout.splitlines() if line.strip()]
+    assert len(lines) == 1
+    assert "ALCHEMISER_KAFKA__BOOTSTRAP_SERVERS" in lines[0]
+
+
+_PRINT_INSTANCE_ID = (
+    "import os; from alchemiser_common.settings import CommonSettings, load_settings; "
+    "print(load_settings(CommonSettings).instance_id, os.getpid())"
+)
+
+
+def test_instance_id_when_unset_then_hostname_and_pid_so_two_processes_differ() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "ALCHEMISER_INSTANCE_ID"}
+
+    def instance_id() -> tuple[str, str]:
+        result = subprocess.run(
+            [sys.executable, "-c", _PRINT_INSTANCE_ID],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        identifier, pid = result.stdout.split()
+        return identifier, pid
+
+    (first, first_pid), (second, second_pid) = instance_id(), instance_id()
+
+    assert first != second  # two instances on one machine: two transactional ids
+    assert first.endswith(f"-{first_pid}") and second.endswith(f"-{second_pid}")
+    assert first.removesuffix(first_pid) == second.removesuffix(second_pid)  # the hostname
+    assert default_instance_id().endswith(f"-{os.getpid()}")
+
+
+def test_instance_id_when_set_then_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ALCHEMISER_INSTANCE_ID", "strategy-7d9f-abcde")
+
+    assert load_settings(CommonSettings).instance_id == "strategy-7d9f-abcde"

@@ -16,6 +16,7 @@ from alchemiser_common.events.samples import sample_workflow_completed
 from alchemiser_common.runtime.inputs import dedupe_key, event_content_hash
 from alchemiser_common.workflow import (
     WorkflowOutcome,
+    WorkflowState,
     build_trigger,
     session_date,
     session_start,
@@ -100,6 +101,11 @@ def test_session_workflow_id_when_account_contains_separators_then_unambiguous()
 @pytest.fixture
 def published(monkeypatch: pytest.MonkeyPatch) -> list[WorkflowStarted]:
     sent: list[WorkflowStarted] = []
+    monkeypatch.setattr(workflow, "check_broker", lambda _kafka: None)
+    monkeypatch.setattr(workflow, "check_registry", lambda _registry: None)
+    monkeypatch.setattr(
+        workflow, "workflow_state", lambda workflow_id, _kafka, _serde: WorkflowState(workflow_id)
+    )
     monkeypatch.setattr(workflow, "publish", lambda trigger, _kafka, _serde: sent.append(trigger))
     monkeypatch.setattr(
         workflow,
@@ -160,12 +166,15 @@ def test_cli_start_when_rerun_then_new_id_and_said_so(published: list[WorkflowSt
     assert "rerun" in rerun.stderr
 
 
-def test_cli_start_when_wait_and_json_then_start_and_outcome_of_that_workflow(
+def test_cli_start_when_wait_and_json_then_one_document_with_the_outcome_of_that_workflow(
     published: list[WorkflowStarted],
 ) -> None:
     result = _start("--as-of", "2025-03-14", "--json", "--wait")
 
     assert result.exit_code == 0, result.output
-    started, outcome = (json.loads(line) for line in result.stdout.splitlines())
-    assert outcome["event_type"] == "WorkflowCompleted"
-    assert outcome["correlation_id"] == started["workflow_id"]
+    document = json.loads(result.stdout)  # exactly one JSON document
+    assert document["status"] == "completed"
+    assert document["workflow_id"] == str(published[0].correlation_id)
+    assert document["event"]["event_type"] == "WorkflowCompleted"
+    assert document["event"]["correlation_id"] == document["workflow_id"]
+    assert "started" in result.stderr  # the start line goes to stderr with --json

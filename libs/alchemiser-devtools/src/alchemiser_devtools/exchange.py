@@ -138,14 +138,15 @@ class PaperExchange:
 
 
 def adapter_settings(url: str, **overrides: Any) -> AlpacaSettings:
-    """Paper settings pointing the Alpaca adapter at ``url`` with test-friendly timing."""
+    """Paper settings pointing the Alpaca adapter at ``url`` with test-friendly timing (a 2 s
+    timeout: tests of timeouts set their own)."""
     values: dict[str, Any] = {
         "api_key": SecretStr(API_KEY),
         "secret_key": SecretStr(SECRET_KEY),
         "url_override": url,
         "data_url_override": url,
         "session_url": f"{url}/exchange/v1/session",
-        "request_timeout_s": 0.5,
+        "request_timeout_s": 2.0,
         "max_retries": 3,
         "retry_backoff_s": 0.0,
         "max_rate_limit_wait_s": 2.0,

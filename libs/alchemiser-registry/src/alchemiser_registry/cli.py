@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from alchemiser_registry.server import DEFAULT_HOST, DEFAULT_PORT, serve
+from alchemiser_registry.store import DataDirError
 
 __all__ = ["app"]
 
@@ -28,8 +29,15 @@ def serve_command(
     host: Annotated[str, typer.Option(help="Address to bind.")] = DEFAULT_HOST,
     port: Annotated[int, typer.Option(help="Port to bind; 0 picks a free one.")] = DEFAULT_PORT,
 ) -> None:
-    """Serve the registry in the foreground until SIGTERM or SIGINT."""
+    """Serve the registry in the foreground until SIGTERM or SIGINT.
+
+    A data directory that cannot hold the database prints one ``error:`` line; exit status 2.
+    """
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    serve(data_dir, host=host, port=port)
+    try:
+        serve(data_dir, host=host, port=port)
+    except DataDirError as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(2) from None

@@ -12,6 +12,10 @@ Rules kept here, as the Confluent Schema Registry keeps them:
 
 Every public method runs in one SQLite transaction under one lock, so concurrent callers in
 one process see a consistent store and never get the same id for different schemas.
+
+A data directory that cannot hold the store (a file, not writable, a database that cannot be
+opened or written) raises :class:`DataDirError` with one line naming the directory, which the
+commands print instead of a traceback.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from alchemiser_common.avro_compat import (
     canonical_schema,
     check_compatibility,
 )
-from alchemiser_common.errors import SchemaError
+from alchemiser_common.errors import ConfigurationError, SchemaError
 from alchemiser_registry.exceptions import (
     CompatibilityNotConfiguredError,
     IncompatibleSchemaError,
@@ -43,7 +47,7 @@ from alchemiser_registry.exceptions import (
     VersionSoftDeletedError,
 )
 
-__all__ = ["DATABASE_FILE", "DEFAULT_LEVEL", "SchemaStore", "SubjectVersion"]
+__all__ = ["DATABASE_FILE", "DEFAULT_LEVEL", "DataDirError", "SchemaStore", "SubjectVersion"]
 
 DATABASE_FILE = "registry.sqlite3"
 DEFAULT_LEVEL = CompatibilityLevel.BACKWARD
@@ -71,6 +75,16 @@ _SELECT_VERSIONS = """
     SELECT v.subject, v.version, v.schema_id, s.canonical, v.deleted
     FROM subject_versions AS v JOIN schemas AS s ON s.id = v.schema_id
 """
+
+
+class DataDirError(ConfigurationError):
+    """The data directory cannot hold the registry's database (one line, naming it)."""
+
+
+def _reason(err: OSError | sqlite3.Error) -> str:
+    if isinstance(err, OSError):
+        return err.strerror or type(err).__name__
+    return str(err) or type(err).__name__
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,15 +117,37 @@ class SchemaStore:
     """The registry's state in ``<data_dir>/registry.sqlite3``; safe to share between threads."""
 
     def __init__(self, data_dir: Path) -> None:
-        data_dir.mkdir(parents=True, exist_ok=True)
+        """Open (or create) ``<data_dir>/registry.sqlite3``; ``DataDirError`` if it cannot."""
         self.path = data_dir / DATABASE_FILE
         self._lock = threading.RLock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA foreign_keys = ON")
-        self._db.execute("PRAGMA synchronous = FULL")
-        with self._transaction() as db:
-            for statement in _DDL:
-                db.execute(statement)
+        try:
+            data_dir.mkdir(parents=True, exist_ok=True)
+        except FileExistsError:
+            raise DataDirError(f"registry data dir {data_dir} is not a directory") from None
+        except OSError as err:
+            raise DataDirError(
+                f"registry data dir {data_dir} cannot be created: {_reason(err)}"
+            ) from None
+        if not data_dir.is_dir():
+            raise DataDirError(f"registry data dir {data_dir} is not a directory")
+        try:
+            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        except sqlite3.Error as err:
+            raise DataDirError(
+                f"registry data dir {data_dir}: cannot open {DATABASE_FILE} ({_reason(err)}); "
+                "is the directory writable?"
+            ) from None
+        try:
+            self._db.execute("PRAGMA foreign_keys = ON")
+            self._db.execute("PRAGMA synchronous = FULL")
+            with self._transaction() as db:
+                for statement in _DDL:
+                    db.execute(statement)
+        except sqlite3.Error as err:
+            self._db.close()
+            raise DataDirError(
+                f"registry data dir {data_dir}: cannot use {DATABASE_FILE} ({_reason(err)})"
+            ) from None
 
     def close(self) -> None:
         """Close the database connection."""

@@ -11,6 +11,9 @@ Sections added to :class:`~alchemiser_common.settings.CommonSettings`:
   ``ALCHEMISER_ALPACA__LIVE_TRADING_CONFIRMED=true``). Missing Alpaca keys are reported when
   the broker is built (:func:`~alchemiser_broker.factory.build_broker`).
 
+The metrics server listens on port 9103 by default (:data:`METRICS_PORT`;
+``ALCHEMISER_OBSERVABILITY__METRICS_PORT`` overrides it).
+
 The runtime section is the common one: handlers run with no transaction open (database or
 Kafka), so neither the batch size nor the transaction timeout depends on how long orders take
 to fill. :meth:`ExecutionSettings.check_timing` refuses waits that would keep the consumer
@@ -26,12 +29,15 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from alchemiser_broker.settings import AlpacaSettings, BrokerSettings
 from alchemiser_common.errors import ConfigurationError
+from alchemiser_common.observability.settings import ObservabilitySettings, metrics_port_field
 from alchemiser_common.runtime.limits import KAFKA_MAX_POLL_INTERVAL_S, MAX_BATCH_HANDLING_S
 from alchemiser_common.settings import CommonSettings
 from alchemiser_execution.domain.plan_rules import DEFAULT_CASH_TOLERANCE, UNKNOWN_WORKFLOW_WAIT_S
 
 __all__ = [
     "CANCEL_GRACE_S",
+    "METRICS_PORT",
+    "ExecutionObservability",
     "ExecutionSection",
     "ExecutionSettings",
     "OrderPolicy",
@@ -122,9 +128,21 @@ class ExecutionSection(_Section):
     )
 
 
+METRICS_PORT = 9103
+"""The default ``ALCHEMISER_OBSERVABILITY__METRICS_PORT`` of execution (strategy 9101, portfolio
+9102, execution 9103: the three run side by side on one machine without settings)."""
+
+
+class ExecutionObservability(ObservabilitySettings):
+    """The observability section with execution's own metrics port."""
+
+    metrics_port: int = metrics_port_field(METRICS_PORT)
+
+
 class ExecutionSettings(CommonSettings):
     """Every setting the execution service reads."""
 
+    observability: ExecutionObservability = Field(default_factory=ExecutionObservability)
     execution: ExecutionSection = ExecutionSection()
     broker: BrokerSettings = BrokerSettings()
     alpaca: AlpacaSettings | None = None

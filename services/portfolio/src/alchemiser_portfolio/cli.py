@@ -6,6 +6,11 @@ anywhere. Input decimals are JSON strings (``"0.5"``); JSON integers are accepte
 numbers with a fraction or exponent are refused because a float cannot hold money exactly.
 Errors print one line on stderr and exit with status 2.
 
+Empty targets (``{}``) mean "all cash": every held position is sold. A dry run refuses that
+plan unless ``--allow-liquidation`` says it is meant (an empty or truncated targets file should
+not read as "sell everything"). ``examples/targets.json`` and ``examples/account.json`` at the
+repository root are sample inputs.
+
 The plan hash is the shared ``alchemiser_common.events.hashing.plan_hash`` of the plan as
 the event would carry it, with :data:`DRY_RUN_PLAN_ID` and the nil correlation id
 (:data:`DRY_RUN_CORRELATION_ID`): stable for equal inputs, never equal to a live plan's hash.
@@ -257,6 +262,11 @@ def _print_table(plan: RebalancePlan, digest: str) -> None:
     console.print(f"Plan hash:             {digest}", soft_wrap=True)
 
 
+def _holds_positions(account: AccountSnapshot) -> bool:
+    """Whether the account holds anything that empty targets would sell."""
+    return any(position.qty != 0 for position in account.positions.values())
+
+
 def _fail(message: str) -> NoReturn:
     """Print one line on stderr and exit with :data:`EXIT_INPUT_ERROR` (no traceback)."""
     typer.echo(f"error: {message}", err=True)
@@ -277,10 +287,23 @@ def plan_command(
         ),
     ],
     as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
+    allow_liquidation: Annotated[
+        bool,
+        typer.Option(
+            "--allow-liquidation",
+            help="Plan empty targets ({}) although that sells every position.",
+        ),
+    ] = False,
 ) -> None:
     """Plan a rebalance from files and print it; nothing is sent anywhere."""
     try:
-        plan = plan_rebalance(load_targets(targets), load_account(account))
+        weights, snapshot = load_targets(targets), load_account(account)
+        if not weights and not allow_liquidation and _holds_positions(snapshot):
+            _fail(
+                f"{targets}: no target weights: the plan would sell every position (liquidate "
+                "the account); pass --allow-liquidation if that is meant"
+            )
+        plan = plan_rebalance(weights, snapshot)
         document = plan_document(plan)
     except PlanInputError as err:
         _fail(str(err))

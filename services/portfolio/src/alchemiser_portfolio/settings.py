@@ -10,6 +10,9 @@ Sections added to :class:`~alchemiser_common.settings.CommonSettings`:
   :mod:`alchemiser_broker.settings` (``ALCHEMISER_BROKER__KIND``, ``exchange`` by default,
   ``ALCHEMISER_BROKER__EXCHANGE_URL``, ``ALCHEMISER_ALPACA__*``).
 
+The metrics server listens on port 9102 by default (:data:`METRICS_PORT`;
+``ALCHEMISER_OBSERVABILITY__METRICS_PORT`` overrides it).
+
 ``ALCHEMISER_BROKER__KIND=alpaca`` without credentials stops the process at start-up (at
 settings load) with a :class:`~alchemiser_common.errors.ConfigurationError` naming the
 missing variables.
@@ -23,10 +26,17 @@ from typing import Self
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from alchemiser_broker.settings import AlpacaSettings, BrokerKind, BrokerSettings, require_alpaca
+from alchemiser_common.observability.settings import ObservabilitySettings, metrics_port_field
 from alchemiser_common.settings import CommonSettings
 from alchemiser_portfolio.domain import PlannerConfig
 
-__all__ = ["PREVIOUS_WORKFLOW_WAIT_S", "PlannerSettings", "PortfolioSettings"]
+__all__ = [
+    "METRICS_PORT",
+    "PREVIOUS_WORKFLOW_WAIT_S",
+    "PlannerSettings",
+    "PortfolioObservability",
+    "PortfolioSettings",
+]
 
 _DEFAULTS = PlannerConfig()
 
@@ -75,10 +85,22 @@ class PlannerSettings(BaseModel):
         )
 
 
+METRICS_PORT = 9102
+"""The default ``ALCHEMISER_OBSERVABILITY__METRICS_PORT`` of portfolio (strategy 9101, portfolio
+9102, execution 9103: the three run side by side on one machine without settings)."""
+
+
+class PortfolioObservability(ObservabilitySettings):
+    """The observability section with portfolio's own metrics port."""
+
+    metrics_port: int = metrics_port_field(METRICS_PORT)
+
+
 class PortfolioSettings(CommonSettings):
     """Everything the portfolio service reads from its environment."""
 
     service_name: str = Field(default="portfolio", pattern=r"^[a-z][a-z0-9-]*$")
+    observability: PortfolioObservability = Field(default_factory=PortfolioObservability)
     portfolio: PlannerSettings = PlannerSettings()
     broker: BrokerSettings = BrokerSettings()
     alpaca: AlpacaSettings | None = None

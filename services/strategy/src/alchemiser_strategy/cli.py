@@ -4,9 +4,14 @@
   file's allocation with the trace of the branch that decided it, then the consolidated
   portfolio (equal weights unless ``--weights``). Same engine as the service: every symbol is
   fetched once and must have a bar on the as-of date (default: the newest date in ``DIR``).
-* ``indicator --data DIR --symbol SYM --name NAME [--window N] [--csv]``: ``date,value`` for
-  every date of the symbol; warm-up values (NaN) print as an empty field. The PPO indicators
-  take ``--short-window --long-window`` (and ``--smooth-window``) instead of ``--window``.
+* ``indicator --data DIR --symbol SYM --name NAME [--window N] [--from D] [--to D | --as-of D]
+  [--digits 4] [--csv | --json]``: the indicator of the symbol per date, rounded to ``--digits``
+  decimals (4, as ``eval``'s traces print them); warm-up values (NaN) print as an empty field
+  (``null`` in JSON). Every date of the dataset by default; ``--from``/``--to`` keep the dates
+  in that range (inclusive), ``--as-of D`` only the last date on or before ``D``. The value is
+  always computed over the whole history, so a range does not restart the warm-up. The PPO
+  indicators take ``--short-window --long-window`` (and ``--smooth-window``) instead of
+  ``--window``. ``--json`` prints one document: symbol, indicator, parameters, digits, values.
 * ``check DIR``: compile every ``.clj`` file under ``DIR`` and report every problem at once,
   one ``error: file:line:col: message`` line each on stderr, then a count; exit status 1 when
   any file fails (the service itself still refuses to start on a file that does not compile).
@@ -203,8 +208,54 @@ def evaluate_command(
         _print_text(document)
 
 
-def _format(value: float) -> str:
-    return "" if math.isnan(value) else repr(value)
+DEFAULT_DIGITS = 4
+"""Decimals ``indicator`` prints (as ``eval``'s traces)."""
+
+
+def _rounded(value: float, digits: int) -> float | None:
+    return None if math.isnan(value) else round(value, digits)
+
+
+def _format(value: float, digits: int) -> str:
+    return "" if math.isnan(value) else f"{value:.{digits}f}"
+
+
+def _select(
+    rows: list[tuple[date, float]],
+    symbol: str,
+    start: date | None,
+    end: date | None,
+    as_of: date | None,
+) -> list[tuple[date, float]]:
+    """The rows ``--from``/``--to`` or ``--as-of`` ask for (``CliInputError`` if none)."""
+    if as_of is not None:
+        before = [row for row in rows if row[0] <= as_of]
+        if not before:
+            raise CliInputError(f"no bar of {symbol} on or before {as_of.isoformat()}")
+        return before[-1:]
+    chosen = [
+        row for row in rows if (start is None or row[0] >= start) and (end is None or row[0] <= end)
+    ]
+    if not chosen:
+        first = start.isoformat() if start else "the first date"
+        last = end.isoformat() if end else "the last date"
+        raise CliInputError(f"no bar of {symbol} from {first} to {last}")
+    return chosen
+
+
+def _dates(
+    start: str | None, end: str | None, as_of: str | None
+) -> tuple[date | None, date | None, date | None]:
+    """``--from``, ``--to`` and ``--as-of`` as dates, checked against each other."""
+    first, last = _parse_date(start, "--from"), _parse_date(end, "--to")
+    day = _parse_date(as_of, "--as-of")
+    if day is not None and last is not None:
+        raise CliInputError("give --as-of or --to, not both")
+    if first is not None and last is not None and first > last:
+        raise CliInputError(f"--from {start} is after --to {end}")
+    if day is not None and first is not None and first > day:
+        raise CliInputError(f"--from {start} is after --as-of {as_of}")
+    return first, last, day
 
 
 @app.command("indicator")
@@ -223,12 +274,26 @@ def indicator_command(
     smooth_window: Annotated[
         int | None, typer.Option("--smooth-window", help="PPO signal EMA window.")
     ] = None,
+    start: Annotated[
+        str | None, typer.Option("--from", help="First date to print, YYYY-MM-DD.")
+    ] = None,
+    end: Annotated[str | None, typer.Option("--to", help="Last date to print, YYYY-MM-DD.")] = None,
+    as_of: Annotated[
+        str | None,
+        typer.Option("--as-of", help="Print only the last date on or before YYYY-MM-DD."),
+    ] = None,
+    digits: Annotated[
+        int, typer.Option("--digits", min=0, max=15, help="Decimals of the printed values.")
+    ] = DEFAULT_DIGITS,
     as_csv: Annotated[bool, typer.Option("--csv", help="CSV with a date,value header.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
 ) -> None:
-    """Print an indicator of one symbol for every date of the dataset."""
+    """Print an indicator of one symbol per date (every date of the dataset by default)."""
     spec = INDICATORS.get(name)
     if spec is None:
         _fail(f"unknown indicator {name!r} (known: {', '.join(sorted(INDICATORS))})")
+    if as_csv and as_json:
+        _fail("give --csv or --json, not both")
     given = {
         "window": window,
         "short-window": short_window,
@@ -242,17 +307,36 @@ def indicator_command(
         options = " ".join(f"--{param} N" for param in spec.params)
         _fail(f"indicator {name!r} needs {options} with every N >= 1 and short below long")
     try:
+        first, last, day = _dates(start, end, as_of)
         history = _dataset(data).history(symbol)
     except AlchemiserError as err:
         _fail(str(err).splitlines()[0])
     if history is None:
         _fail(f"symbol {symbol!r} is not in the dataset {data}")
     values = spec.compute(history.closes, args)
+    try:
+        rows = _select(
+            list(zip(history.days, values.tolist(), strict=True)), symbol, first, last, day
+        )
+    except CliInputError as err:
+        _fail(str(err))
+    if as_json:
+        document = {
+            "symbol": symbol,
+            "indicator": name,
+            "parameters": dict(zip(spec.params, args, strict=True)),
+            "digits": digits,
+            "values": [
+                {"date": when.isoformat(), "value": _rounded(value, digits)} for when, value in rows
+            ],
+        }
+        typer.echo(json.dumps(document, indent=2))
+        return
     separator = "," if as_csv else "  "
     shown = ",".join(str(value) for value in args)
     typer.echo(f"date{separator}value" if as_csv else f"{'date':<10}  {name}({shown})")
-    for day, value in zip(history.days, values.tolist(), strict=True):
-        typer.echo(f"{day.isoformat()}{separator}{_format(value)}")
+    for when, value in rows:
+        typer.echo(f"{when.isoformat()}{separator}{_format(value, digits)}")
 
 
 @app.command("check")

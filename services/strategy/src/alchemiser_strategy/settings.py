@@ -14,6 +14,9 @@ Environment variables (prefix ``ALCHEMISER_STRATEGY__``):
                                     Alpaca market data (required when the source is ``alpaca``)
 ==================================  ============================================================
 
+The metrics server (``/metrics``, ``/healthz``, ``/readyz``) listens on port 9101 by default
+(:data:`METRICS_PORT`; ``ALCHEMISER_OBSERVABILITY__METRICS_PORT`` overrides it).
+
 The default weights are the original Alchemiser's mix (its production configuration): KLM 0.20,
 Nuclear 0.15, TQQQ-FTLT 0.15, and TECL the rest, 0.50 (the original shared that rest between
 TECL and strategies not shipped here).
@@ -29,6 +32,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
+from alchemiser_common.observability.settings import ObservabilitySettings, metrics_port_field
 from alchemiser_common.settings import CommonSettings
 from alchemiser_strategy.adapters.market_data import DEMO_DATASET_DIR
 from alchemiser_strategy.exceptions import StrategyConfigError
@@ -36,8 +40,10 @@ from alchemiser_strategy.exceptions import StrategyConfigError
 __all__ = [
     "BUNDLED_STRATEGIES_DIR",
     "DEFAULT_WEIGHTS",
+    "METRICS_PORT",
     "STRATEGY_FILE_SUFFIX",
     "AlpacaDataSettings",
+    "StrategyObservability",
     "StrategySection",
     "StrategySettings",
     "default_strategies_dir",
@@ -142,8 +148,20 @@ class StrategySection(BaseModel):
         return self.alpaca
 
 
+METRICS_PORT = 9101
+"""The default ``ALCHEMISER_OBSERVABILITY__METRICS_PORT`` of strategy (strategy 9101, portfolio
+9102, execution 9103: the three run side by side on one machine without settings)."""
+
+
+class StrategyObservability(ObservabilitySettings):
+    """The observability section with strategy's own metrics port."""
+
+    metrics_port: int = metrics_port_field(METRICS_PORT)
+
+
 class StrategySettings(CommonSettings):
     """Settings of the strategy service process."""
 
     service_name: str = Field(default="strategy", pattern=r"^[a-z][a-z0-9-]*$")
+    observability: StrategyObservability = Field(default_factory=StrategyObservability)
     strategy: StrategySection = Field(default_factory=StrategySection)

@@ -25,7 +25,8 @@ ENTRY_POINT_GROUP = "alchemiser.commands"
 
 @dataclass(frozen=True, slots=True)
 class _LazyCommand:
-    """Where a command group lives (``module:attribute``, a ``typer.Typer``) and its help line."""
+    """Where a command lives (``module:attribute``: a ``typer.Typer`` group, or one click
+    command such as ``typer.main.get_command(app)``) and its help line."""
 
     target: str
     help: str
@@ -39,7 +40,16 @@ _BUILTIN = {
         "alchemiser_common.cli.topics:app", "Create every topic and its dead-letter twin."
     ),
     "workflow": _LazyCommand(
-        "alchemiser_common.cli.workflow:app", "Start trading workflows (the CronJob's trigger)."
+        "alchemiser_common.cli.workflow:app",
+        "Start trading workflows (the CronJob's trigger), list them, show one.",
+    ),
+    "tail": _LazyCommand(
+        "alchemiser_common.cli.tail:command", "Follow the workflow topics, one line per event."
+    ),
+    "dlq": _LazyCommand("alchemiser_common.cli.dlq:app", "List, show and redrive dead letters."),
+    "replay": _LazyCommand(
+        "alchemiser_common.cli.replay:command",
+        "Re-produce a range of a topic's records (consumers dedupe them).",
     ),
 }
 
@@ -66,7 +76,8 @@ class _LazyGroup(TyperGroup):
         if command is not None or spec is None:
             return command
         module_name, _, attribute = spec.target.partition(":")
-        loaded = typer.main.get_group(getattr(importlib.import_module(module_name), attribute))
+        found = getattr(importlib.import_module(module_name), attribute)
+        loaded = found if isinstance(found, click.Command) else typer.main.get_group(found)
         loaded.name = cmd_name
         _plain_help(loaded)
         return loaded

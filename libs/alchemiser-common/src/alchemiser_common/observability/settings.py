@@ -3,16 +3,32 @@
 The lead nests :class:`ObservabilitySettings` into ``CommonSettings`` as the field
 ``observability``, so the environment variables read
 ``ALCHEMISER_OBSERVABILITY__LOG_LEVEL``, ``ALCHEMISER_OBSERVABILITY__METRICS_PORT`` and so on.
+
+Each service has its own default metrics port, so the three run side by side on one machine
+without setting anything (strategy 9101, portfolio 9102, execution 9103; the paper exchange and
+the registry serve HTTP on their own ports). A service declares it with a subclass whose
+``metrics_port`` field is :func:`metrics_port_field` of its port: a subclass, not a default
+instance, because an ``ALCHEMISER_OBSERVABILITY__*`` variable replaces the whole section and
+would bring back the class default.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-__all__ = ["LogFormat", "ObservabilitySettings", "OtelExporter"]
+__all__ = [
+    "DEFAULT_METRICS_PORT",
+    "LogFormat",
+    "ObservabilitySettings",
+    "OtelExporter",
+    "metrics_port_field",
+]
+
+DEFAULT_METRICS_PORT = 9000
+"""The metrics port of a process that declares none of its own."""
 
 LogFormat = Literal["json", "console"]
 OtelExporter = Literal["otlp", "console", "none"]
@@ -36,7 +52,9 @@ class ObservabilitySettings(BaseModel):
             "development; the Helm chart sets 0.0.0.0 so the kubelet and Prometheus reach it."
         ),
     )
-    metrics_port: int = Field(default=9000, ge=0, le=65535, description="0 picks a free port.")
+    metrics_port: int = Field(
+        default=DEFAULT_METRICS_PORT, ge=0, le=65535, description="0 picks a free port."
+    )
     readiness_check_timeout_s: float = Field(
         default=2.0, gt=0, le=30, description="Time box for each readiness check."
     )
@@ -68,3 +86,17 @@ class ObservabilitySettings(BaseModel):
     def level_number(self) -> int:
         """The stdlib logging level number of :attr:`log_level`."""
         return logging.getLevelNamesMapping()[self.log_level]
+
+
+def metrics_port_field(default: int) -> Any:
+    """The ``metrics_port`` field with a service's own default port (see the module docstring).
+
+    ``class StrategyObservability(ObservabilitySettings): metrics_port: int =
+    metrics_port_field(9101)``.
+    """
+    return Field(
+        default=default,
+        ge=0,
+        le=65535,
+        description=f"0 picks a free port; {default} by default for this service.",
+    )
