@@ -305,3 +305,34 @@ def test_indicator_when_dates_or_formats_conflict_then_one_line_and_exit_2(
     assert err.startswith("error: ")
     assert message in err
     assert err.count("\n") == 1
+
+
+def test_eval_when_no_files_then_the_services_strategies_and_weights() -> None:
+    code, out, _err = _invoke("eval", "--as-of", "2018-06-15", "--json")
+    explicit_code, explicit, _ = _invoke(
+        "eval",
+        *FILES,
+        "--data",
+        DATA,
+        "--as-of",
+        "2018-06-15",
+        "--json",
+        "--weights",
+        "klm=0.20,nuclear=0.15,tecl=0.50,tqqq_ftlt=0.15",
+    )
+
+    assert code == explicit_code == 0
+    document, expected = json.loads(out), json.loads(explicit)
+    weights = {Path(e["file"]).stem: e["configured_weight"] for e in document["strategies"]}
+    assert weights == {"klm": "0.20", "nuclear": "0.15", "tecl": "0.50", "tqqq_ftlt": "0.15"}
+    assert document["consolidated_portfolio"] == expected["consolidated_portfolio"]
+
+
+def test_eval_when_strategies_dir_given_then_its_strategies_toml(tmp_path: Path) -> None:
+    (tmp_path / "klm.clj").write_text((BUNDLED_STRATEGIES_DIR / "klm.clj").read_text())
+    (tmp_path / "strategies.toml").write_text('[weights]\nklm = "1"\n')
+
+    code, out, _err = _invoke("eval", "--strategies-dir", str(tmp_path), "--json")
+
+    assert code == 0
+    assert [Path(e["file"]).stem for e in json.loads(out)["strategies"]] == ["klm"]

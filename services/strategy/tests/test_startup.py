@@ -27,6 +27,7 @@ from alchemiser_strategy.settings import (
     DEFAULT_WEIGHTS,
     METRICS_PORT,
     StrategySettings,
+    read_config_weights,
 )
 
 PREFIX = "ALCHEMISER_STRATEGY__"
@@ -73,6 +74,44 @@ def test_settings_when_weights_given_as_json_then_parsed_and_suffix_stripped(
     settings = load_settings(StrategySettings)
 
     assert settings.strategy.weights == {"klm": Decimal(1), "tecl": Decimal(3)}
+
+
+def test_settings_when_folder_has_strategies_toml_then_its_weights_run(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    (tmp_path / "strategies.toml").write_text('[weights]\nklm = "2"\ntecl = 1\n')
+    monkeypatch.setenv(f"{PREFIX}STRATEGIES_DIR", str(tmp_path))
+
+    settings = load_settings(StrategySettings)
+
+    assert settings.strategy.weights == {"klm": Decimal(2), "tecl": Decimal(1)}
+    assert read_config_weights(BUNDLED_STRATEGIES_DIR) == {
+        "klm": "0.20",
+        "nuclear": "0.15",
+        "tqqq_ftlt": "0.15",
+        "tecl": "0.50",
+    }  # the bundled file is the default mix
+
+
+def test_settings_when_weights_variable_set_then_it_wins_over_strategies_toml(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    (tmp_path / "strategies.toml").write_text('[weights]\nklm = "2"\n')
+    monkeypatch.setenv(f"{PREFIX}STRATEGIES_DIR", str(tmp_path))
+    monkeypatch.setenv(f"{PREFIX}WEIGHTS", json.dumps({"tecl": "1"}))
+
+    assert load_settings(StrategySettings).strategy.weights == {"tecl": Decimal(1)}
+
+
+@pytest.mark.parametrize("text", ["[weights\n", "weights = 3\n", "[weights]\nklm = true\n"])
+def test_settings_when_strategies_toml_invalid_then_configuration_error_names_the_file(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, text: str
+) -> None:
+    (tmp_path / "strategies.toml").write_text(text)
+    monkeypatch.setenv(f"{PREFIX}STRATEGIES_DIR", str(tmp_path))
+
+    with pytest.raises(ConfigurationError, match=r"strategies\.toml"):
+        load_settings(StrategySettings)
 
 
 @pytest.mark.parametrize("weights", [{"klm": "-0.1"}, {"klm": "0"}, {"../x": "1"}])

@@ -182,21 +182,66 @@ def _print_text(document: dict[str, Any]) -> None:
         typer.echo(f"  {symbol:<8} {weight}")
 
 
+def _service_strategies(directory: Path) -> tuple[list[Path], str]:
+    """The files and weights the service runs: ``strategies.toml`` in ``directory``."""
+    from alchemiser_strategy.settings import DEFAULT_WEIGHTS, read_config_weights
+
+    configured = read_config_weights(directory)
+    chosen = (
+        configured if configured is not None else {k: str(v) for k, v in DEFAULT_WEIGHTS.items()}
+    )
+    files = [directory / f"{stem.removesuffix('.clj')}.clj" for stem in sorted(chosen)]
+    weights = ",".join(
+        f"{stem.removesuffix('.clj')}={weight}" for stem, weight in sorted(chosen.items())
+    )
+    return files, weights
+
+
 @app.command("eval")
-def evaluate_command(
-    files: Annotated[list[Path], typer.Argument(help="Strategy .clj files.", show_default=False)],
-    data: Annotated[Path, typer.Option("--data", help="Dataset directory of bar files.")],
+def evaluate_command(  # noqa: PLR0917 - Typer maps each parameter to one option
+    files: Annotated[
+        list[Path] | None,
+        typer.Argument(
+            help="Strategy .clj files (default: the service's, from strategies.toml).",
+            show_default=False,
+        ),
+    ] = None,
+    data: Annotated[
+        Path | None,
+        typer.Option("--data", help="Dataset directory of bar files (default: the bundled demo)."),
+    ] = None,
     as_of: Annotated[
         str | None, typer.Option("--as-of", help="YYYY-MM-DD (default: newest date in DATA).")
     ] = None,
     weights: Annotated[
-        str | None, typer.Option("--weights", help="NAME=W,... per file (default: equal).")
+        str | None,
+        typer.Option(
+            "--weights",
+            help="NAME=W,... per file (default: strategies.toml's without files, else equal).",
+        ),
+    ] = None,
+    strategies_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--strategies-dir",
+            help="Folder of the service's files and strategies.toml (default: the bundled one).",
+        ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
 ) -> None:
-    """Evaluate strategy files on a dataset and show why each chose its allocation."""
+    """Evaluate strategy files on a dataset and show why each chose its allocation.
+
+    Without files it evaluates what the service runs: the files and weights of
+    ``strategies.toml`` (the same file the service reads).
+    """
+    from alchemiser_strategy.adapters.market_data import DEMO_DATASET_DIR
+    from alchemiser_strategy.settings import default_strategies_dir
+
     try:
-        run = _evaluate(files, data, as_of, weights)
+        if not files:
+            files, configured = _service_strategies(strategies_dir or default_strategies_dir())
+            weights = weights or configured
+        run = _evaluate(files, data or DEMO_DATASET_DIR, as_of, weights)
     except StrategyError as err:
         _fail(str(err))
     except AlchemiserError as err:

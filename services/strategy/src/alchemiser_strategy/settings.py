@@ -7,7 +7,10 @@ Environment variables (prefix ``ALCHEMISER_STRATEGY__``):
                                     ``services/strategy/strategies``)
 ``WEIGHTS``                         JSON object ``{"<file stem>": "<weight>", ...}``: which files
                                     run and their allocation weights (normalised over the files
-                                    that succeed, so they need not sum to 1)
+                                    that succeed, so they need not sum to 1); default: the
+                                    ``[weights]`` table of ``strategies.toml`` in
+                                    ``STRATEGIES_DIR`` (the file ``alchemiser strategy eval``
+                                    reads too), else the original mix below
 ``MARKET_DATA_SOURCE``              ``dataset`` (default) or ``alpaca``
 ``DATASET_DIR``                     bar files for ``dataset`` (default: the bundled demo data)
 ``ALPACA__API_KEY``, ``ALPACA__SECRET_KEY``, ``ALPACA__FEED``, ...
@@ -25,12 +28,13 @@ TECL and strategies not shipped here).
 from __future__ import annotations
 
 import re
+import tomllib
 from decimal import Decimal
 from pathlib import Path
 from types import MappingProxyType
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from alchemiser_common.observability.settings import ObservabilitySettings, metrics_port_field
 from alchemiser_common.settings import CommonSettings
@@ -39,6 +43,7 @@ from alchemiser_strategy.exceptions import StrategyConfigError
 
 __all__ = [
     "BUNDLED_STRATEGIES_DIR",
+    "CONFIG_FILE_NAME",
     "DEFAULT_WEIGHTS",
     "METRICS_PORT",
     "STRATEGY_FILE_SUFFIX",
@@ -47,6 +52,7 @@ __all__ = [
     "StrategySection",
     "StrategySettings",
     "default_strategies_dir",
+    "read_config_weights",
 ]
 
 STRATEGY_FILE_SUFFIX = ".clj"
@@ -68,6 +74,32 @@ DEFAULT_WEIGHTS: MappingProxyType[str, Decimal] = MappingProxyType(
 """The original mix; TECL takes the rest (1 - 0.20 - 0.15 - 0.15)."""
 
 _STEM = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+
+
+CONFIG_FILE_NAME = "strategies.toml"
+"""The strategy folder's config file: ``[weights]`` of the files that run (see above)."""
+
+
+def read_config_weights(directory: Path) -> dict[str, str] | None:
+    """The ``[weights]`` table of ``directory/strategies.toml``, or ``None`` without the file.
+
+    Raises :class:`StrategyConfigError` naming the file when it is not valid TOML or its
+    ``weights`` is not a table of stem -> number.
+    """
+    path = directory / CONFIG_FILE_NAME
+    if not path.is_file():
+        return None
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as err:
+        raise StrategyConfigError(f"{path}: {err}") from err
+    weights = document.get("weights")
+    if not isinstance(weights, dict) or not all(
+        isinstance(value, str | int | float) and not isinstance(value, bool)
+        for value in weights.values()
+    ):
+        raise StrategyConfigError(f"{path}: [weights] must map file stems to numbers")
+    return {str(stem): str(value) for stem, value in weights.items()}
 
 
 def default_strategies_dir() -> Path:
@@ -114,6 +146,16 @@ class StrategySection(BaseModel):
     market_data_source: Literal["dataset", "alpaca"] = "dataset"
     dataset_dir: Path = DEMO_DATASET_DIR
     alpaca: AlpacaDataSettings | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _weights_from_config_file(cls, data: Any) -> Any:
+        """Without explicit weights, the ``[weights]`` of ``strategies.toml`` in the folder."""
+        if not isinstance(data, dict) or data.get("weights") is not None:
+            return data
+        directory = Path(data.get("strategies_dir") or default_strategies_dir())
+        weights = read_config_weights(directory)
+        return data if weights is None else {**data, "weights": weights}
 
     @field_validator("weights")
     @classmethod
