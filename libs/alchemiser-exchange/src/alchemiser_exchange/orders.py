@@ -290,8 +290,8 @@ def set_status(
         .where(order_table.c.broker_order_id == record.broker_order_id)
         .values(changes)
     )
-    updated = OrderRecord.from_row({**_as_row(record), **changes, "status": status.value})
-    return TradeUpdate(status.value, updated, now)
+    fields = {name: value for name, value in changes.items() if name != "status"}
+    return TradeUpdate(status.value, replace(record, status=status, **fields), now)
 
 
 def move_to_session(connection: Connection, record: OrderRecord, session: date) -> OrderRecord:
@@ -302,15 +302,6 @@ def move_to_session(connection: Connection, record: OrderRecord, session: date) 
         .values(session_date=session)
     )
     return replace(record, session_date=session)
-
-
-def _as_row(record: OrderRecord) -> dict[str, Any]:
-    return {
-        name: getattr(record, name).value
-        if name in ("side", "order_type", "status")
-        else getattr(record, name)
-        for name in OrderRecord.__slots__
-    }
 
 
 def order_record(connection: Connection, account_number: str, broker_order_id: str) -> OrderRecord:
