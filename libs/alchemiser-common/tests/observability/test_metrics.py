@@ -11,9 +11,11 @@ EXPECTED_NAMES = {
     "event_published_total",
     "event_handler_latency_ms",
     "workflow_duration_ms",
+    "workflows_finished_total",
     "orders_submitted_total",
     "orders_filled_total",
     "orders_rejected_total",
+    "traded_value_usd_total",
     "dedupe_hits_total",
     "dedupe_conflicts_total",
     "dlq_messages_total",
@@ -32,6 +34,8 @@ def _exercise(metrics: Metrics) -> None:
     metrics.orders_submitted.labels(side="buy", broker="alpaca").inc()
     metrics.orders_filled.labels(side="buy", broker="alpaca").inc()
     metrics.orders_rejected.labels(side="sell", broker="simulated").inc()
+    metrics.workflows_finished.labels(outcome="completed", failure_step="", reason="").inc()
+    metrics.traded_value_usd.labels(side="buy", broker="exchange").inc(1234.5)
     metrics.dedupe_hits.labels(consumer="portfolio", event_type="E").inc()
     metrics.dedupe_conflicts.labels(consumer="portfolio", event_type="E").inc()
     metrics.dlq_messages.labels(topic="t", reason="bad_magic_byte").inc()

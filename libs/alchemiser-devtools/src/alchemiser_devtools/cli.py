@@ -742,5 +742,31 @@ def status_command(run_dir: RunDirOption = _default_run_dir()) -> None:  # noqa:
     raise typer.Exit(EXIT_OK if healthy else EXIT_FAILED)
 
 
+@app.command("dashboards")
+def dashboards_command(
+    check: Annotated[
+        bool,
+        typer.Option("--check", help="Write nothing; exit 1 when the chart's files are stale."),
+    ] = False,
+) -> None:
+    """Build the Grafana dashboards into the Helm chart's dashboards/ directory."""
+    from alchemiser_devtools.dashboards import DASHBOARDS_DIR, check_dashboards, write_dashboards
+
+    console = _console()
+    if check:
+        stale = check_dashboards()
+        if stale:
+            _error(
+                console,
+                f"dashboards out of date in {_rel(DASHBOARDS_DIR)}: {', '.join(stale)} "
+                "(run `alchemiser dev dashboards`)",
+            )
+            raise typer.Exit(EXIT_FAILED)
+        console.print(f"dashboards in {_rel(DASHBOARDS_DIR)} are current")
+        raise typer.Exit(EXIT_OK)
+    for path in write_dashboards():
+        console.print(f"wrote {_rel(path)}")
+
+
 if __name__ == "__main__":  # pragma: no cover
     app(prog_name="alchemiser dev")

@@ -23,7 +23,8 @@ from alchemiser_common.observability.logging import get_logger
 from alchemiser_common.runtime.declaration import ServiceContainer
 from alchemiser_execution.adapters.attempts import AttemptStore
 from alchemiser_execution.adapters.workflows import WorkflowLog
-from alchemiser_execution.executor import Executor
+from alchemiser_execution.domain.caps import DAILY_TRADED_VALUE_EXCEEDED, MAX_ORDER_VALUE_EXCEEDED
+from alchemiser_execution.executor import MARKET_CLOSED, STALE_PLAN, Executor
 from alchemiser_execution.handlers import RebalancePlannedHandler, WorkflowStartedHandler
 from alchemiser_execution.orders import OrderDesk, block_after_first_accept
 from alchemiser_execution.phases import ExecutionConfig
@@ -31,6 +32,7 @@ from alchemiser_execution.reconcile import reconcile
 from alchemiser_execution.settings import ExecutionSettings, OrderPolicy
 
 __all__ = [
+    "REFUSAL_REASONS",
     "SERVICE_NAME",
     "build_execution_handler",
     "build_workflow_handler",
@@ -62,6 +64,15 @@ def execution_config(settings: ExecutionSettings) -> ExecutionConfig:
         buying_power_timeout_s=section.buying_power_timeout_s,
         cash_tolerance=section.cash_tolerance_pct,
     )
+
+
+# The reasons execution refuses a whole plan for (the circuit breaker's two among them).
+REFUSAL_REASONS = (
+    MAX_ORDER_VALUE_EXCEEDED,
+    DAILY_TRADED_VALUE_EXCEEDED,
+    STALE_PLAN,
+    MARKET_CLOSED,
+)
 
 
 def build_execution_handler(
@@ -96,6 +107,11 @@ def build_execution_handler(
     executor = Executor(
         built.broker, store, desk, execution_config(settings), updates=built.updates
     )
+    # Series present from the start, so increase() over them sees the first refusal.
+    for reason in REFUSAL_REASONS:
+        container.metrics.workflows_finished.labels(
+            outcome="failed", failure_step="execution", reason=reason
+        )
     handler = RebalancePlannedHandler(
         executor,
         workflows,

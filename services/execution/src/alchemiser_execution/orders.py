@@ -211,6 +211,7 @@ class OrderDesk:
             self._count("filled", attempt)
         if updated.state is AttemptState.REJECTED and attempt.state is not AttemptState.REJECTED:
             self._count("rejected", attempt)
+        self._count_traded(attempt, updated)
         if _same_facts(updated, attempt):
             return attempt
         return self._store.save(updated)
@@ -224,6 +225,14 @@ class OrderDesk:
             "rejected": self._metrics.orders_rejected,
         }[what]
         counter.labels(side=attempt.side.value, broker=self._broker_name).inc()
+
+    def _count_traded(self, before: Attempt, after: Attempt) -> None:
+        """Add the notional the fills learnt now added (a float metric, for dashboards)."""
+        added = after.filled_value - before.filled_value
+        if self._metrics is not None and added > 0:
+            self._metrics.traded_value_usd.labels(
+                side=after.side.value, broker=self._broker_name
+            ).inc(float(added))
 
 
 def _same_facts(left: Attempt, right: Attempt) -> bool:

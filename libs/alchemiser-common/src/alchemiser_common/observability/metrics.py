@@ -49,9 +49,11 @@ METRIC_NAMES = (
     "event_published_total",
     "event_handler_latency_ms",
     "workflow_duration_ms",
+    "workflows_finished_total",
     "orders_submitted_total",
     "orders_filled_total",
     "orders_rejected_total",
+    "traded_value_usd_total",
     "dedupe_hits_total",
     "dedupe_conflicts_total",
     "dlq_messages_total",
@@ -71,8 +73,14 @@ class Metrics:
     * ``event_published_total{topic, event_type}``
     * ``event_handler_latency_ms{topic, event_type}`` (histogram)
     * ``workflow_duration_ms`` (histogram, no labels)
+    * ``workflows_finished_total{outcome, failure_step, reason}``: the workflows this process
+      ended (``completed`` with empty step and reason, or ``failed`` with the event's
+      ``failure_step`` and ``reason``; the circuit breaker's trips are the failures with reason
+      ``max_order_value_exceeded`` or ``daily_traded_value_exceeded``)
     * ``orders_submitted_total``, ``orders_filled_total``, ``orders_rejected_total``
       ``{side, broker}``
+    * ``traded_value_usd_total{side, broker}``: the notional of fills (quantity times average
+      price, in USD, counted as fills are learnt; a float, for dashboards only)
     * ``dedupe_hits_total{consumer, event_type}``, ``dedupe_conflicts_total{consumer,
       event_type}``
     * ``dlq_messages_total{topic, reason}``
@@ -122,6 +130,14 @@ class Metrics:
             buckets=WORKFLOW_DURATION_BUCKETS_MS,
             registry=reg,
         )
+        self.workflows_finished = Counter(
+            "workflows_finished",
+            "Workflows this process ended, by outcome (and failure step and reason).",
+            ("outcome", "failure_step", "reason"),
+            registry=reg,
+        )
+        # Present from the start: increase() over it sees the first completion.
+        self.workflows_finished.labels(outcome="completed", failure_step="", reason="")
         order_labels = ("side", "broker")
         self.orders_submitted = Counter(
             "orders_submitted", "Orders sent to the broker.", order_labels, registry=reg
@@ -132,6 +148,12 @@ class Metrics:
         self.orders_rejected = Counter(
             "orders_rejected",
             "Orders rejected by the broker or by risk checks.",
+            order_labels,
+            registry=reg,
+        )
+        self.traded_value_usd = Counter(
+            "traded_value_usd",
+            "Notional of the fills the broker reported (USD).",
             order_labels,
             registry=reg,
         )

@@ -45,6 +45,7 @@ by their own ids, since a handler may run again after a crash before step 4.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -56,7 +57,7 @@ from typing import Any
 import structlog
 
 from alchemiser_common.errors import DeadLetterReason, TransientError
-from alchemiser_common.events import Event
+from alchemiser_common.events import Event, WorkflowCompleted, WorkflowFailed
 from alchemiser_common.inbox import Claim, ClaimOutcome, InboxEntry, InboxStore, StoredOutput
 from alchemiser_common.kafka.clients import KafkaConsumer, KafkaProducer
 from alchemiser_common.observability.logging import bind_event_context
@@ -336,7 +337,10 @@ class ProcessingLoop:
                     self._dead(checkpoint, index, item, DeadLetterReason.HANDLER_ERROR, err)
                     return None
         elapsed_ms = (time.perf_counter() - started) * 1000
-        checkpoint.after_commit.append(lambda: self._observe_handled(item, event, elapsed_ms))
+        ended = tuple(e for e in result.events if isinstance(e, WorkflowCompleted | WorkflowFailed))
+        checkpoint.after_commit.append(
+            lambda: self._observe_handled(item, event, elapsed_ms, ended)
+        )
         return InboxEntry(
             dedupe_key=item.dedupe_key,
             content_hash=item.content_hash,
@@ -441,11 +445,27 @@ class ProcessingLoop:
         _log.info("duplicate input; re-emitting stored outputs", outputs=len(claim.stored_outputs))
         return list(claim.stored_outputs)
 
-    def _observe_handled(self, item: Input, event: Event, elapsed_ms: float) -> None:
+    def _observe_handled(
+        self,
+        item: Input,
+        event: Event,
+        elapsed_ms: float,
+        ended: Sequence[WorkflowCompleted | WorkflowFailed],
+    ) -> None:
         self._metrics.event_handler_latency_ms.labels(
             topic=item.topic, event_type=event.event_type
         ).observe(elapsed_ms)
         self._count(item, "handled")
+        for outcome in ended:
+            if isinstance(outcome, WorkflowFailed):
+                labels = {
+                    "outcome": "failed",
+                    "failure_step": outcome.failure_step.value,
+                    "reason": reason_label(outcome),
+                }
+            else:
+                labels = {"outcome": "completed", "failure_step": "", "reason": ""}
+            self._metrics.workflows_finished.labels(**labels).inc()
 
     def _count_duplicate(self, checkpoint: Checkpoint, item: Input) -> None:
         event_type = item.event.event_type if item.event is not None else "unknown"
@@ -532,3 +552,16 @@ class ProcessingLoop:
             value=self._serde.serialize(event),
             headers=tuple(inject_headers(headers)),
         )
+
+
+_REASON_CODE = re.compile(r"[a-z][a-z0-9_]{0,63}")
+
+
+def reason_label(failed: WorkflowFailed) -> str:
+    """The ``reason`` label of a failed workflow, bounded for Prometheus: the reason when it is
+    a code (``max_order_value_exceeded``), else the error type the details name (a free-text
+    reason such as an exception's message would make a series per message), else ``other``."""
+    if _REASON_CODE.fullmatch(failed.reason):
+        return failed.reason
+    error_type = failed.details.get("error_type", "")
+    return error_type if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.]{0,63}", error_type) else "other"
