@@ -427,3 +427,36 @@ def test_dashboards_ship_as_sidecar_configmaps() -> None:
     config_map = _find(relabelled, "ConfigMap", f"{RELEASE}-alchemiser-dashboard-trading")
     assert config_map["metadata"]["labels"]["team_dashboards"] == "ops"
     assert "grafana_dashboard" not in config_map["metadata"]["labels"]
+
+
+def test_strategy_market_data_from_alpaca_needs_and_gets_the_secret() -> None:
+    default = _find(_default(), "Deployment", f"{RELEASE}-alchemiser-strategy")
+    env = _env(default["spec"]["template"]["spec"]["containers"][0])
+    assert env["ALCHEMISER_STRATEGY__MARKET_DATA_SOURCE"]["value"] == "dataset"
+    assert "ALCHEMISER_STRATEGY__ALPACA__API_KEY" not in env
+
+    prod = _prod()
+    deployment = _find(prod, "Deployment", f"{RELEASE}-alchemiser-strategy")
+    env = _env(deployment["spec"]["template"]["spec"]["containers"][0])
+    assert env["ALCHEMISER_STRATEGY__MARKET_DATA_SOURCE"]["value"] == "alpaca"
+    secret = _prod_values()["alpaca"]["existingSecret"]
+    for name in ("ALCHEMISER_STRATEGY__ALPACA__API_KEY", "ALCHEMISER_STRATEGY__ALPACA__SECRET_KEY"):
+        assert env[name]["valueFrom"]["secretKeyRef"]["name"] == secret
+        assert "value" not in env[name]
+    # The Alpaca egress rule (broker.egress) is there only with marketDataSource=alpaca.
+    broker_cidrs = _prod_values()["broker"]["egress"]["cidrs"]
+
+    def has_broker_rule(docs: tuple[Doc, ...] | list[Doc]) -> bool:
+        policy = _find(docs, "NetworkPolicy", f"{RELEASE}-alchemiser-strategy")["spec"]
+        return any(
+            [block["ipBlock"]["cidr"] for block in rule.get("to", [])] == broker_cidrs
+            for rule in policy["egress"]
+        )
+
+    assert has_broker_rule(prod)
+    values = _prod_values()
+    values["services"]["strategy"]["marketDataSource"] = "dataset"
+    assert not has_broker_rule(_render(values))
+
+    with pytest.raises(Exception, match=r"marketDataSource=alpaca needs alpaca\.existingSecret"):
+        _render({"services": {"strategy": {"marketDataSource": "alpaca"}}})

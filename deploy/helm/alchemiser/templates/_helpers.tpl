@@ -65,6 +65,9 @@ app.kubernetes.io/component: {{ .component }}
 {{- if and (eq .Values.broker.kind "alpaca") (not .Values.alpaca.existingSecret) -}}
 {{- fail "broker.kind=alpaca needs alpaca.existingSecret" -}}
 {{- end -}}
+{{- if and (eq .Values.services.strategy.marketDataSource "alpaca") (not .Values.alpaca.existingSecret) -}}
+{{- fail "services.strategy.marketDataSource=alpaca needs alpaca.existingSecret" -}}
+{{- end -}}
 {{- end -}}
 
 {{/* Secret-sourced env shared by services, the CronJob and the hooks. */}}
