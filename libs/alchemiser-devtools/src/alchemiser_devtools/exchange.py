@@ -29,7 +29,7 @@ from pydantic import SecretStr
 
 from alchemiser_broker.alpaca_settings import AlpacaSettings
 from alchemiser_common.db import create_engine_from_url
-from alchemiser_devtools.local import StartupFailedError, start_on_a_port
+from alchemiser_devtools.local import StartupFailedError, start_on_a_port, stop_process
 from alchemiser_exchange import Exchange, ExchangeServer, TradingRules
 from alchemiser_exchange.schema import OrderRecord
 from alchemiser_marketdata import DatasetMarketData
@@ -252,11 +252,5 @@ class ExchangeProcess:
 
     def stop(self) -> None:
         """SIGTERM and wait (a clean shutdown)."""
-        if self._process is not None and self._process.poll() is None:
-            self._process.terminate()
-            try:
-                self._process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait(timeout=10)
+        stop_process(self._process)
         self._process = None

@@ -13,13 +13,32 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["StartupFailedError", "free_port", "is_listening", "log_tail", "start_on_a_port"]
+__all__ = [
+    "StartupFailedError",
+    "free_port",
+    "is_listening",
+    "log_tail",
+    "start_on_a_port",
+    "stop_process",
+]
 
 _log = logging.getLogger(__name__)
 
 
 class StartupFailedError(Exception):
     """The process ended, or something else holds its port, during start-up."""
+
+
+def stop_process(process: subprocess.Popen[bytes] | None, timeout_s: float = 10.0) -> None:
+    """SIGTERM ``process`` (if it still runs) and wait; SIGKILL it after ``timeout_s``."""
+    if process is None or process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=timeout_s)
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -21,7 +21,7 @@ from typing import Any
 
 import httpx
 
-from alchemiser_devtools.local import free_port
+from alchemiser_devtools.local import free_port, stop_process
 
 __all__ = [
     "PrometheusError",
@@ -141,14 +141,7 @@ class PrometheusServer:
 
     def stop(self) -> None:
         """Terminate the process (kill it after 10 s)."""
-        if self._process is None or self._process.poll() is not None:
-            return
-        self._process.terminate()
-        try:
-            self._process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait(timeout=10)
+        stop_process(self._process)
 
     def __enter__(self) -> PrometheusServer:
         return self.start()
