@@ -2,7 +2,7 @@
 
 Debian's Prometheus runs as a plain process on loopback (``.ci/run`` installs it; without it
 these tests are skipped outside CI and fail in CI). It scrapes the three services, started as
-processes against the session's broker, the registry and the paper exchange, with the labels
+processes against a private embedded broker, the registry and the paper exchange, with the labels
 the chart's ServiceMonitor gives their samples in Kubernetes, and loads the chart's rendered
 PrometheusRule as its rule file. Three workflows run:
 
@@ -48,6 +48,7 @@ from alchemiser_devtools.dashboards import (
     render_preview,
     substitute,
 )
+from alchemiser_devtools.embedded import EmbeddedBroker
 from alchemiser_devtools.exchange import ExchangeProcess
 from alchemiser_devtools.harness import Pipeline
 from alchemiser_devtools.local import free_port
@@ -132,11 +133,18 @@ def _wait_for(prometheus: PrometheusServer, expr: str) -> None:
 
 @pytest.fixture(scope="module")
 def scraped(
-    kafka_bootstrap_servers: str,
-    registered_registry: str,
-    tmp_path_factory: pytest.TempPathFactory,
+    registered_registry: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Scraped]:
     workdir = tmp_path_factory.mktemp("monitoring")
+    # A private broker: the session's one holds other tests' triggers, which these services
+    # would consume (and fail, as another account's) into the counters asserted on below.
+    with EmbeddedBroker(log_dir=workdir) as broker:
+        yield from _scrape_run(broker.bootstrap_servers, registered_registry, workdir)
+
+
+def _scrape_run(
+    kafka_bootstrap_servers: str, registered_registry: str, workdir: Path
+) -> Iterator[Scraped]:
     create_topics(
         {"bootstrap.servers": kafka_bootstrap_servers}, partitions=1, replication_factor=1
     )
