@@ -109,7 +109,8 @@ def test_service_when_plan_arrives_then_trade_executed_and_workflow_completed(
         ("TQQQ", Decimal(40)),
     ]
     assert completed.summary.symbols_sold == ["SOXL"]
-    assert completed.causation_id == event.event_id
+    assert executed.causation_id == event.event_id
+    assert completed.causation_id == executed.event_id
     for leg in range(2):
         intent = client_order_id(event.correlation_id, event.plan_hash, leg)
         assert _orders_created(exchange, intent) == 1

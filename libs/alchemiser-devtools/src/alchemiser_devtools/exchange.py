@@ -195,8 +195,18 @@ class ExchangeProcess:
             raise RuntimeError("the exchange process was never started")
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def running(self) -> bool:
+        """Whether the process is alive."""
+        return self._process is not None and self._process.poll() is None
+
     def start(self, timeout_s: float = 30.0) -> ExchangeProcess:
-        """Start (on the port of the previous start, if any) and wait until it answers."""
+        """Start (on the port of the previous start, if any) and wait until it answers.
+
+        A no-op while it runs.
+        """
+        if self.running:
+            return self
 
         def launch(port: int, log_path: Path) -> subprocess.Popen[bytes]:
             with log_path.open("ab") as log:

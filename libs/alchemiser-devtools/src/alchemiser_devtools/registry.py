@@ -81,6 +81,11 @@ class RegistryServerProcess:
         return self._url
 
     @property
+    def log_path(self) -> Path | None:
+        """The log file of the last start (``None`` before the first)."""
+        return self._log_path
+
+    @property
     def running(self) -> bool:
         """Whether the child process is alive."""
         return self._process is not None and self._process.poll() is None

@@ -193,9 +193,10 @@ def events_for(
         total_trade_value=result.total_trade_value,
         success=result.success,
     )
+    # the outcome follows from the settlement: trigger -> signal -> plan -> settled -> outcome
     if result.success:
         outcome: Event = WorkflowCompleted.caused_by(
-            event,
+            executed,
             source=source,
             occurred_at=now,
             duration_ms=report.duration_ms,
@@ -209,7 +210,7 @@ def events_for(
         )
     else:
         outcome = WorkflowFailed.caused_by(
-            event,
+            executed,
             source=source,
             occurred_at=now,
             failure_step=FailureStep.EXECUTION,
