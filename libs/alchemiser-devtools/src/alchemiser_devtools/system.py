@@ -46,6 +46,7 @@ from alchemiser_common.schemas import SchemaCatalog, find_schemas_dir
 from alchemiser_common.schemas.register import register_all
 from alchemiser_common.serde import EventSerde
 from alchemiser_common.settings import KafkaSettings
+from alchemiser_common.topics import ALL_TOPICS
 from alchemiser_common.workflow import WorkflowOutcome, build_trigger, publish, wait_for_outcome
 from alchemiser_devtools.exchange import ExchangeProcess
 from alchemiser_devtools.faults import ALPACA_ROUTES, FaultProxy
@@ -358,26 +359,39 @@ class TradingSystem:
         assert len(orders) < _MAX_ORDERS
         return list(orders)
 
-    def reset_group(self, name: str, topic: str) -> None:
-        """Move service ``name``'s committed offsets on ``topic`` to the beginning (a replay).
+    def committed(self, name: str) -> dict[str, int]:
+        """Service ``name``'s committed offsets: topic -> offset (partition 0 of each topic
+        the group has committed on; topics of one partition, as the system creates them)."""
+        consumer = self._group_client(name)
+        try:
+            asked = [TopicPartition(topic, 0) for topic in ALL_TOPICS]
+            found = consumer.committed(asked, timeout=10)
+        finally:
+            consumer.close()
+        return {tp.topic: tp.offset for tp in found if tp.offset >= 0}
 
-        The service must be stopped: a running member's commits would move it on again.
-        """
-        consumer = Consumer(
+    def replay(self, name: str) -> dict[str, int]:
+        """Move service ``name``'s committed offsets back to the beginning of every topic it
+        consumes: a whole-topic replay. The service must be stopped (a running member would
+        commit over it). Answers the offsets it committed before the reset."""
+        before = self.committed(name)
+        consumer = self._group_client(name)
+        try:
+            consumer.commit(
+                offsets=[TopicPartition(topic, 0, 0) for topic in before], asynchronous=False
+            )
+        finally:
+            consumer.close()
+        return before
+
+    def _group_client(self, name: str) -> Consumer:
+        return Consumer(
             {
                 "bootstrap.servers": self.bootstrap,
                 "group.id": self.service_name(name),
                 "enable.auto.commit": False,
             }
         )
-        try:
-            metadata = consumer.list_topics(topic, timeout=10).topics[topic]
-            consumer.commit(
-                offsets=[TopicPartition(topic, p, 0) for p in metadata.partitions],
-                asynchronous=False,
-            )
-        finally:
-            consumer.close()
 
     def service_name(self, name: str) -> str:
         """The service's ``ALCHEMISER_SERVICE_NAME`` (its consumer group)."""
