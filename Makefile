@@ -31,7 +31,7 @@ IMAGES := \
 	registry:libs/alchemiser-registry/Dockerfile \
 	exchange:libs/alchemiser-exchange/Dockerfile
 
-.PHONY: dashboards dashboard-previews help setup lint typecheck imports isolation schemas-check unit test bench run dev dev-down images clean
+.PHONY: dashboards dashboard-previews help setup lint typecheck imports isolation schemas-check unit test e2e e2e-full bench run dev dev-down images clean
 
 help: ## List every target
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -65,6 +65,15 @@ unit: setup ## pytest only (PYTEST_ARGS=... to pass options)
 
 test: setup lint typecheck imports isolation schemas-check ## Everything CI runs: lint, types, imports, isolation, schema gate, pytest
 	$(RUN) pytest $(PYTEST_ARGS)
+
+# make e2e: the end-to-end reliability suite (tests/e2e) with its quick counts, as `make test`
+# runs it; make e2e-full: every scenario with its full counts (50 workflows and 100 kills in
+# the crash matrix, the 30 s broker outage, every Alpaca fault), one module at a time.
+e2e: setup ## End-to-end reliability suite, quick counts (part of make test)
+	$(RUN) pytest tests/e2e $(PYTEST_ARGS)
+
+e2e-full: setup ## End-to-end reliability suite with the full counts (crash matrix: 100 kills)
+	ALCHEMISER_E2E_FULL=1 $(RUN) pytest tests/e2e -n 0 -p no:cacheprovider $(PYTEST_ARGS)
 
 bench: setup ## Benchmarks (throughput, strategy evaluation)
 	$(RUN) python -m benchmarks
