@@ -60,6 +60,8 @@ SERVICES = ("strategy", "portfolio", "execution")
 #: Every process the system runs, in the order :meth:`TradingSystem.start` starts them.
 PROCESSES = ("registry", "exchange", *SERVICES)
 _STOP_S = 10.0
+#: A process's start-up on a loaded 2-core machine (imports alone can take tens of seconds).
+_START_S = 90.0
 _READ_IDLE_S = 1.0
 _MAX_ORDERS = 100_000
 
@@ -169,7 +171,7 @@ class TradingSystem:
 
     def __post_init__(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.registry = RegistryServerProcess(self.workdir / "registry")
+        self.registry = RegistryServerProcess(self.workdir / "registry", startup_timeout=_START_S)
         self.exchange = ExchangeProcess(
             self.dataset_dir,
             self.databases["exchange"],
@@ -215,7 +217,7 @@ class TradingSystem:
         """Start the registry, the exchange and the services; wait until the services consume."""
         self.registry.start()
         register_all(self.registry.url, SchemaCatalog.discover())
-        self.exchange.start()
+        self.exchange.start(_START_S)
         if self.fault_proxy:
             self.proxy = FaultProxy(self.exchange.url, routes=ALPACA_ROUTES).start()
         httpx.get(  # opens the account (auto_open) before the first workflow reads it
@@ -265,7 +267,7 @@ class TradingSystem:
             if not self.registry.running:
                 self.registry.start()
         elif name == "exchange":
-            self.exchange.start()
+            self.exchange.start(_START_S)
         else:
             self.services[name].start()
 
