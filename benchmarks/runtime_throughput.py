@@ -8,7 +8,9 @@ Both run against the same embedded broker in the same run, over the same pre-pro
   PostgreSQL inbox (one lookup and one short recording transaction per batch), a handler,
   Avro encode of the output, and the same Kafka transaction per batch.
 
-Target: at least 3,000 events/s per runtime instance.
+Targets, per runtime instance on PostgreSQL: at least 10,000 events/s
+(:data:`TARGET_EVENTS_PER_S`), and at least 0.2 of the bare loop measured in the same run
+(:data:`TARGET_RATIO_TO_BARE`: the runtime's own cost, whatever the machine's speed).
 """
 
 from __future__ import annotations
@@ -47,7 +49,8 @@ from alchemiser_devtools.registry import RegistryServerProcess
 
 EVENTS = int(os.environ.get("BENCH_EVENTS", "20000"))
 BATCH = 500
-TARGET_EVENTS_PER_S = 3000
+TARGET_EVENTS_PER_S = 10_000
+TARGET_RATIO_TO_BARE = 0.2
 POSTGRES_URL = os.environ.get(
     "ALCHEMISER_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
@@ -201,19 +204,28 @@ def main() -> dict[str, Any]:
         finally:
             registry.stop()
             _drop_database(database_url)
-    verdict = "meets" if runtime >= TARGET_EVENTS_PER_S else "MISSES"
+    ratio = runtime / bare
     print(f"runtime throughput ({EVENTS} events, batch {BATCH}, PostgreSQL inbox)")
     print(f"  bare confluent-kafka copy loop : {bare:10,.0f} events/s")
     print(f"  alchemiser processing loop     : {runtime:10,.0f} events/s")
-    print(f"  ratio runtime / bare           : {runtime / bare:10.3f}")
-    print(f"  target >= {TARGET_EVENTS_PER_S:,} events/s       : {verdict}")
+    print(f"  ratio runtime / bare           : {ratio:10.3f}")
+    absolute = _verdict(runtime, TARGET_EVENTS_PER_S)
+    relative = _verdict(ratio, TARGET_RATIO_TO_BARE)
+    print(f"  target >= {TARGET_EVENTS_PER_S:,} events/s      : {absolute}")
+    print(f"  target ratio >= {TARGET_RATIO_TO_BARE}            : {relative}")
     return {
         "events": EVENTS,
         "batch": BATCH,
         "bare_events_per_s": round(bare),
         "runtime_events_per_s": round(runtime),
+        "ratio_to_bare": round(ratio, 4),
         "target_events_per_s": TARGET_EVENTS_PER_S,
+        "target_ratio_to_bare": TARGET_RATIO_TO_BARE,
     }
+
+
+def _verdict(value: float, target: float) -> str:
+    return "meets" if value >= target else "MISSES"
 
 
 if __name__ == "__main__":

@@ -180,6 +180,13 @@ def _synthetic_market(strategy: Strategy, days: int) -> MarketData:
     )
 
 
+def _evaluator(
+    strategy: Strategy, market: MarketData, cache: IndicatorCache
+) -> Callable[[int], object]:
+    """Evaluate ``strategy`` on day ``index`` of ``market``, on the shared ``cache``."""
+    return lambda index: evaluate(strategy, market, cache=cache, index=index)
+
+
 def _per_day_ms(evaluate_day: Callable[[int], object], first: int, last: int) -> float:
     started = time.perf_counter()
     for index in range(first, last):
@@ -221,7 +228,7 @@ def main() -> dict[str, Any]:
     for item in strategies:
         cache = IndicatorCache(year_market)
         per_file_ms[item.strategy.file_name] = _per_day_ms(
-            lambda i, s=item.strategy, c=cache: evaluate(s, year_market, cache=c, index=i),
+            _evaluator(item.strategy, year_market, cache),
             year_from,
             len(year_market),
         )
