@@ -266,7 +266,7 @@ def test_register_when_pending_attempt_left_then_reconciled_before_handler_regis
     register_handlers(_container(settings), registry)
     attempt = store.find_attempt("alc-left-behind")
     assert attempt is not None and attempt.state is AttemptState.NOT_PLACED
-    assert registry.event_types() == ["RebalancePlanned", "WorkflowStarted"]
+    assert registry.event_types() == ["RebalancePlanned", "WorkflowFailed", "WorkflowStarted"]
 
 
 def test_settings_when_defaults_then_execution_has_its_own_metrics_port(

@@ -10,17 +10,26 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from alembic import command
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.migration import MigrationContext
 
 from alchemiser_common.db import create_engine_from_url
-from alchemiser_common.events import OrderSide, OrderType
+from alchemiser_common.events import FailureStep, OrderSide, OrderType
+from alchemiser_execution.adapters import attempts as attempts_module
 from alchemiser_execution.adapters.attempts import AttemptStore
-from alchemiser_execution.adapters.schema import metadata, workflow_table
+from alchemiser_execution.adapters.schema import EXECUTION_VERSION_TABLE, metadata, workflow_table
 from alchemiser_execution.adapters.workflows import WorkflowLog
-from alchemiser_execution.domain import Attempt, AttemptState, PlannedOrder
+from alchemiser_execution.domain import Attempt, AttemptState, PlannedOrder, WorkflowFailure
 from alchemiser_execution.domain.runs import ExecutionRun, RunStatus
-from alchemiser_execution.testing import buy, planned, register_workflow
+from alchemiser_execution.testing import (
+    buy,
+    fail_workflow,
+    failure_for,
+    planned,
+    register_workflow,
+)
 
 T0 = datetime(2025, 3, 14, 19, 45, tzinfo=UTC)
 DAY = date(2025, 3, 14)
@@ -49,6 +58,24 @@ def _run(correlation_id: str = "c-1", **changes: object) -> ExecutionRun:
         started_at=T0,
     )
     return replace(run, **changes)  # type: ignore[arg-type]
+
+
+def _alembic(engine: sa.Engine, action: str, revision: str) -> None:
+    """``alembic upgrade|downgrade <revision>`` of the execution tree (as ``migrate`` runs it)."""
+    config = Config()
+    config.set_main_option(
+        "script_location", str(Path(attempts_module.__file__).parent / "migrations")
+    )
+    config.attributes["version_table"] = EXECUTION_VERSION_TABLE
+    config.attributes["target_metadata"] = metadata
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        getattr(command, action)(config, revision)
+
+
+def _workflow_rows(engine: sa.Engine) -> list[dict[str, object]]:
+    with engine.connect() as connection:
+        return [dict(row) for row in connection.execute(sa.select(workflow_table)).mappings()]
 
 
 def _attempt(cid: str = "alc-x", attempt: int = 0) -> Attempt:
@@ -146,16 +173,77 @@ class AttemptStoreContract:
     ) -> None:
         event = planned([buy("TQQQ", "1000")])
         log = WorkflowLog(store.engine)
-        assert not log.is_known(event.account_id, str(event.correlation_id))
+        assert not log.status(event.account_id, str(event.correlation_id)).known
         register_workflow(store, event)
         register_workflow(store, event)  # a second trigger of the same workflow: no error
-        with store.engine.connect() as connection:
-            rows = connection.execute(sa.select(workflow_table)).mappings().all()
+        rows = _workflow_rows(store.engine)
         assert [(row["account_id"], row["correlation_id"]) for row in rows] == [
             (event.account_id, str(event.correlation_id))
         ]
-        assert log.is_known(event.account_id, str(event.correlation_id))
-        assert not log.is_known("other-account", str(event.correlation_id))
+        status = log.status(event.account_id, str(event.correlation_id))
+        assert status.known and status.failure is None
+        assert not log.status("other-account", str(event.correlation_id)).known
+
+    def test_workflow_failed_unit_of_work_when_after_trigger_then_failure_on_the_row(
+        self, store: AttemptStore
+    ) -> None:
+        event = register_workflow(store, planned([buy("TQQQ", "1000")]))
+        failure = fail_workflow(store, event, failure_for(event, reason="timeout"))
+        (row,) = _workflow_rows(store.engine)
+        assert (row["failure_step"], row["failure_reason"]) == ("strategy", "timeout")
+        status = WorkflowLog(store.engine).status(event.account_id, str(event.correlation_id))
+        assert status.known
+        assert status.failure == WorkflowFailure("strategy", "timeout", failure.occurred_at)
+
+    def test_workflow_failed_unit_of_work_when_before_trigger_then_counts_and_trigger_keeps_it(
+        self, store: AttemptStore
+    ) -> None:
+        event = planned([buy("TQQQ", "1000")])
+        fail_workflow(store, event)
+        register_workflow(store, event)  # the trigger consumed after the failure
+        (row,) = _workflow_rows(store.engine)
+        assert row["failure_reason"] == "no_session"
+        status = WorkflowLog(store.engine).status(event.account_id, str(event.correlation_id))
+        assert status.known and status.failure is not None
+
+    def test_workflow_failed_unit_of_work_when_run_again_or_another_failure_then_first_stays(
+        self, store: AttemptStore
+    ) -> None:
+        event = register_workflow(store, planned([buy("TQQQ", "1000")]))
+        first = failure_for(event, step=FailureStep.STRATEGY, reason="timeout")
+        fail_workflow(store, event, first)
+        before = _workflow_rows(store.engine)
+        fail_workflow(store, event, first)  # a redelivery: nothing new written
+        assert _workflow_rows(store.engine) == before
+        later = failure_for(event, step=FailureStep.EXECUTION, reason="orders_failed")
+        fail_workflow(store, event, later)
+        assert _workflow_rows(store.engine) == before
+
+    def test_migration_0003_when_upgrading_rows_of_0002_then_kept_without_failure_and_reversible(
+        self, database_url: str
+    ) -> None:
+        engine = create_engine_from_url(database_url)
+        try:
+            _alembic(engine, "upgrade", "execution_0002")
+            with engine.begin() as connection:
+                connection.execute(
+                    sa.text(
+                        "INSERT INTO execution_workflows (account_id, correlation_id, seen_at) "
+                        "VALUES ('acct', 'c-1', :seen_at)"
+                    ),
+                    {"seen_at": T0},
+                )
+            AttemptStore(engine).migrate()
+            status = WorkflowLog(engine).status("acct", "c-1")
+            assert status.known and status.failure is None
+            _alembic(engine, "downgrade", "execution_0002")
+            columns = {c["name"] for c in sa.inspect(engine).get_columns("execution_workflows")}
+            assert columns == {"account_id", "correlation_id", "as_of", "seen_at"}
+            with engine.connect() as connection:
+                count = connection.execute(sa.text("SELECT count(*) FROM execution_workflows"))
+                assert count.scalar_one() == 1
+        finally:
+            engine.dispose()
 
 
 class TestAttemptStoreOnSqlite(AttemptStoreContract):

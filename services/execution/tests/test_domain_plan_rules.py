@@ -1,12 +1,14 @@
-"""Domain: the plan rules (values in, violations out) and the known-workflow verdict."""
+"""Domain: the plan rules (values in, violations out) and the workflow verdict."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from alchemiser_execution.domain import (
     PlanViolation,
+    WorkflowFailure,
+    WorkflowStatus,
     WorkflowVerdict,
     funding_violation,
     plan_legs,
@@ -25,6 +27,9 @@ from alchemiser_execution.testing import buy, hold, sell
 
 TOLERANCE = Decimal("0.01")
 WAIT = timedelta(seconds=120)
+FAILURE = WorkflowFailure(
+    failure_step="strategy", reason="no_session", failed_at=datetime(2025, 3, 14, tzinfo=UTC)
+)
 
 
 def test_weights_when_each_in_range_and_sum_within_tolerance_then_no_violation() -> None:
@@ -95,9 +100,17 @@ def test_tradability_when_symbols_unavailable_then_one_violation_each_sorted() -
     assert describe(violations) == "tradable: unknown asset A; tradable: Z is not tradable"
 
 
-def _verdict(known: bool, seconds: float, *, deferred_before: bool = True) -> WorkflowVerdict:
+def _verdict(
+    known: bool,
+    seconds: float,
+    *,
+    deferred_before: bool = True,
+    failure: WorkflowFailure | None = None,
+    has_run: bool = False,
+) -> WorkflowVerdict:
     return workflow_verdict(
-        known=known,
+        status=WorkflowStatus(known=known, failure=failure),
+        has_run=has_run,
         plan_age=timedelta(seconds=seconds),
         wait=WAIT,
         deferred_before=deferred_before,
@@ -119,3 +132,19 @@ def test_verdict_when_unknown_then_wait_while_young_and_reject_from_the_bound() 
 
 def test_verdict_when_unknown_and_old_on_first_look_then_wait_once() -> None:
     assert _verdict(False, 86_400, deferred_before=False) is WorkflowVerdict.WAIT
+
+
+def test_verdict_when_run_exists_then_proceed_even_if_unknown_or_failed() -> None:
+    assert _verdict(False, 86_400, has_run=True) is WorkflowVerdict.PROCEED
+    assert _verdict(True, 0, has_run=True, failure=FAILURE) is WorkflowVerdict.PROCEED
+    assert _verdict(False, 0, has_run=True, failure=FAILURE) is WorkflowVerdict.PROCEED
+
+
+def test_verdict_when_failed_without_run_then_ended_whether_started_or_not() -> None:
+    assert _verdict(True, 0, failure=FAILURE) is WorkflowVerdict.ENDED
+    assert _verdict(False, 0, failure=FAILURE, deferred_before=False) is WorkflowVerdict.ENDED
+    assert _verdict(True, 86_400, failure=FAILURE) is WorkflowVerdict.ENDED
+
+
+def test_failure_when_described_then_step_reason_and_time() -> None:
+    assert FAILURE.describe() == "failed at step strategy (no_session) at 2025-03-14T00:00:00+00:00"

@@ -1,4 +1,4 @@
-"""Execution validates what it executes: plan rules and known workflows, before any order.
+"""Execution validates what it executes: plan rules, known and open workflows, before any order.
 
 Through the handler over the real Alpaca adapter and the paper exchange. A rejected plan
 leaves nothing behind: no order at the broker, no run and no attempt recorded.
@@ -15,20 +15,26 @@ import pytest
 from alchemiser_broker import ACCOUNT_MISMATCH, AssetInfo
 from alchemiser_broker.alpaca import AlpacaBroker
 from alchemiser_common.errors import DeadLetterReason
-from alchemiser_common.events import PlanItem, RebalancePlanned
+from alchemiser_common.events import FailureStep, PlanItem, RebalancePlanned
 from alchemiser_common.runtime.handlers import InvalidEventError, NotReadyError
 from alchemiser_devtools.exchange import PaperExchange, adapter_settings
 from alchemiser_execution.adapters.attempts import AttemptStore
 from alchemiser_execution.adapters.schema import workflow_table
+from alchemiser_execution.adapters.workflows import WorkflowLog
 from alchemiser_execution.domain.plan_rules import UNKNOWN_WORKFLOW_WAIT_S
 from alchemiser_execution.exceptions import (
     InvalidPlanError,
     UnknownWorkflowError,
+    WorkflowEndedError,
     WorkflowNotSeenYetError,
 )
+from alchemiser_execution.handlers import WorkflowFailedHandler
 from alchemiser_execution.testing import (
+    FAST_CONFIG,
     buy,
     context,
+    fail_workflow,
+    failure_for,
     make_handler,
     outputs_by_type,
     planned,
@@ -304,6 +310,95 @@ def test_handle_when_plan_made_after_the_previous_workflow_then_executes(
 
     assert out["WorkflowCompleted"]
     assert out["TradeExecuted"].orders_placed == 1
+
+
+# -- the workflow must not have ended ----------------------------------------------------------
+
+
+def _ended(handler_error: pytest.ExceptionInfo[InvalidEventError]) -> WorkflowEndedError:
+    assert isinstance(handler_error.value, WorkflowEndedError)
+    assert handler_error.value.reason is DeadLetterReason.WORKFLOW_ENDED
+    return handler_error.value
+
+
+def test_handle_when_workflow_failed_before_its_plan_then_workflow_ended_and_nothing_done(
+    exchange: PaperExchange, broker: AlpacaBroker, store: AttemptStore
+) -> None:
+    # the trigger's --wait timed out and failed the workflow; then the late plan arrives
+    event = register_workflow(store, _planned(exchange, [buy("TQQQ", "1000")]))
+    fail_workflow(store, event, failure_for(event, step=FailureStep.STRATEGY, reason="timeout"))
+    with pytest.raises(InvalidEventError) as raised:
+        make_handler(broker, store)(event, context())
+    message = str(_ended(raised))
+    assert str(event.correlation_id) in message
+    assert "failed at step strategy (timeout)" in message
+    assert "no run" in message
+    _assert_nothing_done(store, exchange, event)
+
+
+def test_handle_when_failure_seen_but_trigger_never_then_ended_on_first_look(
+    exchange: PaperExchange, broker: AlpacaBroker, store: AttemptStore
+) -> None:
+    event = _planned(exchange, [buy("TQQQ", "1000")])
+    fail_workflow(store, event)  # the failure, not the trigger: refused, not waited for
+    with pytest.raises(InvalidEventError) as raised:
+        make_handler(broker, store)(event, context())
+    _ended(raised)
+    _assert_nothing_done(store, exchange, event)
+
+
+def test_handle_when_failure_handled_earlier_in_the_same_batch_then_ended_before_its_commit(
+    exchange: PaperExchange, broker: AlpacaBroker, store: AttemptStore
+) -> None:
+    event = register_workflow(store, _planned(exchange, [buy("TQQQ", "1000")]))
+    # the runtime commits the failure's unit of work with the batch, after the plan's handler
+    result = WorkflowFailedHandler(WorkflowLog(store.engine))(failure_for(event), context())
+    assert result.events == ()
+    with pytest.raises(InvalidEventError) as raised:
+        make_handler(broker, store)(event, context())
+    _ended(raised)
+    _assert_nothing_done(store, exchange, event)
+
+
+def test_handle_when_failed_workflow_plan_also_breaks_a_broker_rule_then_invalid_plan(
+    exchange: PaperExchange, broker: AlpacaBroker, store: AttemptStore
+) -> None:
+    event = register_workflow(store, _planned(exchange, [buy("NOPE", "1000")]))
+    fail_workflow(store, event)
+    with pytest.raises(InvalidEventError) as raised:
+        make_handler(broker, store)(event, context())
+    assert isinstance(raised.value, InvalidPlanError)  # the forgery is what an operator needs
+    assert "unknown asset NOPE" in str(raised.value)
+    _assert_nothing_done(store, exchange, event)
+
+
+def test_handle_when_workflow_fails_after_its_run_was_recorded_then_redelivery_resumes(
+    exchange: PaperExchange, broker: AlpacaBroker, store: AttemptStore
+) -> None:
+    # the plan was executing (its run and orders recorded) when the failure arrived, e.g. a
+    # crash before the outputs were committed: the run is resumed, its orders never abandoned
+    handler = make_handler(broker, store)
+    event = register_workflow(store, _planned(exchange, [buy("TQQQ", "1000")]))
+    first = outputs_by_type(handler(event, context()))
+    fail_workflow(store, event, failure_for(event, reason="timeout"))
+    again = outputs_by_type(handler(event, context()))
+    assert again["WorkflowCompleted"].event_id == first["WorkflowCompleted"].event_id
+    assert again["TradeExecuted"].event_id == first["TradeExecuted"].event_id
+    assert len(exchange.orders()) == 1
+
+
+def test_handle_when_executions_own_failure_comes_back_then_plan_still_resumes(
+    exchange: PaperExchange, broker: AlpacaBroker, store: AttemptStore
+) -> None:
+    capped = dataclasses.replace(FAST_CONFIG, max_order_value=Decimal(10))
+    handler = make_handler(broker, store, capped)
+    event = register_workflow(store, _planned(exchange, [buy("TQQQ", "1000")]))
+    (refused,) = handler(event, context())
+    assert refused.event_type == "WorkflowFailed"
+    fail_workflow(store, event, refused)  # execution consumes its own outcome
+    (again,) = handler(event, context())  # a redelivered plan: the same outcome, no DLQ
+    assert again.event_id == refused.event_id
+    assert exchange.orders() == []
 
 
 # -- the account --------------------------------------------------------------------------------

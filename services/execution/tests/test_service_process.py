@@ -12,7 +12,9 @@ stream through the real Alpaca adapter).
     broker and one ``TradeExecuted`` event id;
 (d) plans without a started workflow: a forged plan (weights summing to 3, its hash
     recomputed) and a plausible plan nobody triggered end in the dead-letter topic with no
-    order at the broker, while a plan whose trigger came first executes.
+    order at the broker, and so does a valid plan of a workflow that already failed (seen on
+    ``workflow.failed.v1``), with no outcome of its own, while a plan whose trigger came first
+    executes.
 
 Execution acts only on plans of workflows it saw started, so each test produces the plan's
 trigger (``workflow.started.v1``) before the plan, as the real workflow does.
@@ -33,6 +35,7 @@ from alchemiser_common.events import (
     RebalancePlanned,
     TradeExecuted,
     WorkflowCompleted,
+    WorkflowFailed,
 )
 from alchemiser_devtools.exchange import API_KEY, SECRET_KEY, PaperExchange
 from alchemiser_devtools.harness import Pipeline, distinct_ids, iter_dlq
@@ -40,7 +43,7 @@ from alchemiser_exchange import account_number_for
 from alchemiser_execution.adapters.schema import attempt_table
 from alchemiser_execution.domain.attempts import UNRESOLVED_STATES, AttemptState
 from alchemiser_execution.domain.legs import client_order_id
-from alchemiser_execution.testing import buy, planned, sell, trigger_for
+from alchemiser_execution.testing import buy, failure_for, planned, sell, trigger_for
 
 pytestmark = pytest.mark.integration
 
@@ -199,9 +202,12 @@ def test_service_when_plans_have_no_started_workflow_then_dead_lettered_and_no_o
         account_id=account,
     )
     untriggered = planned([buy("TQQQ", "2000")], account_id=account)  # nobody triggered it
+    ended = planned([buy("TQQQ", "2000")], account_id=account)  # its --wait timed out
+    failure = failure_for(ended, reason="timeout")
     triggered = _plan(exchange)
-    pipeline.produce([trigger_for(triggered)])
-    pipeline.produce([forged, untriggered, triggered])  # one account: one partition, in order
+    pipeline.produce([trigger_for(triggered), trigger_for(ended)])
+    pipeline.produce([failure])
+    pipeline.produce([forged, untriggered, ended, triggered])  # one partition, in order
     cid = str(triggered.correlation_id)
     pipeline.wait_for(lambda: _completed(pipeline, cid), "WorkflowCompleted of the triggered plan")
 
@@ -216,9 +222,16 @@ def test_service_when_plans_have_no_started_workflow_then_dead_lettered_and_no_o
     assert reasons == {
         str(forged.correlation_id): "invalid_plan",
         str(untriggered.correlation_id): "unknown_workflow",
+        str(ended.correlation_id): "workflow_ended",
     }
-    for rejected in (forged, untriggered):
+    failures = [
+        serde.deserialize(WorkflowFailed.TOPIC, r.value())
+        for r in pipeline.read_all(WorkflowFailed.TOPIC)
+    ]
+    assert [f for f in failures if f.correlation_id == ended.correlation_id] == [failure]
+    for rejected in (forged, untriggered, ended):
         assert _decoded(pipeline, TradeExecuted.TOPIC, str(rejected.correlation_id)) == []
+        assert not _completed(pipeline, str(rejected.correlation_id))
         assert _attempt_rows(pipeline.database_url, str(rejected.correlation_id)) == []
         for leg in range(3):
             intent = client_order_id(rejected.correlation_id, rejected.plan_hash, leg)

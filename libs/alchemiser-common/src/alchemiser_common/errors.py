@@ -60,6 +60,7 @@ class DeadLetterReason(StrEnum):
     CONFLICT = "conflict"
     INVALID_PLAN = "invalid_plan"
     UNKNOWN_WORKFLOW = "unknown_workflow"
+    WORKFLOW_ENDED = "workflow_ended"
 
 
 class DeserializationError(AlchemiserError):

@@ -9,9 +9,10 @@ no transaction while the handler runs, so the handler's own short transactions n
 it. With ``ALCHEMISER_BROKER__STREAM`` (the default) the trade-updates feed is started here and
 fills are pushed to the executor; REST polling covers the time the stream is down.
 
-:func:`build_workflow_handler` builds the ``WorkflowStarted`` handler. Its unit of work runs in
-the runtime's transaction, so the known workflows live in the service database (migrated there
-too when the attempts have a database of their own), and the plan handler reads them there.
+:func:`build_workflow_handler` and :func:`build_failure_handler` build the ``WorkflowStarted``
+and ``WorkflowFailed`` handlers. Their units of work run in the runtime's transaction, so the
+known (and failed) workflows live in the service database (migrated there too when the attempts
+have a database of their own), and the plan handler reads them there.
 """
 
 from __future__ import annotations
@@ -25,7 +26,11 @@ from alchemiser_execution.adapters.attempts import AttemptStore
 from alchemiser_execution.adapters.workflows import WorkflowLog
 from alchemiser_execution.domain.caps import DAILY_TRADED_VALUE_EXCEEDED, MAX_ORDER_VALUE_EXCEEDED
 from alchemiser_execution.executor import MARKET_CLOSED, STALE_PLAN, Executor
-from alchemiser_execution.handlers import RebalancePlannedHandler, WorkflowStartedHandler
+from alchemiser_execution.handlers import (
+    RebalancePlannedHandler,
+    WorkflowFailedHandler,
+    WorkflowStartedHandler,
+)
 from alchemiser_execution.orders import OrderDesk, block_after_first_accept
 from alchemiser_execution.phases import ExecutionConfig
 from alchemiser_execution.reconcile import reconcile
@@ -35,6 +40,7 @@ __all__ = [
     "REFUSAL_REASONS",
     "SERVICE_NAME",
     "build_execution_handler",
+    "build_failure_handler",
     "build_workflow_handler",
     "event_source",
     "execution_config",
@@ -137,3 +143,12 @@ def build_workflow_handler(
     """Migrate the execution tables on the service database, then return the handler."""
     WorkflowLog(container.engine).migrate()
     return WorkflowStartedHandler()
+
+
+def build_failure_handler(
+    container: ServiceContainer[ExecutionSettings],
+) -> WorkflowFailedHandler:
+    """Migrate the execution tables on the service database, then return the handler."""
+    workflows = WorkflowLog(container.engine)
+    workflows.migrate()
+    return WorkflowFailedHandler(workflows)

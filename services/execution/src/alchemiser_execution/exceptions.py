@@ -14,6 +14,7 @@ __all__ = [
     "PlanHashMismatchError",
     "ReconciliationError",
     "UnknownWorkflowError",
+    "WorkflowEndedError",
     "WorkflowNotSeenYetError",
 ]
 
@@ -54,6 +55,13 @@ class UnknownWorkflowError(InvalidEventError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, reason=DeadLetterReason.UNKNOWN_WORKFLOW)
+
+
+class WorkflowEndedError(InvalidEventError):
+    """A plan's workflow already failed and execution has no run for it: ``workflow_ended``."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, reason=DeadLetterReason.WORKFLOW_ENDED)
 
 
 class WorkflowNotSeenYetError(ExecutionError, NotReadyError):

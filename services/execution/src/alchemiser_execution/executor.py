@@ -127,6 +127,15 @@ class Executor:
         """Whether the workflow already has an execution run (its plan passed every check)."""
         return self._store.find_run(account_id, correlation_id) is not None
 
+    def check_plan(self, request: ExecutionRequest) -> None:
+        """Check the plan rules that need the broker (tradable symbols, funded buys), recording
+        and sending nothing; raise ``InvalidPlanError``. A plan for another account, or with
+        nothing to trade, has nothing to check here."""
+        legs = plan_legs(request.plan.items)
+        if not legs or self._account_mismatch(request.account_id) is not None:
+            return
+        self._checked_facts(request, legs, sorted({leg.symbol for leg in legs}))
+
     def execute(self, request: ExecutionRequest) -> ExecutionReport:
         """Execute (or resume) ``request``'s plan; see the module docstring."""
         correlation_id = str(request.correlation_id)

@@ -1,5 +1,6 @@
 """``RebalancePlanned`` in, ``TradeExecuted`` and ``WorkflowCompleted``/``WorkflowFailed`` out;
-``WorkflowStarted`` in, the workflow recorded as known.
+``WorkflowStarted`` in, the workflow recorded as known; ``WorkflowFailed`` in, the workflow
+recorded as failed.
 
 The plan handler translates between events and the
 :class:`~alchemiser_execution.executor.Executor`:
@@ -18,10 +19,17 @@ executor sees a plan, in this order: a hash that does not match its content is r
 ``workflow.started.v1`` is handled again later while it is younger than ``workflow_wait_s``
 (``WorkflowNotSeenYetError``, a ``NotReadyError``), then rejected (``UnknownWorkflowError``,
 ``unknown_workflow``), but never on the handler's first look at it (the trigger may sit
-behind it in a backlog; see :mod:`~alchemiser_execution.domain.plan_rules`). The executor
-then checks the rules that need the broker (tradable symbols, funded buys). A different plan
-for a workflow that already executes one is rejected (``PlanConflictError``). Rejected inputs
-are dead-lettered. An order whose fate stays unknown raises a ``TransientError``: the runtime
+behind it in a backlog; see :mod:`~alchemiser_execution.domain.plan_rules`). A plan of a
+workflow that already failed (seen on ``workflow.failed.v1``: an earlier step failed it, or
+the trigger's ``--wait`` timed out) is refused when execution has no run for it yet: nothing
+is recorded, sent or emitted (the workflow has its outcome), and the plan is dead-lettered
+(``WorkflowEndedError``, ``workflow_ended``), unless it breaks a rule that needs the broker,
+which is reported first (``invalid_plan``). A workflow that already has a run is resumed even
+if it failed meanwhile (a plan in flight when the failure arrived, a restart after a crash):
+its orders may be live at the broker and are never abandoned. The executor then checks the
+rules that need the broker (tradable symbols, funded buys). A different plan for a workflow
+that already executes one is rejected (``PlanConflictError``). Rejected inputs are
+dead-lettered. An order whose fate stays unknown raises a ``TransientError``: the runtime
 redelivers the input and the resumed run adopts it.
 """
 
@@ -45,7 +53,7 @@ from alchemiser_common.events import (
 )
 from alchemiser_common.observability import Metrics
 from alchemiser_common.runtime.handlers import HandlerContext, HandlerResult
-from alchemiser_execution.adapters.workflows import WorkflowLog, record_workflow
+from alchemiser_execution.adapters.workflows import WorkflowLog, record_failure, record_workflow
 from alchemiser_execution.domain.plan_rules import (
     UNKNOWN_WORKFLOW_WAIT_S,
     WorkflowVerdict,
@@ -57,11 +65,17 @@ from alchemiser_execution.exceptions import (
     InvalidPlanError,
     PlanHashMismatchError,
     UnknownWorkflowError,
+    WorkflowEndedError,
     WorkflowNotSeenYetError,
 )
 from alchemiser_execution.executor import ExecutionReport, ExecutionRequest, Executor
 
-__all__ = ["RebalancePlannedHandler", "WorkflowStartedHandler", "events_for"]
+__all__ = [
+    "RebalancePlannedHandler",
+    "WorkflowFailedHandler",
+    "WorkflowStartedHandler",
+    "events_for",
+]
 
 
 class WorkflowStartedHandler:
@@ -70,6 +84,22 @@ class WorkflowStartedHandler:
     def __call__(self, event: WorkflowStarted, context: HandlerContext) -> HandlerResult:
         """Record ``event``'s workflow with the trigger's inbox row (idempotent)."""
         return HandlerResult(events=(), state=record_workflow(event, context.now()))
+
+
+class WorkflowFailedHandler:
+    """The runtime handler of ``WorkflowFailed``: no events, the workflow recorded as failed.
+
+    Every failure counts, whichever step emitted it; execution's own failures come back here
+    too, harmlessly: their workflow has a run, which a plan resumes whatever else is known.
+    """
+
+    def __init__(self, workflows: WorkflowLog) -> None:
+        self._workflows = workflows
+
+    def __call__(self, event: WorkflowFailed, context: HandlerContext) -> HandlerResult:
+        """Note the failure for the plans of this batch; record it with its inbox row."""
+        self._workflows.note_failure(event)
+        return HandlerResult(events=(), state=record_failure(event, context.now()))
 
 
 class RebalancePlannedHandler:
@@ -111,34 +141,38 @@ class RebalancePlannedHandler:
                 f"plan {event.plan_hash[:12]} of workflow {event.correlation_id} breaks "
                 f"execution's rules: {describe(violations)}"
             )
-        self._require_known_workflow(event, context)
-        report = self._executor.execute(
-            ExecutionRequest(
-                account_id=event.account_id,
-                correlation_id=event.correlation_id,
-                plan_hash=event.plan_hash,
-                plan=event.plan,
-                input_event_id=event.event_id,
-                planned_at=event.occurred_at,
-            )
+        request = ExecutionRequest(
+            account_id=event.account_id,
+            correlation_id=event.correlation_id,
+            plan_hash=event.plan_hash,
+            plan=event.plan,
+            input_event_id=event.event_id,
+            planned_at=event.occurred_at,
         )
+        self._require_open_workflow(event, request, context)
+        report = self._executor.execute(request)
         if self._metrics is not None:
             self._metrics.workflow_duration_ms.observe(report.duration_ms)
         return events_for(event, report, source=self._source, context=context)
 
-    def _require_known_workflow(self, event: RebalancePlanned, context: HandlerContext) -> None:
-        """Return if the plan's workflow was started; otherwise wait for it, or reject.
+    def _require_open_workflow(
+        self, event: RebalancePlanned, request: ExecutionRequest, context: HandlerContext
+    ) -> None:
+        """Return if the plan may run: its workflow has a run (resume it), or was started and
+        has not failed. Otherwise wait for the trigger, or reject the plan.
 
-        A workflow with an execution run counts as known: its plan passed this check when the
-        run was recorded (or the run predates the check), so a redelivered plan resumes.
+        A workflow with an execution run is resumed even if it failed since: its plan passed
+        this check when the run was recorded (or the run predates the check), and its orders
+        may be live at the broker, so they are never abandoned. A failed workflow without a run
+        is refused: ``WorkflowEndedError``, after the rules that need the broker (an invalid
+        plan is reported as invalid, whatever its workflow).
         """
         account_id, correlation_id = event.account_id, str(event.correlation_id)
-        known = self._workflows.is_known(account_id, correlation_id) or self._executor.has_run(
-            account_id, correlation_id
-        )
+        status = self._workflows.status(account_id, correlation_id)
         age = context.now() - event.occurred_at
         verdict = workflow_verdict(
-            known=known,
+            status=status,
+            has_run=self._executor.has_run(account_id, correlation_id),
             plan_age=age,
             wait=self._workflow_wait,
             deferred_before=event.event_id in self._deferred,
@@ -149,6 +183,13 @@ class RebalancePlannedHandler:
             self._deferred.discard(event.event_id)
         if verdict is WorkflowVerdict.PROCEED:
             return
+        if verdict is WorkflowVerdict.ENDED and status.failure is not None:
+            self._executor.check_plan(request)
+            raise WorkflowEndedError(
+                f"workflow {event.correlation_id} of account {event.account_id} already "
+                f"{status.failure.describe()} and execution has no run for it; plan "
+                f"{event.plan_hash[:12]} is not executed (it would be a second outcome)"
+            )
         what = (
             f"workflow {event.correlation_id} of account {event.account_id} was not seen on "
             f"{WorkflowStarted.TOPIC}; the plan is {age.total_seconds():.0f} s old"

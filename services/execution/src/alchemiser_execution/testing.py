@@ -2,7 +2,8 @@
 
 Execution acts only on plans of workflows it saw started: :func:`register_workflow` records a
 plan's workflow as the ``WorkflowStarted`` handler does, :func:`trigger_for` builds the trigger
-to produce first in process tests.
+to produce first in process tests. :func:`fail_workflow` records a plan's workflow as failed as
+the ``WorkflowFailed`` handler does, :func:`failure_for` builds that failure.
 
 Shipped in the package (like ``alchemiser_devtools``) because tests run with
 ``--import-mode=importlib`` and cannot import helper modules beside them.
@@ -20,11 +21,13 @@ from typing import Any
 from alchemiser_broker import BrokerOrder, BrokerPort
 from alchemiser_common.events import (
     EventSource,
+    FailureStep,
     PlanAction,
     PlanItem,
     RebalancePlan,
     RebalancePlanned,
     TradingMode,
+    WorkflowFailed,
     WorkflowStarted,
     plan_hash,
 )
@@ -36,7 +39,11 @@ from alchemiser_execution.adapters.workflows import WorkflowLog
 from alchemiser_execution.domain.attempts import Attempt
 from alchemiser_execution.domain.plan_rules import UNKNOWN_WORKFLOW_WAIT_S
 from alchemiser_execution.executor import Executor
-from alchemiser_execution.handlers import RebalancePlannedHandler, WorkflowStartedHandler
+from alchemiser_execution.handlers import (
+    RebalancePlannedHandler,
+    WorkflowFailedHandler,
+    WorkflowStartedHandler,
+)
 from alchemiser_execution.orders import OrderDesk
 from alchemiser_execution.phases import ExecutionConfig
 
@@ -45,6 +52,8 @@ __all__ = [
     "TEST_ACCOUNT",
     "buy",
     "context",
+    "fail_workflow",
+    "failure_for",
     "hold",
     "make_handler",
     "outputs_by_type",
@@ -176,6 +185,41 @@ def register_workflow(store: AttemptStore, event: RebalancePlanned) -> Rebalance
     with store.engine.begin() as connection:
         result.state(connection)
     return event
+
+
+def failure_for(
+    event: RebalancePlanned,
+    *,
+    step: FailureStep = FailureStep.STRATEGY,
+    reason: str = "no_session",
+) -> WorkflowFailed:
+    """A ``WorkflowFailed`` of ``event``'s workflow (at ``step``, for ``reason``)."""
+    return WorkflowFailed(
+        event_id=uuid.uuid4(),
+        correlation_id=event.correlation_id,
+        causation_id=uuid.uuid4(),
+        occurred_at=datetime.now(UTC),
+        source=EventSource(service=step.value, version="test"),
+        account_id=event.account_id,
+        failure_step=step,
+        reason=reason,
+    )
+
+
+def fail_workflow(
+    store: AttemptStore, event: RebalancePlanned, failure: WorkflowFailed | None = None
+) -> WorkflowFailed:
+    """Record ``event``'s workflow as failed, as consuming ``failure`` does; return ``failure``.
+
+    Runs the ``WorkflowFailed`` handler (its note and its unit of work, in a transaction of its
+    own on the store's database; the runtime runs it in its inbox transaction).
+    """
+    failure = failure or failure_for(event)
+    result = WorkflowFailedHandler(WorkflowLog(store.engine))(failure, context())
+    assert result.state is not None and not result.events
+    with store.engine.begin() as connection:
+        result.state(connection)
+    return failure
 
 
 def context(now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> HandlerContext:

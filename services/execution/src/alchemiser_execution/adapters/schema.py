@@ -6,9 +6,11 @@
   sums).
 * ``execution_order_attempts`` — one row per order attempt, written PENDING before the order
   is sent. ``(account_id, correlation_id, leg, attempt)`` and ``client_order_id`` are unique.
-* ``execution_workflows`` — one row per workflow seen started on ``workflow.started.v1``
-  (``(account_id, correlation_id)`` is the primary key): execution acts only on plans of a
-  workflow recorded here.
+* ``execution_workflows`` — one row per workflow seen started on ``workflow.started.v1`` or
+  failed on ``workflow.failed.v1`` (``(account_id, correlation_id)`` is the primary key;
+  ``seen_at`` is when either was first recorded): execution acts only on plans of a workflow
+  recorded here, and not on a new plan of one that failed (``failed_at`` set, with the first
+  failure's step and reason).
 
 Keep this module and ``migrations/versions`` in step (a test compares them).
 """
@@ -93,5 +95,8 @@ workflow_table = sa.Table(
     sa.Column("correlation_id", sa.String(36), nullable=False),
     sa.Column("as_of", sa.Date(), nullable=True),
     sa.Column("seen_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("failed_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("failure_step", sa.String(32), nullable=True),
+    sa.Column("failure_reason", sa.Text(), nullable=True),
     sa.PrimaryKeyConstraint("account_id", "correlation_id", name="pk_execution_workflows"),
 )

@@ -1,14 +1,26 @@
-"""The workflows execution has seen started (``execution_workflows``).
+"""What execution knows of each workflow from the workflow topics (``execution_workflows``).
 
-A row is written by the ``WorkflowStarted`` handler's unit of work, which the runtime runs in
-its inbox transaction (so it commits with the trigger's inbox row, on the service database);
-``INSERT ... ON CONFLICT DO NOTHING`` lets the primary key decide, so a repeated trigger writes
-nothing. The plan handler asks :meth:`WorkflowLog.is_known` in its own short read transaction:
-no transaction is held while a handler runs.
+A row is written by the ``WorkflowStarted`` and ``WorkflowFailed`` handlers' units of work,
+which the runtime runs in its inbox transaction (so a row commits with its event's inbox row,
+on the service database). The primary key decides, never a read before the write: a trigger is
+``INSERT ... ON CONFLICT DO NOTHING``; a failure is an upsert that sets the failure columns
+only while they are empty, so a failure seen before its trigger still counts, the first failure
+recorded stays, and a repeated one writes nothing. The plan handler asks
+:meth:`WorkflowLog.status` in its own short read transaction: no transaction is held while a
+handler runs.
+
+The runtime commits a batch after all its handlers ran, so a plan handled after a failure of
+its workflow in the same batch would not see the failure's row yet. The ``WorkflowFailed``
+handler therefore also notes the failure in memory (:meth:`WorkflowLog.note_failure`), shared
+by every :class:`WorkflowLog` of the same engine in the process, and :meth:`WorkflowLog.status`
+reports a noted failure as well as a committed one.
 """
 
 from __future__ import annotations
 
+import threading
+import weakref
+from collections import OrderedDict
 from datetime import datetime
 from typing import Any
 
@@ -17,14 +29,28 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
-from alchemiser_common.db import is_transient_database_error
-from alchemiser_common.events import WorkflowStarted
+from alchemiser_common.db import as_utc, is_transient_database_error
+from alchemiser_common.events import WorkflowFailed, WorkflowStarted
 from alchemiser_common.inbox import UnitOfWork
 from alchemiser_execution.adapters.attempts import AttemptStore
 from alchemiser_execution.adapters.schema import workflow_table
+from alchemiser_execution.domain.plan_rules import WorkflowFailure, WorkflowStatus
 from alchemiser_execution.exceptions import AttemptStoreUnavailableError
 
-__all__ = ["WorkflowLog", "record_workflow"]
+__all__ = ["WorkflowLog", "failure_of", "record_failure", "record_workflow"]
+
+NOTED_FAILURES_MAX = 10_000
+"""Failures kept in memory per engine (oldest dropped first): a note only has to outlive the
+batch that handled the failure, after which the committed row answers."""
+
+_WorkflowKey = tuple[str, str]
+
+
+def _insert(connection: Connection) -> Any:
+    """The dialect's ``INSERT`` with ``ON CONFLICT`` support."""
+    if connection.dialect.name == "postgresql":
+        return postgresql.insert(workflow_table)
+    return sqlite.insert(workflow_table)
 
 
 def record_workflow(event: WorkflowStarted, seen_at: datetime) -> UnitOfWork:
@@ -37,18 +63,85 @@ def record_workflow(event: WorkflowStarted, seen_at: datetime) -> UnitOfWork:
     }
 
     def write(connection: Connection) -> None:
-        insert: Any = (
-            postgresql.insert(workflow_table)
-            if connection.dialect.name == "postgresql"
-            else sqlite.insert(workflow_table)
-        )
         connection.execute(
-            insert.values(row).on_conflict_do_nothing(
-                index_elements=["account_id", "correlation_id"]
+            _insert(connection)
+            .values(row)
+            .on_conflict_do_nothing(index_elements=["account_id", "correlation_id"])
+        )
+
+    return write
+
+
+def failure_of(event: WorkflowFailed) -> WorkflowFailure:
+    """The failure ``event`` reports, as execution records it."""
+    return WorkflowFailure(
+        failure_step=event.failure_step.value,
+        reason=event.reason,
+        failed_at=event.occurred_at,
+    )
+
+
+def record_failure(event: WorkflowFailed, seen_at: datetime) -> UnitOfWork:
+    """The unit of work that records ``event``'s workflow as failed (idempotent, first wins).
+
+    Inserts the workflow if its trigger was not seen yet (``seen_at``), else fills the failure
+    columns of its row if they are still empty.
+    """
+    failure = failure_of(event)
+    columns = {
+        "failed_at": failure.failed_at,
+        "failure_step": failure.failure_step,
+        "failure_reason": failure.reason,
+    }
+    row = {
+        "account_id": event.account_id,
+        "correlation_id": str(event.correlation_id),
+        "as_of": None,
+        "seen_at": seen_at,
+        **columns,
+    }
+
+    def write(connection: Connection) -> None:
+        insert = _insert(connection).values(row)
+        connection.execute(
+            insert.on_conflict_do_update(
+                index_elements=["account_id", "correlation_id"],
+                set_={name: insert.excluded[name] for name in columns},
+                where=workflow_table.c.failed_at.is_(None),
             )
         )
 
     return write
+
+
+class _NotedFailures:
+    """Failures handled in this process, by workflow (bounded, thread-safe)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._failures: OrderedDict[_WorkflowKey, WorkflowFailure] = OrderedDict()
+
+    def add(self, key: _WorkflowKey, failure: WorkflowFailure) -> None:
+        with self._lock:
+            self._failures.setdefault(key, failure)
+            while len(self._failures) > NOTED_FAILURES_MAX:
+                self._failures.popitem(last=False)
+
+    def get(self, key: _WorkflowKey) -> WorkflowFailure | None:
+        with self._lock:
+            return self._failures.get(key)
+
+
+_NOTES: weakref.WeakKeyDictionary[Engine, _NotedFailures] = weakref.WeakKeyDictionary()
+_NOTES_LOCK = threading.Lock()
+
+
+def _notes_of(engine: Engine) -> _NotedFailures:
+    with _NOTES_LOCK:
+        notes = _NOTES.get(engine)
+        if notes is None:
+            notes = _NOTES[engine] = _NotedFailures()
+        return notes
 
 
 class WorkflowLog:
@@ -56,6 +149,7 @@ class WorkflowLog:
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
+        self._noted = _notes_of(engine)
 
     @property
     def engine(self) -> Engine:
@@ -66,23 +160,35 @@ class WorkflowLog:
         """Create or upgrade the execution tables here (the one execution migration tree)."""
         AttemptStore(self._engine).migrate()
 
-    def is_known(self, account_id: str, correlation_id: str) -> bool:
-        """Whether the workflow was seen started (its row is committed)."""
-        query = sa.select(
-            sa.exists().where(
-                workflow_table.c.account_id == account_id,
-                workflow_table.c.correlation_id == correlation_id,
-            )
+    def note_failure(self, event: WorkflowFailed) -> None:
+        """Remember ``event``'s failure until its row is committed (see the module docstring)."""
+        self._noted.add((event.account_id, str(event.correlation_id)), failure_of(event))
+
+    def status(self, account_id: str, correlation_id: str) -> WorkflowStatus:
+        """Whether the workflow was seen (its row is committed) and how it failed, if it did."""
+        columns = workflow_table.c
+        query = sa.select(columns.failed_at, columns.failure_step, columns.failure_reason).where(
+            columns.account_id == account_id, columns.correlation_id == correlation_id
         )
         try:
             with (
                 self._engine.connect().execution_options(sqlite_begin="DEFERRED") as connection,
                 connection.begin(),
             ):
-                return bool(connection.execute(query).scalar_one())
+                row = connection.execute(query).one_or_none()
         except sa_exc.SQLAlchemyError as err:
             if not is_transient_database_error(err):
                 raise
             raise AttemptStoreUnavailableError(
                 f"reading the known workflows: database unavailable: {err}"
             ) from err
+        failed_at = as_utc(row.failed_at) if row is not None else None
+        if row is not None and failed_at is not None:
+            failure: WorkflowFailure | None = WorkflowFailure(
+                failure_step=row.failure_step or "",
+                reason=row.failure_reason or "",
+                failed_at=failed_at,
+            )
+        else:
+            failure = self._noted.get((account_id, correlation_id))
+        return WorkflowStatus(known=row is not None, failure=failure)

@@ -35,6 +35,8 @@ from alchemiser_execution.domain.lifecycle import (
 )
 from alchemiser_execution.domain.plan_rules import (
     PlanViolation,
+    WorkflowFailure,
+    WorkflowStatus,
     WorkflowVerdict,
     funding_violation,
     tradability_violations,
@@ -74,6 +76,8 @@ __all__ = [
     "Step",
     "StepKind",
     "Timing",
+    "WorkflowFailure",
+    "WorkflowStatus",
     "WorkflowVerdict",
     "check_caps",
     "client_order_id",

@@ -13,7 +13,12 @@ because a plan's ``plan_hash`` is a plain SHA-256 anyone can recompute, not a si
   one is waited for while the plan is younger than a bound, then rejected. A plan is never
   rejected on its first look: execution may be catching up on a backlog in which the trigger
   sits behind the plan on its own topic, and deferring the plan once lets the runtime commit
-  the other partitions' inputs (the trigger among them) before the plan is looked at again.
+  the other partitions' inputs (the trigger among them) before the plan is looked at again;
+* **open workflow** — a workflow that already failed (``workflow.failed.v1``: a step before
+  execution, or the trigger's ``--wait`` timing out) has its outcome, so a plan of it that
+  execution has not started executing is refused: executing it would give the workflow a
+  second outcome. A workflow execution already has a run for is resumed whatever else is
+  known about it: its orders may be live at the broker, and are never abandoned.
 
 The notional caps (one order's value, the day's total) are the circuit breaker of
 :mod:`.caps`: they refuse a plan with a ``WorkflowFailed`` and a recorded run rather than
@@ -24,7 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 
@@ -40,6 +45,8 @@ __all__ = [
     "UNKNOWN_WORKFLOW_WAIT_S",
     "WEIGHT_SUM_TOLERANCE",
     "PlanViolation",
+    "WorkflowFailure",
+    "WorkflowStatus",
     "WorkflowVerdict",
     "describe",
     "funding_violation",
@@ -73,12 +80,36 @@ class PlanViolation:
     detail: str
 
 
+@dataclass(frozen=True, slots=True)
+class WorkflowFailure:
+    """How a workflow failed: the first ``WorkflowFailed`` execution saw for it."""
+
+    failure_step: str
+    reason: str
+    failed_at: datetime
+
+    def describe(self) -> str:
+        """One line: the step, the reason and when."""
+        return f"failed at step {self.failure_step} ({self.reason}) at {self.failed_at.isoformat()}"
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowStatus:
+    """What execution knows of a plan's workflow from the workflow topics."""
+
+    known: bool
+    """Seen on ``workflow.started.v1`` (or ``workflow.failed.v1``): the workflow exists."""
+    failure: WorkflowFailure | None = None
+    """Seen failed on ``workflow.failed.v1``; ``None``: no failure seen."""
+
+
 class WorkflowVerdict(StrEnum):
-    """What to do with a plan given whether its workflow is known."""
+    """What to do with a plan given what is known of its workflow."""
 
     PROCEED = "proceed"
     WAIT = "wait"
     REJECT = "reject"
+    ENDED = "ended"
 
 
 def weight_violations(
@@ -144,14 +175,26 @@ def tradability_violations(unavailable: Mapping[str, str]) -> list[PlanViolation
 
 
 def workflow_verdict(
-    *, known: bool, plan_age: timedelta, wait: timedelta, deferred_before: bool
+    *,
+    status: WorkflowStatus,
+    has_run: bool,
+    plan_age: timedelta,
+    wait: timedelta,
+    deferred_before: bool,
 ) -> WorkflowVerdict:
-    """Proceed if the workflow is known; else wait while the plan is younger than ``wait``.
+    """Resume a run; refuse a plan of a failed workflow; proceed if the workflow is known;
+    else wait while the plan is younger than ``wait``.
 
-    An old plan is rejected only if it was deferred before (``deferred_before``): see the
-    module docstring.
+    ``has_run``: execution already has a run for the workflow (its plan passed these checks
+    when the run was recorded, or the run predates them), so the plan resumes it, even if the
+    workflow failed meanwhile. An old plan is rejected only if it was deferred before
+    (``deferred_before``): see the module docstring.
     """
-    if known:
+    if has_run:
+        return WorkflowVerdict.PROCEED
+    if status.failure is not None:
+        return WorkflowVerdict.ENDED
+    if status.known:
         return WorkflowVerdict.PROCEED
     if plan_age < wait or not deferred_before:
         return WorkflowVerdict.WAIT
