@@ -212,6 +212,13 @@ def test_crash_matrix_when_every_process_is_killed_at_random_then_nothing_lost_o
     assert sum(e.orders_placed for e in executed) > 0
     # a crash is retried, not turned into a failure: most workflows complete
     assert completed >= len(matrix.triggers) * 3 // 4, f"seed {SEED}: {completed} completed"
+    print(  # the figures docs/reliability.md quotes (make e2e-full shows them: -rP)
+        f"crash matrix, seed {SEED}: {len(matrix.triggers)} workflows, {completed} completed, "
+        f"{len(matrix.triggers) - completed} failed with a reason; "
+        f"{sum(matrix.kills.values())} kills {dict(sorted(matrix.kills.items()))}, "
+        f"{matrix.after_order} right after an accepted order; "
+        f"{len(held)} orders, each once"
+    )
 
 
 @dataclass(frozen=True)
