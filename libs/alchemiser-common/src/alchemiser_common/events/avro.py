@@ -34,10 +34,14 @@ def _avro_value(value: Any) -> Any:
     kind = type(value)
     if kind in _LEAVES:  # the hot path: no isinstance chain for plain values
         return value
+    # containers test their items' type inline: most items are leaves, and a call per leaf
+    # costs more than the test
     if kind is dict:
-        return {key: _avro_value(item) for key, item in value.items()}
+        return {
+            key: item if type(item) in _LEAVES else _avro_value(item) for key, item in value.items()
+        }
     if kind is list:
-        return [_avro_value(item) for item in value]
+        return [item if type(item) in _LEAVES else _avro_value(item) for item in value]
     if isinstance(value, Enum):
         return value.value
     if isinstance(value, Mapping):
