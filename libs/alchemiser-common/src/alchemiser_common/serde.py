@@ -1,28 +1,41 @@
 """Avro serde over a schema registry: the only place events meet the wire format.
 
-Serialisation uses confluent-kafka's ``AvroSerializer`` with the topic name strategy (subject
-``<topic>-value``) and ``auto.register.schemas=False``: schemas are registered by the deploy
-step (``alchemiser schemas register``), never by a running service. Deserialisation uses
-``AvroDeserializer`` with the service's current schema as the reader schema, so records written
-with any compatible released version decode into today's model.
+Records use the Confluent wire format (magic byte 0, the 4-byte schema id, the Avro body) and
+the topic name strategy (subject ``<topic>-value``). Schemas are registered by the deploy step
+(``alchemiser schemas register``), never by a running service: serialising looks the current
+schema's id up once per topic (``lookup_schema``, normalised) and refuses an unregistered one.
 
-Models become dicts (and back) only here, at the edge. Every way a record can fail to decode
-raises one typed error, :class:`~alchemiser_common.errors.DeserializationError`, whose ``reason``
-the runtime puts in the dead-letter header; an unreachable registry raises
-:class:`RegistryUnavailableError` instead, which the runtime retries and never dead-letters.
+Per record, only fastavro runs, with schemas parsed once:
+
+* **serialise**: the event's Avro dict written with the topic's current schema, after the
+  cached 5-byte header;
+* **deserialise**: the writer schema is fetched by id once (the client caches it). When it is
+  the service's current schema (the common case) the body is read with it directly; a record
+  written with another compatible version is read by confluent-kafka's ``AvroDeserializer``
+  with the current schema as the reader schema (Avro schema resolution), so records of any
+  compatible released version decode into today's model.
+
+Models become dicts (and back) only here, at the edge; every decoded dict is validated into
+its pydantic model. Every way a record can fail to decode raises one typed error,
+:class:`~alchemiser_common.errors.DeserializationError`, whose ``reason`` the runtime puts in
+the dead-letter header; an unreachable registry raises :class:`RegistryUnavailableError`
+instead, which the runtime retries and never dead-letters.
 """
 
 from __future__ import annotations
 
+import io
+import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
-from confluent_kafka.schema_registry import SchemaRegistryClient
-from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
+from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.schema_registry.error import SchemaRegistryError
-from confluent_kafka.serialization import MessageField, SerializationContext
-from confluent_kafka.serialization import SerializationError as KafkaSerializationError
+from fastavro import parse_schema, schemaless_reader, schemaless_writer
+from fastavro.schema import SchemaParseException
 from pydantic import ValidationError
 
 from alchemiser_common.errors import (
@@ -53,6 +66,7 @@ def _transport_errors() -> tuple[type[Exception], ...]:
 
 #: Exceptions meaning "the registry could not be reached": transient, never dead-lettered.
 REGISTRY_TRANSPORT_ERRORS = _transport_errors()
+_REGISTRY_ERRORS: tuple[type[Exception], ...] = (SchemaRegistryError, *REGISTRY_TRANSPORT_ERRORS)
 
 _MAGIC_BYTE = 0
 _HEADER_SIZE = 5
@@ -72,14 +86,34 @@ def _is_transient(err: SchemaRegistryError) -> bool:
     return err.http_status_code >= 500 or err.http_status_code in (-1, 408, 429)
 
 
+@dataclass(frozen=True, slots=True)
+class _Writer:
+    """A topic's current schema, parsed, and the wire header naming its registered id."""
+
+    header: bytes
+    schema: Any
+
+
+@dataclass(frozen=True, slots=True)
+class _Reader:
+    """How to read the records of one writer schema id of a topic.
+
+    ``schema`` is set when the writer schema is the current one (read it directly);
+    otherwise ``resolving`` reads with schema resolution into the current schema.
+    """
+
+    schema: Any = None
+    resolving: AvroDeserializer | None = None
+
+
 class EventSerde:
     """Serialise and deserialise events for the topics in the schema catalog."""
 
     def __init__(self, client: SchemaRegistryClient, catalog: SchemaCatalog | None = None) -> None:
         self._client = client
         self._catalog = catalog or SchemaCatalog.discover()
-        self._serializers: dict[str, AvroSerializer] = {}
-        self._deserializers: dict[str, AvroDeserializer] = {}
+        self._writers: dict[str, _Writer] = {}
+        self._readers: dict[tuple[str, int], _Reader] = {}
 
     @classmethod
     def from_url(cls, url: str, schemas_dir: Path | None = None) -> EventSerde:
@@ -91,18 +125,23 @@ class EventSerde:
 
     def serialize(self, event: Event) -> bytes:
         """Confluent wire format: magic byte, schema id, Avro body of the current schema."""
-        topic = event.TOPIC
-        serializer = self._serializers.get(topic)
-        if serializer is None:
-            serializer = AvroSerializer(
-                self._client,
-                self._schema_text(topic),
-                conf={"auto.register.schemas": False, "normalize.schemas": True},
-            )
-            self._serializers[topic] = serializer
-        ctx = SerializationContext(topic, MessageField.VALUE)
+        writer = self._writers.get(event.TOPIC) or self._writer(event)
+        buffer = io.BytesIO()
+        buffer.write(writer.header)
         try:
-            data = serializer(to_avro_dict(event), ctx)
+            schemaless_writer(buffer, writer.schema, to_avro_dict(event))
+        except (ValueError, TypeError, KeyError, AttributeError) as err:
+            raise SerializationError(f"cannot serialise {event.event_type}: {err}") from err
+        return buffer.getvalue()
+
+    def _writer(self, event: Event) -> _Writer:
+        """Look up the id of ``event``'s current schema (once per topic) and parse it."""
+        topic = event.TOPIC
+        text = self._schema_text(topic)
+        try:
+            registered = self._client.lookup_schema(
+                subject_for(topic), Schema(text, "AVRO"), normalize_schemas=True
+            )
         except SchemaRegistryError as err:
             if _is_transient(err):
                 raise RegistryUnavailableError(f"schema registry: {err}") from err
@@ -112,11 +151,12 @@ class EventSerde:
             ) from err
         except REGISTRY_TRANSPORT_ERRORS as err:
             raise RegistryUnavailableError(f"schema registry unreachable: {err}") from err
-        except (KafkaSerializationError, ValueError, TypeError) as err:
-            raise SerializationError(f"cannot serialise {event.event_type}: {err}") from err
-        if data is None:
-            raise SerializationError(f"serialiser returned nothing for {event.event_type}")
-        return bytes(data)
+        if registered.schema_id is None:
+            raise SerializationError(f"the registry returned no id for {subject_for(topic)}")
+        header = bytes([_MAGIC_BYTE]) + registered.schema_id.to_bytes(4, "big")
+        writer = _Writer(header=header, schema=parse_schema(json.loads(text)))
+        self._writers[topic] = writer
+        return writer
 
     def deserialize(self, topic: str, data: bytes | None) -> Event:
         """Decode a record value of ``topic`` into its event model.
@@ -150,24 +190,16 @@ class EventSerde:
             ) from err
 
     def _decode(self, topic: str, data: bytes) -> dict[str, Any]:
-        deserializer = self._deserializers.get(topic)
-        if deserializer is None:
-            deserializer = AvroDeserializer(self._client, self._schema_text(topic))
-            self._deserializers[topic] = deserializer
-        # No context: the reader schema is our current schema, not the registry's latest.
+        schema_id = int.from_bytes(data[1:_HEADER_SIZE], "big")
+        reader = self._readers.get((topic, schema_id)) or self._reader(topic, schema_id)
         try:
-            decoded = deserializer(data, None)
-        except SchemaRegistryError as err:
-            if err.error_code in _NOT_FOUND_CODES or err.http_status_code == 404:
-                raise DeserializationError(
-                    DeadLetterReason.UNKNOWN_SCHEMA,
-                    f"schema id {int.from_bytes(data[1:5], 'big')}: {err}",
-                ) from err
-            if _is_transient(err):
-                raise RegistryUnavailableError(f"schema registry: {err}") from err
-            raise DeserializationError(DeadLetterReason.UNKNOWN_SCHEMA, str(err)) from err
-        except REGISTRY_TRANSPORT_ERRORS as err:
-            raise RegistryUnavailableError(f"schema registry unreachable: {err}") from err
+            if reader.resolving is not None:
+                # No context: the reader schema is our current schema, not the registry's latest.
+                decoded = reader.resolving(data, None)
+            else:
+                decoded = schemaless_reader(io.BytesIO(data[_HEADER_SIZE:]), reader.schema, None)
+        except _REGISTRY_ERRORS as err:
+            raise _registry_error(err, schema_id) from err
         except Exception as err:  # fastavro raises many types on a corrupt body
             raise DeserializationError(
                 DeadLetterReason.UNDECODABLE, f"{type(err).__name__}: {err}"
@@ -177,3 +209,48 @@ class EventSerde:
                 DeadLetterReason.UNDECODABLE, "the body is not an Avro record"
             )
         return decoded
+
+    def _reader(self, topic: str, schema_id: int) -> _Reader:
+        """Fetch writer schema ``schema_id`` (once) and choose how its records are read."""
+        try:
+            writer = self._client.get_schema(schema_id)
+        except _REGISTRY_ERRORS as err:
+            raise _registry_error(err, schema_id) from err
+        text = self._schema_text(topic)
+        current = parse_schema(json.loads(text))
+        same = (
+            writer.schema_type in (None, "AVRO")
+            and not writer.references
+            and writer.schema_str is not None
+            and _parsed_or_none(writer.schema_str) == current
+        )
+        # the same parsed schema reads the same values with or without resolution
+        reader = (
+            _Reader(schema=current)
+            if same
+            else _Reader(resolving=AvroDeserializer(self._client, text))
+        )
+        self._readers[(topic, schema_id)] = reader
+        return reader
+
+
+def _parsed_or_none(text: str) -> Any:
+    """``text`` parsed as an Avro schema; ``None`` if it is not one (it is then read, and
+    refused, by the resolving path)."""
+    try:
+        return parse_schema(json.loads(text))
+    except (ValueError, TypeError, KeyError, SchemaParseException):
+        return None
+
+
+def _registry_error(err: Exception, schema_id: int) -> Exception:
+    """The typed error for a registry failure while reading writer schema ``schema_id``."""
+    if isinstance(err, SchemaRegistryError):
+        if err.error_code in _NOT_FOUND_CODES or err.http_status_code == 404:
+            return DeserializationError(
+                DeadLetterReason.UNKNOWN_SCHEMA, f"schema id {schema_id}: {err}"
+            )
+        if _is_transient(err):
+            return RegistryUnavailableError(f"schema registry: {err}")
+        return DeserializationError(DeadLetterReason.UNKNOWN_SCHEMA, str(err))
+    return RegistryUnavailableError(f"schema registry unreachable: {err}")

@@ -117,3 +117,22 @@ def test_register_when_incompatible_then_409_stops_with_message(
     assert result.exit_code == 1
     assert "workflow.started.v1-value v2" in result.output
     assert "incompatible" in result.output
+
+
+def test_deserialize_when_written_with_another_version_then_resolved_into_current(
+    registry_server: object, tmp_path: Path
+) -> None:
+    url = registry_server.url  # type: ignore[attr-defined]
+    register_all(url, SchemaCatalog.discover())
+    root = tmp_path / "avro"
+    shutil.copytree(find_schemas_dir(), root)
+    topic_dir = root / WorkflowStarted.TOPIC
+    schema = json.loads((topic_dir / "v1.avsc").read_text())
+    schema["fields"].append({"name": "note", "type": "string", "default": "-", "doc": "added"})
+    (topic_dir / "v2.avsc").write_text(json.dumps(schema))
+    register_all(url, SchemaCatalog.discover(root))
+    newer, current = EventSerde.from_url(url, root), EventSerde.from_url(url)
+    event = sample_workflow_started()
+    data = newer.serialize(event)
+    assert data[1:5] != current.serialize(event)[1:5]  # written with the other schema id
+    assert current.deserialize(WorkflowStarted.TOPIC, data) == event

@@ -34,10 +34,14 @@ def _avro_value(value: Any) -> Any:
     kind = type(value)
     if kind in _LEAVES:  # the hot path: no isinstance chain for plain values
         return value
+    # containers test their items' type inline: most items are leaves, and a call per leaf
+    # costs more than the test
     if kind is dict:
-        return {key: _avro_value(item) for key, item in value.items()}
+        return {
+            key: item if type(item) in _LEAVES else _avro_value(item) for key, item in value.items()
+        }
     if kind is list:
-        return [_avro_value(item) for item in value]
+        return [item if type(item) in _LEAVES else _avro_value(item) for item in value]
     if isinstance(value, Enum):
         return value.value
     if isinstance(value, Mapping):
@@ -48,16 +52,19 @@ def _avro_value(value: Any) -> Any:
 
 
 def _reject_floats(value: Any, path: str) -> None:
+    # leaves of a type that cannot be a float are skipped inline (no call, no path string)
     if isinstance(value, float):
         raise DeserializationError(
             DeadLetterReason.FLOAT_VALUE, f"float at {path}: Avro events carry Decimals"
         )
     if isinstance(value, Mapping):
         for key, item in value.items():
-            _reject_floats(item, f"{path}.{key}")
+            if type(item) not in _LEAVES:
+                _reject_floats(item, f"{path}.{key}")
     elif isinstance(value, list):
         for index, item in enumerate(value):
-            _reject_floats(item, f"{path}[{index}]")
+            if type(item) not in _LEAVES:
+                _reject_floats(item, f"{path}[{index}]")
 
 
 def to_avro_dict(event: Event) -> dict[str, Any]:

@@ -48,6 +48,8 @@ class Record(BaseModel):
 
 
 def _require_unique(values: list[str], what: str) -> None:
+    if len(set(values)) == len(values):  # the common case, without counting
+        return
     duplicates = sorted(value for value, count in Counter(values).items() if count > 1)
     if duplicates:
         raise ValueError(f"duplicate {what}: {', '.join(duplicates)}")

@@ -20,7 +20,7 @@ schema conformance test, serde) can read the precision and scale from the model 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Context, Decimal, InvalidOperation
 from typing import Annotated
@@ -52,11 +52,16 @@ class DecimalSpec:
     name: str
     precision: int
     scale: int
+    exponent: Decimal = field(init=False, repr=False, compare=False)
+    """The quantum ``10 ** -scale`` that values are quantized to."""
+    context: Context = field(init=False, repr=False, compare=False)
+    """The context quantizing uses: the spec's precision, half-even, invalid results trap."""
 
-    @property
-    def exponent(self) -> Decimal:
-        """The quantum ``10 ** -scale`` that values are quantized to."""
-        return Decimal(1).scaleb(-self.scale)
+    def __post_init__(self) -> None:
+        # made once per spec: every validated Money, Quantity and Weight is quantized with them
+        object.__setattr__(self, "exponent", Decimal(1).scaleb(-self.scale))
+        context = Context(prec=self.precision, rounding=ROUND_HALF_EVEN, traps=[InvalidOperation])
+        object.__setattr__(self, "context", context)
 
     def __call__(self, value: Decimal) -> Decimal:
         """Quantize ``value`` to this spec (used as the pydantic after-validator)."""
@@ -75,9 +80,8 @@ def quantize(value: Decimal, spec: DecimalSpec) -> Decimal:
     """
     if not value.is_finite():
         raise ValueError(f"{spec.name} must be a finite number, got {value}")
-    context = Context(prec=spec.precision, rounding=ROUND_HALF_EVEN, traps=[InvalidOperation])
     try:
-        result = value.quantize(spec.exponent, context=context)
+        result = value.quantize(spec.exponent, context=spec.context)
     except InvalidOperation as err:
         raise ValueError(
             f"{spec.name} {value} does not fit precision {spec.precision} at scale {spec.scale}"

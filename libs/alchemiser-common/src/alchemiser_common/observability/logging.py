@@ -188,5 +188,10 @@ def bind_event_context(
         **extra,
     }
     bound = {key: _text(value) for key, value in fields.items() if value is not None}
-    with structlog.contextvars.bound_contextvars(**bound):
+    # set-and-reset by token rather than structlog's bound_contextvars, which copies the
+    # whole context to find what to restore (it runs once per record)
+    tokens = structlog.contextvars.bind_contextvars(**bound)
+    try:
         yield
+    finally:
+        structlog.contextvars.reset_contextvars(**tokens)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import sys
+import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
@@ -154,8 +155,23 @@ def extract_context(headers: Sequence[tuple[str, HeaderValue]] | None) -> Contex
     return _PROPAGATOR.extract(list(headers or []), context=Context(), getter=_GETTER)
 
 
+_TRACERS: weakref.WeakKeyDictionary[trace.TracerProvider, trace.Tracer] = (
+    weakref.WeakKeyDictionary()
+)
+_GLOBAL_TRACER = trace.get_tracer(TRACER_NAME)
+"""A proxy until a global provider is installed, then that provider's tracer."""
+
+
 def _tracer(tracer_provider: trace.TracerProvider | None) -> trace.Tracer:
-    return trace.get_tracer(TRACER_NAME, tracer_provider=tracer_provider)
+    """The tracer of ``tracer_provider`` (or the global one), made once per provider: an SDK
+    provider builds a new tracer, with a deprecation check, on every ``get_tracer``."""
+    if tracer_provider is None:
+        return _GLOBAL_TRACER
+    tracer = _TRACERS.get(tracer_provider)
+    if tracer is None:
+        tracer = trace.get_tracer(TRACER_NAME, tracer_provider=tracer_provider)
+        _TRACERS[tracer_provider] = tracer
+    return tracer
 
 
 def _messaging_attributes(

@@ -2,7 +2,8 @@
 
 A :class:`Checkpoint` holds the batch's decoded inputs and, as the loop works through them,
 what each one produces: the inbox entries to record, the outputs to produce in input order, the
-inbox keys to mark published and the metrics to count once the Kafka transaction committed.
+inbox keys to mark published and the metrics to count once the Kafka transaction committed
+(a :class:`~alchemiser_common.runtime.tally.MetricsTally`).
 Not every input need be processed: the loop stops early on shutdown or when the batch's time
 budget is spent, and a transient failure stops the rest of *that input's partition*. In each
 partition the processed inputs are a prefix; the offsets the checkpoint commits are those of
@@ -11,13 +12,14 @@ these prefixes, so the rest is consumed again.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from confluent_kafka import TopicPartition
 
 from alchemiser_common.inbox import InboxEntry, StoredOutput
 from alchemiser_common.runtime.inputs import Input
+from alchemiser_common.runtime.tally import MetricsTally
 
 __all__ = ["Checkpoint"]
 
@@ -35,7 +37,7 @@ class Checkpoint:
     """What to record in the inbox, by input index: handled inputs and dead letters."""
     published_keys: list[str] = field(default_factory=list)
     """Inbox keys whose outputs this checkpoint produces (marked published after commit)."""
-    after_commit: list[Callable[[], None]] = field(default_factory=list)
+    tally: MetricsTally = field(default_factory=MetricsTally)
     """Metric updates that count only once the Kafka transaction committed."""
 
     def emit(self, index: int, outputs: Sequence[StoredOutput]) -> None:

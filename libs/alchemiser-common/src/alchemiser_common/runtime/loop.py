@@ -337,10 +337,10 @@ class ProcessingLoop:
                     self._dead(checkpoint, index, item, DeadLetterReason.HANDLER_ERROR, err)
                     return None
         elapsed_ms = (time.perf_counter() - started) * 1000
-        ended = tuple(e for e in result.events if isinstance(e, WorkflowCompleted | WorkflowFailed))
-        checkpoint.after_commit.append(
-            lambda: self._observe_handled(item, event, elapsed_ms, ended)
-        )
+        checkpoint.tally.handled(item.topic, event.event_type, elapsed_ms)
+        for produced in result.events:
+            if isinstance(produced, WorkflowCompleted | WorkflowFailed):
+                checkpoint.tally.workflows_finished[workflow_labels(produced)] += 1
         return InboxEntry(
             dedupe_key=item.dedupe_key,
             content_hash=item.content_hash,
@@ -411,11 +411,10 @@ class ProcessingLoop:
         # whose high watermarks are wrong.
         for topic, partition, lag in self._transaction.lag(positions):
             self._metrics.set_consumer_lag(topic, partition, lag)
-        for observe in checkpoint.after_commit:
-            observe()
         for output in outputs:
             event_type = dict(output.headers).get("event_type", b"dead_letter").decode()
-            self._metrics.event_published.labels(topic=output.topic, event_type=event_type).inc()
+            checkpoint.tally.published[(output.topic, event_type)] += 1
+        checkpoint.tally.apply(self._metrics)
         self._pause_at(ProtocolStep.AFTER_KAFKA_COMMIT)
 
     def _abort_and_rewind(self) -> None:
@@ -445,49 +444,15 @@ class ProcessingLoop:
         _log.info("duplicate input; re-emitting stored outputs", outputs=len(claim.stored_outputs))
         return list(claim.stored_outputs)
 
-    def _observe_handled(
-        self,
-        item: Input,
-        event: Event,
-        elapsed_ms: float,
-        ended: Sequence[WorkflowCompleted | WorkflowFailed],
-    ) -> None:
-        self._metrics.event_handler_latency_ms.labels(
-            topic=item.topic, event_type=event.event_type
-        ).observe(elapsed_ms)
-        self._count(item, "handled")
-        for outcome in ended:
-            if isinstance(outcome, WorkflowFailed):
-                labels = {
-                    "outcome": "failed",
-                    "failure_step": outcome.failure_step.value,
-                    "reason": reason_label(outcome),
-                }
-            else:
-                labels = {"outcome": "completed", "failure_step": "", "reason": ""}
-            self._metrics.workflows_finished.labels(**labels).inc()
-
     def _count_duplicate(self, checkpoint: Checkpoint, item: Input) -> None:
         event_type = item.event.event_type if item.event is not None else "unknown"
-
-        def count() -> None:
-            self._metrics.dedupe_hits.labels(
-                consumer=self._config.consumer_name, event_type=event_type
-            ).inc()
-            self._count(item, "duplicate")
-
-        checkpoint.after_commit.append(count)
+        checkpoint.tally.dedupe_hits[(self._config.consumer_name, event_type)] += 1
+        checkpoint.tally.consumed[(item.topic, event_type, "duplicate")] += 1
 
     def _conflict(self, checkpoint: Checkpoint, index: int, item: Input) -> None:
         event = item.event
         assert event is not None
-
-        def count() -> None:
-            self._metrics.dedupe_conflicts.labels(
-                consumer=self._config.consumer_name, event_type=event.event_type
-            ).inc()
-
-        checkpoint.after_commit.append(count)
+        checkpoint.tally.dedupe_conflicts[(self._config.consumer_name, event.event_type)] += 1
         self._dead(
             checkpoint,
             index,
@@ -507,12 +472,9 @@ class ProcessingLoop:
     ) -> None:
         """Dead-letter input ``index``: its DLQ record is recorded under the record's own
         inbox key (:attr:`Input.dead_key`), so a redelivery re-emits nothing new."""
-
-        def count() -> None:
-            self._metrics.dlq_messages.labels(topic=item.topic, reason=reason.value).inc()
-            self._count(item, "dead_lettered")
-
-        checkpoint.after_commit.append(count)
+        event_type = item.event.event_type if item.event is not None else "unknown"
+        checkpoint.tally.dlq_messages[(item.topic, reason.value)] += 1
+        checkpoint.tally.consumed[(item.topic, event_type, "dead_lettered")] += 1
         _log.warning(
             "dead-lettering record",
             topic=item.topic,
@@ -534,12 +496,6 @@ class ProcessingLoop:
             outputs=(record,),
         )
 
-    def _count(self, item: Input, outcome: str) -> None:
-        event_type = item.event.event_type if item.event is not None else "unknown"
-        self._metrics.event_consumed.labels(
-            topic=item.topic, event_type=event_type, outcome=outcome
-        ).inc()
-
     def _stored(self, event: Event) -> StoredOutput:
         headers = [
             ("event_type", event.event_type.encode()),
@@ -555,6 +511,13 @@ class ProcessingLoop:
 
 
 _REASON_CODE = re.compile(r"[a-z][a-z0-9_]{0,63}")
+
+
+def workflow_labels(ended: WorkflowCompleted | WorkflowFailed) -> tuple[str, str, str]:
+    """The ``workflows_finished_total`` labels (outcome, failure_step, reason) of an ending."""
+    if isinstance(ended, WorkflowFailed):
+        return ("failed", ended.failure_step.value, reason_label(ended))
+    return ("completed", "", "")
 
 
 def reason_label(failed: WorkflowFailed) -> str:
