@@ -166,12 +166,27 @@ class ProcessingLoop:
         for partition in partitions:
             self._metrics.forget_partition(partition.topic, partition.partition)
 
+    def _take(self) -> list[Any]:
+        """The next batch: what the client has already fetched (up to ``batch_size``), else the
+        first record to arrive within ``poll_timeout_s`` plus whatever came with it.
+
+        ``consume(n, timeout)`` returns only once it has ``n`` records or the timeout passed,
+        so asking for a whole batch would hold a lone record for the whole poll timeout (on
+        every hop of a workflow); asking for one first returns as soon as it is there.
+        """
+        size = self._config.batch_size
+        records = self._consumer.consume(num_messages=size, timeout=0)
+        if records:
+            return records
+        records = self._consumer.consume(num_messages=1, timeout=self._config.poll_timeout_s)
+        if records and size > 1:
+            records += self._consumer.consume(num_messages=size - 1, timeout=0)
+        return records
+
     def run(self) -> None:
         """Process batches until :meth:`stop`; raise :class:`FatalRuntimeError` on fatal errors."""
         while not self._stopping.is_set():
-            records = self._consumer.consume(
-                num_messages=self._config.batch_size, timeout=self._config.poll_timeout_s
-            )
+            records = self._take()
             self.progress.polled()
             batch = [record for record in records if self._usable(record)]
             if not batch:
