@@ -227,19 +227,22 @@ class ExchangeProcess:
                     stdout=log,
                     stderr=subprocess.STDOUT,
                 )
-            deadline = time.monotonic() + timeout_s
-            while time.monotonic() < deadline:
-                if process.poll() is not None:
-                    raise StartupFailedError(f"exited with {process.returncode}")
-                try:
-                    if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).is_success:
-                        return process
-                except httpx.HTTPError:
-                    pass
-                time.sleep(0.1)
-            process.kill()
-            process.wait(timeout=10)
-            raise StartupFailedError(f"no answer within {timeout_s} s")
+            try:
+                deadline = time.monotonic() + timeout_s
+                while time.monotonic() < deadline:
+                    if process.poll() is not None:
+                        raise StartupFailedError(f"exited with {process.returncode}")
+                    try:
+                        if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).is_success:
+                            return process
+                    except httpx.HTTPError:
+                        pass
+                    time.sleep(0.1)
+                raise StartupFailedError(f"no answer within {timeout_s} s")
+            except BaseException:  # not ready, or interrupted (a test's timeout): no orphan
+                process.kill()
+                process.wait(timeout=10)
+                raise
 
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self._process, self.port, self.log_path = start_on_a_port(
