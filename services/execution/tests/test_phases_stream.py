@@ -1,13 +1,15 @@
-"""Fills learned from the broker's order updates stream, REST polling only while it is down."""
+"""Fills learned from the broker's order updates stream, REST polling only while it is down;
+and what a phase reports when it reaches its time bound."""
 
 from __future__ import annotations
 
 import dataclasses
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
@@ -16,6 +18,7 @@ from alchemiser_broker import (
     AssetInfo,
     BrokerOrder,
     BrokerPosition,
+    BrokerUnavailableError,
     MarketClock,
     OrderRejectedError,
     OrderRequest,
@@ -23,6 +26,7 @@ from alchemiser_broker import (
     Quote,
 )
 from alchemiser_broker.stream import OrderUpdates
+from alchemiser_common.db import create_engine_from_url
 from alchemiser_common.events import OrderSide, OrderType
 from alchemiser_common.observability import Metrics
 from alchemiser_execution import phases
@@ -30,6 +34,7 @@ from alchemiser_execution.adapters.attempts import AttemptStore
 from alchemiser_execution.domain.attempts import Attempt, AttemptState
 from alchemiser_execution.domain.runs import ExecutionRun, RunStatus
 from alchemiser_execution.domain.sizing import PlannedOrder
+from alchemiser_execution.exceptions import OrderOutcomeUnknownError
 from alchemiser_execution.executor import ExecutionRequest, Executor
 from alchemiser_execution.orders import OrderDesk
 from alchemiser_execution.phases import (
@@ -480,3 +485,114 @@ def test_desk_when_fills_learnt_then_counts_filled_once_and_traded_value_by_noti
     assert metrics.registry.get_sample_value("orders_filled_total", labels) == 1
     # 4 x 50.00 learnt first, then the whole 10 at an average of 51.00: 510 in all.
     assert metrics.registry.get_sample_value("traded_value_usd_total", labels) == 510.0
+
+
+# ------------------------------------------------------------------ the phase's time bound
+
+
+class SlowBroker(PaperBroker):
+    """A broker whose submit takes longer than the phase's bound (the test clock jumps past
+    it while the call is in flight), then fills, leaves the order open, or fails."""
+
+    def __init__(self, clock: list[datetime], outcome: str) -> None:
+        super().__init__()
+        self._clock = clock
+        self._outcome = outcome
+        self.submits: list[str] = []
+        self.cancels: list[str] = []
+        self.lookups_fail = False
+
+    def submit_order(self, request: OrderRequest) -> BrokerOrder:
+        self.submits.append(request.client_order_id)
+        self._clock[0] += timedelta(seconds=FAST_CONFIG.phase_timeout_s + 1)
+        if self._outcome == "unavailable" and len(self.submits) == 1:
+            raise BrokerUnavailableError("submit timed out; the broker never got it")
+        order = super().submit_order(request)
+        return self.fill(request.client_order_id) if self._outcome == "fill" else order
+
+    def get_order_by_client_id(self, client_order_id: str) -> BrokerOrder | None:
+        if self.lookups_fail:
+            raise BrokerUnavailableError("look-up timed out")
+        return super().get_order_by_client_id(client_order_id)
+
+    def cancel_order(self, broker_order_id: str) -> None:
+        self.cancels.append(broker_order_id)
+        super().cancel_order(broker_order_id)
+
+
+@pytest.fixture
+def clock() -> list[datetime]:
+    """The attempt store's clock; the test (or its broker) moves ``clock[0]``."""
+    return [datetime.now(UTC)]
+
+
+@pytest.fixture
+def clocked_store(tmp_path: Path, clock: list[datetime]) -> Iterator[AttemptStore]:
+    """A migrated attempt store on a fresh SQLite file, on the test's clock."""
+    engine = create_engine_from_url(f"sqlite:///{tmp_path / 'clocked.db'}")
+    attempts = AttemptStore(engine, clock=lambda: clock[0])
+    attempts.migrate()
+    yield attempts
+    engine.dispose()
+
+
+def test_phase_when_order_fills_in_the_round_that_passes_the_bound_then_leg_succeeded(
+    clocked_store: AttemptStore, clock: list[datetime]
+) -> None:
+    broker = SlowBroker(clock, "fill")
+    run, order = _run_and_order(clocked_store)
+
+    results = _runner(broker, clocked_store, None).run(run, [order], {})
+
+    assert (results[0].succeeded, results[0].error) == (True, None)
+    assert results[0].filled_qty == order.qty
+    assert broker.submits == [client_order_id_for(run, 0, 0)]
+    assert _recorded(clocked_store, run)[0].state is AttemptState.FILLED
+
+
+def test_phase_when_order_still_open_at_the_bound_then_failed_with_nothing_cancelled_or_sent(
+    clocked_store: AttemptStore, clock: list[datetime]
+) -> None:
+    broker = SlowBroker(clock, "open")
+    run, order = _run_and_order(clocked_store)
+
+    results = _runner(broker, clocked_store, None).run(run, [order], {})
+
+    assert not results[0].succeeded
+    assert results[0].error == "not done within the phase's time bound (order new)"
+    assert (len(broker.submits), broker.cancels) == (1, [])
+
+
+def test_phase_when_lookup_at_the_bound_finds_no_order_then_nothing_sent_and_leg_failed(
+    clocked_store: AttemptStore, clock: list[datetime]
+) -> None:
+    broker = SlowBroker(clock, "unavailable")  # UNKNOWN, and the broker holds no such order
+    run, order = _run_and_order(clocked_store)
+    cid = client_order_id_for(run, 0, 0)
+
+    results = _runner(broker, clocked_store, None).run(run, [order], {})
+
+    assert broker.submits == [cid]  # the look-up found nothing, and nothing was re-sent
+    assert broker.lookups == [cid]
+    assert broker.orders == {}
+    assert not results[0].succeeded
+    assert results[0].error == (
+        f"not done within the phase's time bound (order {cid} not placed: no order at the "
+        "broker under this client_order_id; not sent)"
+    )
+    (attempt,) = _recorded(clocked_store, run)
+    assert attempt.state is AttemptState.NOT_PLACED
+
+
+def test_phase_when_outcome_still_unknown_at_the_bound_then_raises_for_redelivery(
+    clocked_store: AttemptStore, clock: list[datetime]
+) -> None:
+    broker = SlowBroker(clock, "unavailable")
+    broker.lookups_fail = True
+    run, order = _run_and_order(clocked_store)
+
+    with pytest.raises(OrderOutcomeUnknownError):
+        _runner(broker, clocked_store, None).run(run, [order], {})
+
+    assert len(broker.submits) == 1
+    assert _recorded(clocked_store, run)[0].state is AttemptState.UNKNOWN

@@ -123,8 +123,12 @@ class OrderDesk:
             return self.resolve(recorded)
         return self._send(recorded)
 
-    def resolve(self, attempt: Attempt) -> Attempt:
-        """Find out whether the broker holds ``attempt``'s order; send it only if not."""
+    def resolve(self, attempt: Attempt, *, send_if_absent: bool = True) -> Attempt:
+        """Find out whether the broker holds ``attempt``'s order; send it only if not.
+
+        With ``send_if_absent=False`` (a phase at its time bound sends nothing new) an absent
+        order marks the attempt NOT_PLACED instead, as reconciliation does.
+        """
         try:
             order = self._broker.get_order_by_client_id(attempt.client_order_id)
         except BrokerUnavailableError as err:
@@ -137,6 +141,13 @@ class OrderDesk:
         if order is not None:
             _log.info("order adopted", client_order_id=attempt.client_order_id)
             return self.observe(attempt, order)
+        if not send_if_absent:
+            _log.warning(
+                "no order at the broker; not sent, the attempt is marked NOT_PLACED",
+                client_order_id=attempt.client_order_id,
+            )
+            reason = "no order at the broker under this client_order_id; not sent"
+            return self._store.save(attempt.marked(AttemptState.NOT_PLACED, self.now(), reason))
         return self._send(attempt)
 
     def refresh(self, attempt: Attempt) -> Attempt:

@@ -4,9 +4,12 @@ Every poll, each unfinished leg asks :func:`~alchemiser_execution.domain.lifecyc
 what to do and the :class:`~alchemiser_execution.orders.OrderDesk` does it. Legs progress side
 by side, so the phase takes as long as its slowest leg, bounded by
 :func:`~alchemiser_execution.settings.phase_timeout_s` plus a grace for the last cancels.
-Legs still working at the bound end as they are (reported with the order's status); a leg
-whose order is still of unknown fate raises :class:`OrderOutcomeUnknownError` so the runtime
-redelivers the input and a later run resolves it.
+At the bound nothing new is sent: an attempt of unknown fate is looked up once more (NOT_PLACED
+if the broker has no such order), a leg that ended in the last round is reported as it ended
+(a fill that arrived during a slow submit succeeds), and legs still working end as they are
+(reported failed, with the order's status). A leg whose order is still of unknown fate raises
+:class:`OrderOutcomeUnknownError` so the runtime redelivers the input and a later run resolves
+it.
 
 Fills are learned from the broker's order updates (:class:`~alchemiser_broker.stream.OrderUpdates`,
 Alpaca's trade-updates stream) while they are live, and by REST polling otherwise:
@@ -39,7 +42,7 @@ from alchemiser_broker import BrokerOrder, BrokerPort, BrokerUnavailableError
 from alchemiser_broker.stream import NoOrderUpdates, OrderUpdates
 from alchemiser_common.events import OrderType
 from alchemiser_common.observability.logging import get_logger
-from alchemiser_execution.domain.attempts import Attempt
+from alchemiser_execution.domain.attempts import Attempt, AttemptState
 from alchemiser_execution.domain.legs import client_order_id
 from alchemiser_execution.domain.lifecycle import Step, StepKind, Timing, next_step, wants_limit
 from alchemiser_execution.domain.plan_rules import DEFAULT_CASH_TOLERANCE
@@ -296,25 +299,54 @@ class PhaseRunner:
     def _give_up(
         self, active: Mapping[int, PlannedOrder], attempts: Mapping[int, list[Attempt]]
     ) -> dict[int, LegResult]:
-        """The phase's time is up: resolve what is unknown one last time, report the rest."""
+        """The phase's time is up: look up what is unknown one last time, report every leg.
+
+        Nothing is sent at the bound: an unresolved attempt is only looked up (NOT_PLACED when
+        the broker has no order under its id). A leg that ended in the phase's last round (its
+        order filled or was rejected during a slow submit or look-up) is reported as it ended;
+        any other leg failed.
+        """
         results: dict[int, LegResult] = {}
         for leg, order in active.items():
             history = attempts[leg]
             if history and history[-1].is_unresolved:
-                history[-1] = self._desk.resolve(history[-1])
+                history[-1] = self._desk.resolve(history[-1], send_if_absent=False)
                 if history[-1].is_unresolved:
                     raise OrderOutcomeUnknownError(
                         f"the outcome of order {history[-1].client_order_id} is still unknown; "
                         "the input will be redelivered and the order looked up again"
                     )
-            status = history[-1].broker_status if history else "not placed"
+            # Only the outcome is read here; the step itself is never carried out, so no
+            # order is placed or cancelled whatever it says.
+            step = next_step(
+                order,
+                history,
+                now=self._desk.now(),
+                timing=self._config.timing,
+                cancel_requested=True,
+            )
+            if step.kind is StepKind.DONE:
+                results[leg] = LegResult(
+                    order, tuple(history), succeeded=step.succeeded, error=step.error
+                )
+                continue
             results[leg] = LegResult(
                 order,
                 tuple(history),
                 succeeded=False,
-                error=f"not done within the phase's time bound (order {status})",
+                error=f"not done within the phase's time bound ({_where(history)})",
             )
         return results
+
+
+def _where(history: Sequence[Attempt]) -> str:
+    """Where a leg stands at the phase's bound, for its error."""
+    if not history:
+        return "order not placed"
+    last = history[-1]
+    if last.state is AttemptState.NOT_PLACED:
+        return f"order {last.client_order_id} not placed: {last.error}"
+    return f"order {last.broker_status or last.state.value.lower()}"
 
 
 def client_order_id_for(run: ExecutionRun, leg: int, attempt: int) -> str:
