@@ -12,6 +12,7 @@ import fcntl
 import os
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -125,6 +126,21 @@ class _fresh_databases:  # noqa: N801 - used as a context manager, read as a phr
 
 
 SystemFactory = Callable[..., TradingSystem]
+
+
+@contextmanager
+def running_system(
+    bootstrap: str, server_url: str, workdir: Path, **kwargs: Any
+) -> Iterator[TradingSystem]:
+    """A started :class:`TradingSystem` on fresh databases (``kwargs`` go to it), stopped and
+    its databases dropped on exit: for a module's own system."""
+    kwargs.setdefault("dataset_dir", DATASET)
+    with _fresh_databases(server_url) as databases:
+        trading = TradingSystem(bootstrap, workdir, databases, **kwargs)
+        try:
+            yield trading.start()
+        finally:
+            trading.stop()
 
 
 @pytest.fixture

@@ -54,7 +54,7 @@ from alchemiser_common.serde import subject_for
 from alchemiser_common.topics import EVENT_TOPICS, dlq_topic
 from alchemiser_common.workflow import WorkflowOutcome, build_trigger
 from alchemiser_devtools.system import Record, TradingSystem
-from tests.e2e.conftest import DATASET, _fresh_databases, scale
+from tests.e2e.conftest import running_system, scale
 
 pytestmark = pytest.mark.integration
 
@@ -188,19 +188,14 @@ def system(
 ) -> Iterator[TradingSystem]:
     """One trading system for the module (its own databases), stopped after it."""
     workdir: Path = tmp_path_factory.mktemp("evolution")
-    with _fresh_databases(postgres_server_url) as databases:
-        trading = TradingSystem(
-            private_broker,
-            workdir,
-            databases,
-            dataset_dir=DATASET,
-            api_key="e2e-evolution-key",
-            secret_key="e2e-evolution-secret",
-        )
-        try:
-            yield trading.start()
-        finally:
-            trading.stop()
+    with running_system(
+        private_broker,
+        postgres_server_url,
+        workdir,
+        api_key="e2e-evolution-key",
+        secret_key="e2e-evolution-secret",
+    ) as trading:
+        yield trading
 
 
 @pytest.fixture(scope="module")
