@@ -189,28 +189,7 @@ class Pipeline:
 
     def read_all(self, topic: str) -> list[Any]:
         """Every record on ``topic`` (all partitions), from the beginning."""
-        consumer = Consumer(
-            {
-                "bootstrap.servers": self.bootstrap,
-                "group.id": f"reader-{uuid.uuid4().hex}",
-                "enable.auto.commit": False,
-                "fetch.wait.max.ms": 10,
-            }
-        )
-        try:
-            metadata = consumer.list_topics(topic, timeout=10).topics[topic]
-            consumer.assign([TopicPartition(topic, p, 0) for p in metadata.partitions])
-            records: list[Any] = []
-            idle_since = time.monotonic()
-            while time.monotonic() - idle_since < 1.0:
-                batch = consumer.consume(500, timeout=0.2)
-                got = [r for r in batch if r.error() is None]
-                if got:
-                    records.extend(got)
-                    idle_since = time.monotonic()
-            return records
-        finally:
-            consumer.close()
+        return read_topic(self.bootstrap, topic)
 
     def wait_for(self, predicate: Callable[[], bool], what: str) -> None:
         deadline = time.monotonic() + WAIT_S
@@ -272,6 +251,33 @@ class Pipeline:
             consumer.commit(offsets=[TopicPartition(topic, partition, offset)], asynchronous=False)
         finally:
             consumer.close()
+
+
+def read_topic(bootstrap: str, topic: str) -> list[Any]:
+    """Every record on ``topic`` (all partitions) from the beginning, committed or not: read
+    until nothing new came for a second."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"reader-{uuid.uuid4().hex}",
+            "enable.auto.commit": False,
+            "fetch.wait.max.ms": 10,
+        }
+    )
+    try:
+        metadata = consumer.list_topics(topic, timeout=10).topics[topic]
+        consumer.assign([TopicPartition(topic, p, 0) for p in metadata.partitions])
+        records: list[Any] = []
+        idle_since = time.monotonic()
+        while time.monotonic() - idle_since < 1.0:
+            batch = consumer.consume(500, timeout=0.2)
+            got = [r for r in batch if r.error() is None]
+            if got:
+                records.extend(got)
+                idle_since = time.monotonic()
+        return records
+    finally:
+        consumer.close()
 
 
 def wait_for_file(path: Path, pipeline: Pipeline) -> None:

@@ -50,6 +50,7 @@ from alchemiser_common.topics import ALL_TOPICS
 from alchemiser_common.workflow import WorkflowOutcome, build_trigger, publish, wait_for_outcome
 from alchemiser_devtools.exchange import ExchangeProcess
 from alchemiser_devtools.faults import ALPACA_ROUTES, FaultProxy
+from alchemiser_devtools.harness import read_topic
 from alchemiser_devtools.registry import RegistryServerProcess
 from alchemiser_exchange import Exchange, ExchangeSettings, account_number_for, build_exchange
 from alchemiser_exchange.schema import OrderRecord
@@ -62,7 +63,6 @@ PROCESSES = ("registry", "exchange", *SERVICES)
 _STOP_S = 10.0
 #: A process's start-up on a loaded 2-core machine (imports alone can take tens of seconds).
 _START_S = 90.0
-_READ_IDLE_S = 1.0
 _MAX_ORDERS = 100_000
 
 
@@ -313,28 +313,7 @@ class TradingSystem:
 
     def records(self, topic: str) -> list[Record]:
         """Every record on ``topic`` from the beginning (committed or not), decoded if it can be."""
-        consumer = Consumer(
-            {
-                "bootstrap.servers": self.bootstrap,
-                "group.id": f"e2e-reader-{uuid.uuid4().hex}",
-                "enable.auto.commit": False,
-                "fetch.wait.max.ms": 10,
-            }
-        )
-        out: list[Record] = []
-        try:
-            metadata = consumer.list_topics(topic, timeout=10).topics[topic]
-            consumer.assign([TopicPartition(topic, p, 0) for p in metadata.partitions])
-            idle_since = time.monotonic()
-            while time.monotonic() - idle_since < _READ_IDLE_S:
-                batch = [r for r in consumer.consume(500, timeout=0.2) if r.error() is None]
-                if batch:
-                    idle_since = time.monotonic()
-                for record in batch:
-                    out.append(self._record(topic, record))
-        finally:
-            consumer.close()
-        return out
+        return [self._record(topic, record) for record in read_topic(self.bootstrap, topic)]
 
     def events(self, topic: str) -> list[Any]:
         """The decoded events on ``topic`` (records that do not decode left out)."""
