@@ -147,7 +147,22 @@ class PriceHistory:
             return None
         if low == 0 and high == len(self._bars):
             return self
-        return PriceHistory(self._symbol, self._bars[low:high])
+        return self._slice(low, high)
+
+    def _slice(self, low: int, high: int) -> PriceHistory:
+        """Bars ``low:high`` of this (already validated) history, sharing its arrays.
+
+        A window is taken per workflow: re-validating its bars and rebuilding ``dates`` and
+        ``closes`` from Decimals each time cost more than evaluating the strategies. The
+        arrays are read-only views of this history's, so the values are the same.
+        """
+        window = PriceHistory.__new__(PriceHistory)
+        window._symbol = self._symbol
+        window._bars = self._bars[low:high]
+        window._days = self._days[low:high]
+        window._dates = self.dates[low:high]
+        window._closes = self.closes[low:high]
+        return window
 
     def __len__(self) -> int:
         return len(self._bars)
