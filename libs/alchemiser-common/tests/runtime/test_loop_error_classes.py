@@ -87,6 +87,7 @@ class ScriptedConsumer:
     batches: list[list[Record]] = field(default_factory=list)
     seeks: list[tuple[str, int, int]] = field(default_factory=list)
     position_offset: int = 0
+    committed_failures: list[BaseException] = field(default_factory=list)
 
     def consume(self, num_messages: int = 1, timeout: float = -1) -> list[Record]:
         return self.batches.pop(0) if self.batches else []
@@ -98,6 +99,8 @@ class ScriptedConsumer:
         return [TopicPartition(p.topic, p.partition, self.position_offset) for p in partitions]
 
     def committed(self, partitions: Sequence[TopicPartition], timeout: float = 0) -> list[Any]:
+        if self.committed_failures:
+            raise self.committed_failures.pop(0)
         return [TopicPartition(p.topic, p.partition, 0) for p in partitions]
 
     def seek(self, partition: TopicPartition) -> None:
@@ -332,6 +335,34 @@ def test_run_when_transient_error_then_rewound_retried_and_counted(
     assert metrics.registry.get_sample_value("inbox_retry_total") == 1
     assert len(producer.committed_batches) == 1
     assert "begin_transaction" in producer.calls
+
+
+def test_rewind_when_committed_offsets_unreadable_then_retried_until_read_and_nothing_lost(
+    serde: EventSerde, inbox: InboxStore
+) -> None:
+    """A broker outage during a rewind: the committed offsets time out twice, the loop waits
+    (it must not consume on from an unknown position), then rewinds and handles the record."""
+    records = _records(serde, 1)
+    timed_out = KafkaException(KafkaError(KafkaError._TIMED_OUT, "Failed to get committed"))
+    consumer = ScriptedConsumer(batches=[records, records], committed_failures=[timed_out] * 2)
+    attempts: list[Event] = []
+    loop_ref: list[ProcessingLoop] = []
+
+    def handler(event: Event, context: HandlerContext) -> list[Event]:
+        attempts.append(event)
+        if len(attempts) == 1:
+            raise TransientError("database briefly gone")
+        loop_ref[0].stop()
+        return [sample_signal_generated(event)]
+
+    producer = ScriptedProducer()
+    loop = _loop(serde, inbox, consumer, producer, handler)
+    loop_ref.append(loop)
+    loop.run()  # no exception: the unreadable offsets were waited out
+    assert consumer.committed_failures == []
+    assert consumer.seeks == [(TOPIC, 0, 0)]  # one seek, once the offsets were read
+    assert len(attempts) == 2
+    assert len(producer.committed_batches) == 1
 
 
 # -- commit protocol v2: handlers outside the transaction, prefixes, state, races -----------

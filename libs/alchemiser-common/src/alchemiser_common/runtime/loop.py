@@ -433,10 +433,30 @@ class ProcessingLoop:
         self._pause_at(ProtocolStep.AFTER_KAFKA_COMMIT)
 
     def _abort_and_rewind(self) -> None:
-        """Abort the open Kafka transaction (if any) and seek back to the committed offsets."""
+        """Abort the open Kafka transaction (if any) and seek back to the committed offsets.
+
+        While the broker is unreachable the committed offsets cannot be read: the rewind is
+        retried with the loop's backoff until it succeeds (consuming on from an unknown
+        position could skip records) or the loop is asked to stop (the next start resumes
+        from the committed offsets anyway).
+        """
         if self._transaction.abort():
             self._metrics.transactions.labels(outcome="aborted").inc()
-        self._transaction.rewind()
+        delay = self._config.backoff_initial_s
+        while True:
+            try:
+                self._transaction.rewind()
+                return
+            except AbortRequiredError as err:
+                if self._stopping.is_set():
+                    return
+                _log.warning(
+                    "committed offsets unreadable (broker unreachable?); rewind retried",
+                    error=str(err),
+                    retry_in_s=round(delay, 2),
+                )
+                self._stopping.wait(delay)
+                delay = min(delay * 2, self._config.backoff_max_s)
 
     def _mark_published(self, keys: Sequence[str]) -> None:
         """Step 6 (an optimisation, not part of correctness): remember the outputs are out."""

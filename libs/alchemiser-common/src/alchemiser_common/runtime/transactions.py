@@ -126,12 +126,20 @@ class KafkaTransaction:
         return True
 
     def rewind(self) -> None:
-        """Seek every assigned partition back to its committed offset (or the beginning)."""
+        """Seek every assigned partition back to its committed offset (or the beginning).
+
+        Raises :class:`AbortRequiredError` when the committed offsets cannot be read for now
+        (the broker is unreachable: ``_TIMED_OUT``, ``_TRANSPORT``): nothing was sought, so the
+        caller must not consume before a later rewind succeeds.
+        """
         assignment = self._consumer.assignment()
         if not assignment:
             return
-        with self._progress.call("committed"):
-            committed_offsets = self._consumer.committed(assignment, timeout=API_TIMEOUT_S)
+        try:
+            with self._progress.call("committed"):
+                committed_offsets = self._consumer.committed(assignment, timeout=API_TIMEOUT_S)
+        except Exception as err:
+            _raise_classified(err)
         for committed in committed_offsets:
             if committed.offset < 0:
                 committed.offset = _OFFSET_BEGINNING
