@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -201,7 +202,7 @@ def test_tail_when_following_then_prints_new_events_and_ctrl_c_exits_0(
             "--correlation-id",
             str(trigger.correlation_id),
         ],
-        env={**os.environ, **cluster.env, "PYTHONUNBUFFERED": "1"},
+        env={**os.environ, **cluster.env, "PYTHONUNBUFFERED": "1", "PYTHONFAULTHANDLER": "1"},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -225,9 +226,17 @@ def test_tail_when_following_then_prints_new_events_and_ctrl_c_exits_0(
         assert f"WorkflowStarted workflow={trigger.correlation_id}" in line
         assert f"account {account}" in line
         process.send_signal(signal.SIGINT)
-        # exits at its next poll (0.5 s); the bound only stops a hung process (a CI run on a
-        # machine loaded to ~6 on 2 cores once needed more than 15 s to tear down)
-        assert process.wait(timeout=45) == 0
+        try:  # exits at its next poll (0.5 s); the bound only stops a hung process
+            code = process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGABRT)  # faulthandler: every thread's stack to stderr
+            process.wait(timeout=10)
+            time.sleep(0.5)
+            dump = []
+            while not lines.empty():
+                dump.append(lines.get()[1])
+            raise AssertionError("tail did not exit after Ctrl-C:\n" + "".join(dump)) from None
+        assert code == 0
     finally:
         if process.poll() is None:
             process.kill()
