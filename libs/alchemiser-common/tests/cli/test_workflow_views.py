@@ -192,6 +192,10 @@ def test_tail_when_following_then_prints_new_events_and_ctrl_c_exits_0(
     cluster: Any, account: str
 ) -> None:
     trigger = _trigger(account, datetime.now(UTC))
+    # Started as a shell starts it, Ctrl-C's signal not ignored: a child inherits an ignored
+    # SIGINT (Python then installs no KeyboardInterrupt), and a pytest-xdist worker can carry
+    # one. A handled signal is reset to the default in the child, so handle it for the spawn.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     process = subprocess.Popen(
         [
             sys.executable,
@@ -207,6 +211,8 @@ def test_tail_when_following_then_prints_new_events_and_ctrl_c_exits_0(
         stderr=subprocess.PIPE,
         text=True,
     )
+    if previous is not None:  # None: a handler installed outside Python, left as it was
+        signal.signal(signal.SIGINT, previous)
     lines: queue.Queue[tuple[str, str]] = queue.Queue()
 
     def pump(name: str, stream: Any) -> None:
