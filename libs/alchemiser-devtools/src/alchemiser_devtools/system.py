@@ -214,7 +214,17 @@ class TradingSystem:
 
     # -- life cycle ------------------------------------------------------------------------
     def start(self) -> TradingSystem:
-        """Start the registry, the exchange and the services; wait until the services consume."""
+        """Start the registry, the exchange and the services; wait until the services consume.
+
+        If any of it fails, what was started is stopped again (no orphan processes).
+        """
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> TradingSystem:
         self.registry.start()
         register_all(self.registry.url, SchemaCatalog.discover())
         self.exchange.start(_START_S)
