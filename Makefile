@@ -5,7 +5,7 @@ SHELL := /bin/bash
 UV ?= $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 RUN := $(UV) run --all-packages --locked
 PYTEST_ARGS ?=
-LIBS := common marketdata broker registry devtools
+LIBS := common marketdata broker exchange registry devtools backtest
 SERVICES := strategy portfolio execution
 SRC_DIRS := $(foreach lib,$(LIBS),libs/alchemiser-$(lib)/src) $(foreach svc,$(SERVICES),services/$(svc)/src)
 # What no deployable may carry: the registry's web stack and the embedded broker binary.

@@ -542,8 +542,12 @@ class Stack:
         dataset_dir: Path = DATASET_DIR,
         environ: Mapping[str, str] | None = None,
         progress: Progress | None = None,
+        extra_env: Mapping[str, Mapping[str, str]] | None = None,
     ) -> None:
         self.run_dir = run_dir.resolve()
+        self.extra_env = {name: dict(values) for name, values in (extra_env or {}).items()}
+        """``ALCHEMISER_*`` settings per process name (``exchange``, ``strategy``, ...) on top
+        of the stack's own (a backtest's strategies, the exchange's cost model)."""
         self.broker = broker
         self.dataset_dir = dataset_dir.resolve()
         self.environ = dict(os.environ if environ is None else environ)
@@ -790,7 +794,7 @@ class Stack:
         return self._spawn(
             "exchange",
             argv,
-            env=self._base_env(),
+            env={**self._base_env(), **self.extra_env.get("exchange", {})},
             stage=1,
             port=port,
             marker=("-m alchemiser_exchange serve", f"--port {port}"),
@@ -823,6 +827,7 @@ class Stack:
                 env["ALCHEMISER_BROKER__EXCHANGE_URL"] = self.state.exchange_url
             else:
                 env.update(alpaca)
+        env.update(self.extra_env.get(name, {}))
         return env
 
     def _spawn_service(

@@ -15,8 +15,10 @@ Alpaca's API over it; tests drive it directly.
   moves it (the workflow's session, set by the services through ``PUT /exchange/v1/session``).
   Moving expires the ``day`` orders of the session left and checks ``gtc`` ones against the
   new session.
-* **Trading rules**: :mod:`.rules` (fills, quantities, prices) and :mod:`.orders` (checks in
-  order: duplicate id, asset, trading block, shape, funds).
+* **Trading rules**: :mod:`.rules` (fills, quantities, prices, costs) and :mod:`.orders`
+  (checks in order: duplicate id, asset, trading block, shape, funds).
+* **Costs**: fills are slipped and charged commissions as the ``TradingRules`` say (zero by
+  default: frictionless); :meth:`Exchange.fees` sums an account's commissions.
 
 Every call's changes commit in one transaction under the account's row lock; the
 trade updates it caused are then handed to the listeners (:meth:`Exchange.subscribe`).
@@ -330,7 +332,7 @@ class Exchange:
         """Cash, buying power (cash less open buys' holds) and equity at the session's close."""
         with self._transaction("get account", write=False) as connection:
             account = self._account(connection, account_number)
-            reserved = store.reserved_cash(connection, account_number)
+            reserved = store.reserved_cash(connection, account_number, self.trading.costs)
             held = store.read_positions(connection, account_number)
         session = self.session_of(account)
         value = sum((self._position_view(item, session).market_value for item in held), Decimal(0))
@@ -357,6 +359,12 @@ class Exchange:
         if not found:
             raise NotFoundError("position does not exist")
         return found[0]
+
+    def fees(self, account_number: str) -> Decimal:
+        """The commissions charged on all the account's orders (``NotFoundError``)."""
+        with self._transaction("get fees", write=False) as connection:
+            self._account(connection, account_number)
+            return store.fees_paid(connection, account_number)
 
     def is_known(self, symbol: str) -> bool:
         """Whether the dataset has any bar of ``symbol`` (an asset the exchange lists)."""
@@ -558,7 +566,11 @@ class Exchange:
         qty: Decimal | None = None,
         price: Decimal | None = None,
     ) -> OrderRecord:
-        """Fill an open order now: ``qty`` (default the rest) at ``price`` (default the close)."""
+        """Fill an open order now: ``qty`` (default the rest) at ``price``.
+
+        ``price`` defaults to the session's close slipped against the order (``slippage_bps``);
+        an explicit ``price`` is used as given. The fill pays its commission either way.
+        """
         with self._transaction(f"fill order {broker_order_id}", write=True) as connection:
             account = store.lock_account(connection, account_number)
             record = book_orders.order_record(connection, account_number, broker_order_id)
@@ -574,7 +586,9 @@ class Exchange:
                 bar=bar,
                 trading=self.trading,
                 now=self.session_time(session),
-                price=price if price is not None else bar.close,
+                price=price
+                if price is not None
+                else self.trading.costs.slipped(record.side, bar.close),
                 qty=qty,
             )
         self._publish(account_number, updates)

@@ -4,7 +4,8 @@ The order row is inserted *first*, so a reused ``client_order_id`` is caught by 
 constraint before anything else is looked at (a retried submit is refused as a duplicate even
 if the account changed since); then the request is checked against the rules and the balances
 read under the account lock, and a fill (if the session crosses the order) moves cash and the
-position. A refusal raises an :class:`~alchemiser_exchange.errors.ExchangeError` and the
+position (and charges the fill's commission, see :class:`~alchemiser_exchange.rules.Costs`).
+A refusal raises an :class:`~alchemiser_exchange.errors.ExchangeError` and the
 caller's transaction rolls back, inserted row included: Alpaca creates no order it refuses.
 
 Every change is returned as :class:`TradeUpdate` values for the trade-updates stream; the
@@ -69,6 +70,8 @@ class TradeUpdate:
     price: Decimal | None = None
     qty: Decimal | None = None
     position_qty: Decimal | None = None
+    fee: Decimal | None = None
+    """The commission of this fill (``fill``/``partial_fill`` only)."""
 
 
 def _initial_row(
@@ -105,14 +108,23 @@ def _initial_row(
         "updated_at": now,
         "replaces": order.replaces,
         "replaced_by": None,
+        "fees": Decimal(0),
     }
 
 
 def _check_balances(
-    order: NewOrder, target: Decimal, price: Decimal, buying_power: Decimal, sellable: Decimal
+    order: NewOrder,
+    target: Decimal,
+    price: Decimal,
+    buying_power: Decimal,
+    sellable: Decimal,
+    *,
+    costs: rules.Costs,
 ) -> None:
+    """``price``: the slipped close. A buy must afford the whole quantity and its commission."""
     if order.side is OrderSide.BUY:
-        cost = rules.cents(target * (order.limit_price or price))
+        at = order.limit_price or price
+        cost = rules.cents(target * at) + costs.commission(target, at)
         if cost > buying_power:
             raise InsufficientFundsError("insufficient buying power")
     elif target > sellable:
@@ -139,10 +151,13 @@ def place_order(
     unknown symbol). Raises ``DuplicateOrderError`` or another ``ExchangeError``.
     """
     number = account.account_number
+    costs = trading.costs
     # Balances before this order exists; the account lock keeps them current.
-    buying_power = account.cash - store.reserved_cash(connection, number)
+    buying_power = account.cash - store.reserved_cash(connection, number, costs)
     sellable = store.sellable_qty(connection, number, order.symbol)
-    reference = order.limit_price or (bar.close if bar is not None else Decimal(0))
+    # the price a market order is expected to fill at: the close, slipped against it
+    expected = costs.slipped(order.side, bar.close) if bar is not None else Decimal(0)
+    reference = order.limit_price or expected
     row = _initial_row(
         order,
         account,
@@ -166,12 +181,12 @@ def place_order(
         order_type=order.order_type,
         qty=order.qty,
         notional=order.notional,
-        price=bar.close,
+        price=expected,
         fractionable=fractionable,
     )
     if target != target.to_integral_value() and order.time_in_force != "day":
         raise InvalidOrderError("fractional orders must be day orders")
-    _check_balances(order, target, bar.close, buying_power, sellable)
+    _check_balances(order, target, expected, buying_power, sellable, costs=costs)
     accepted = {"status": OrderStatus.NEW.value, "target_qty": target}
     connection.execute(
         sa.update(order_table)
@@ -197,9 +212,11 @@ def fill(
 ) -> list[TradeUpdate]:
     """Fill what ``bar``'s session crosses of an open order (or ``qty`` at ``price``).
 
-    With ``price`` the order fills there regardless of the bar (an operator's manual fill);
-    returns the ``fill``/``partial_fill`` update, or nothing when the order does not trade.
+    With ``price`` the order fills there regardless of the bar and unslipped (an operator's
+    manual fill); returns the ``fill``/``partial_fill`` update, or nothing when the order does
+    not trade. Every fill pays its commission (``trading.costs``), added to the order's fees.
     """
+    costs = trading.costs
     fractionable = record.symbol not in trading.non_fractionable
     if price is not None:
         remaining = record.target_qty - record.filled_qty
@@ -218,9 +235,11 @@ def fill(
             bar=bar,
             partial_fill_ratio=trading.partial_fill_ratio,
             fractionable=fractionable,
+            costs=costs,
         )
     if execution.fill_price is None or execution.filled_qty <= 0:
         return []
+    fee = costs.commission(execution.filled_qty, execution.fill_price)
     position_qty = store.apply_fill(
         connection,
         account_number=record.account_number,
@@ -229,7 +248,9 @@ def fill(
         qty=execution.filled_qty,
         price=execution.fill_price,
         now=now,
+        fee=fee,
     )
+    fees = record.fees + fee
     filled_qty = record.filled_qty + execution.filled_qty
     average = (
         (record.filled_qty * (record.filled_avg_price or Decimal(0)))
@@ -242,6 +263,7 @@ def fill(
         "filled_avg_price": average_price,
         "filled_at": now,
         "updated_at": now,
+        "fees": fees,
     }
     connection.execute(
         sa.update(order_table)
@@ -255,6 +277,7 @@ def fill(
         filled_avg_price=average_price,
         filled_at=now,
         updated_at=now,
+        fees=fees,
     )
     event = "fill" if execution.status is OrderStatus.FILLED else "partial_fill"
     return [
@@ -265,6 +288,7 @@ def fill(
             price=execution.fill_price,
             qty=execution.filled_qty,
             position_qty=position_qty,
+            fee=fee,
         )
     ]
 

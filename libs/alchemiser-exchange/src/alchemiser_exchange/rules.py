@@ -1,28 +1,39 @@
-"""The exchange's trading rules as pure functions: quantities, prices, fills, clock.
+"""The exchange's trading rules as pure functions: quantities, prices, fills, costs, clock.
 
 **Fills.** An account trades in its *session* (one trading day of the dataset), against that
 day's bar of the symbol:
 
-* a market order fills at once at the session's close;
+* a market order fills at once at the session's close, slipped (see *Costs*);
 * a limit order fills at once when the session's range crosses it: a buy limit at or above the
-  low fills at the lower of the limit and the close, a sell limit at or below the high at the
-  higher of the two; otherwise it rests (``new``) until canceled, replaced, or the account's
-  clock moves to another session (a ``day`` order then expires; a ``gtc`` order is checked
-  against the new session's bar);
+  low fills at the lower of the limit and the slipped close, a sell limit at or below the high
+  at the higher of the two (slippage never takes a fill beyond its limit); otherwise it rests
+  (``new``) until canceled, replaced, or the account's clock moves to another session (a
+  ``day`` order then expires; a ``gtc`` order is checked against the new session's bar);
 * with ``partial_fill_ratio`` only that share fills and the order stays ``partially_filled``.
+
+**Costs** (:class:`Costs`, from the ``TradingRules``; all zero by default: frictionless):
+
+* **Slippage**: a fill moves against the order by ``slippage_bps`` basis points of the close:
+  a buy at ``close * (1 + bps / 10000)``, a sell at ``close * (1 - bps / 10000)``, rounded as
+  a fill price (below). An operator's manual fill at an explicit price is not slipped.
+* **Commission** of one fill: ``max(commission_min, qty * commission_per_share + qty * price
+  * commission_bps / 10000)`` rounded half-even to the cent, when ``commission_per_share`` or
+  ``commission_bps`` is non-zero; else nothing (``commission_min`` alone charges nothing). It
+  is debited from cash on each fill and summed on the order's ``fees``.
 
 Quantisation (all ``Decimal``, never float):
 
 * **Quantities** carry at most 9 decimal places (Alpaca's fractional precision); a notional
-  order's quantity is ``notional / price`` rounded *down* to that, a partial fill rounds down
-  too (to whole shares for a non-fractionable symbol).
-* **Fill prices** are the dataset's close rounded half-even to 4 places (sub-penny prices
-  exist below $1; above it closes have 2 places anyway).
-* **Money** (cash, an order's cost or proceeds, market value, equity, buying power) is rounded
-  half-even to the cent *per fill* (each fill moves cash by ``cents(qty * price)``) and per
-  position for market value. No fees are charged.
-* **Average entry price** is the quantity-weighted mean of the buys, rounded half-even to 6
-  places; sells leave it unchanged.
+  order's quantity is ``notional / price`` (the slipped close) rounded *down* to that, a
+  partial fill rounds down too (to whole shares for a non-fractionable symbol).
+* **Fill prices** are the dataset's close, slipped, rounded half-even to 4 places (sub-penny
+  prices exist below $1; above it closes have 2 places anyway).
+* **Money** (cash, an order's cost or proceeds, a commission, market value, equity, buying
+  power) is rounded half-even to the cent *per fill* (each fill moves cash by
+  ``cents(qty * price)`` and by its commission: a buy ``cash -= cost + commission``, a sell
+  ``cash += proceeds - commission``) and per position for market value.
+* **Average entry price** is the quantity-weighted mean of the buys' fill prices (commissions
+  excluded), rounded half-even to 6 places; sells leave it unchanged.
 * **Limit prices** follow Alpaca's increments: at most 2 decimal places at or above $1, 4
   below; anything finer is rejected.
 """
@@ -46,11 +57,13 @@ from alchemiser_exchange.errors import InvalidOrderError
 
 __all__ = [
     "AVG_PRICE_QUANTUM",
+    "FRICTIONLESS",
     "MIN_NOTIONAL",
     "MONEY_QUANTUM",
     "OPEN_STATUSES",
     "PRICE_QUANTUM",
     "QTY_QUANTUM",
+    "Costs",
     "Execution",
     "SessionBar",
     "average_entry_price",
@@ -99,6 +112,43 @@ def cents(amount: Decimal) -> Decimal:
 def fill_price(close: Decimal) -> Decimal:
     """The price an order fills at, given the dataset's close."""
     return close.quantize(PRICE_QUANTUM, rounding=ROUND_HALF_EVEN)
+
+
+@dataclass(frozen=True, slots=True)
+class Costs:
+    """The cost model of fills: slippage in basis points of the close, and commissions.
+
+    All zero (:data:`FRICTIONLESS`) fills at the close exactly and charges nothing.
+    """
+
+    slippage_bps: Decimal = Decimal(0)
+    commission_per_share: Decimal = Decimal(0)
+    commission_bps: Decimal = Decimal(0)
+    commission_min: Decimal = Decimal(0)
+
+    @property
+    def charges_commission(self) -> bool:
+        """Whether a fill pays a commission (a per-share or a bps rate is set)."""
+        return self.commission_per_share != 0 or self.commission_bps != 0
+
+    def slipped(self, side: OrderSide, close: Decimal) -> Decimal:
+        """The price a fill at ``close`` trades at: moved against ``side`` by the slippage."""
+        if self.slippage_bps == 0:
+            return fill_price(close)
+        move = self.slippage_bps / _BPS
+        factor = 1 + move if side is OrderSide.BUY else 1 - move
+        return fill_price(close * factor)
+
+    def commission(self, qty: Decimal, price: Decimal) -> Decimal:
+        """The commission of one fill of ``qty`` at ``price`` (cents; 0 when frictionless)."""
+        if not self.charges_commission:
+            return Decimal(0)
+        raw = qty * self.commission_per_share + qty * price * self.commission_bps / _BPS
+        return cents(max(self.commission_min, raw))
+
+
+FRICTIONLESS = Costs()
+"""No slippage, no commission: the exchange's default."""
 
 
 def _is_whole(value: Decimal) -> bool:
@@ -173,14 +223,22 @@ class SessionBar:
 
 
 def crossing_price(
-    side: OrderSide, order_type: OrderType, limit_price: Decimal | None, bar: SessionBar
+    side: OrderSide,
+    order_type: OrderType,
+    limit_price: Decimal | None,
+    bar: SessionBar,
+    costs: Costs = FRICTIONLESS,
 ) -> Decimal | None:
-    """The price the order trades at in ``bar``'s session, or ``None`` when it does not."""
+    """The price the order trades at in ``bar``'s session, or ``None`` when it does not.
+
+    The close is slipped against the order (``costs``); a limit caps the slipped price.
+    """
+    close = costs.slipped(side, bar.close)
     if order_type is OrderType.MARKET or limit_price is None:
-        return bar.close
+        return close
     if side is OrderSide.BUY:
-        return min(limit_price, bar.close) if limit_price >= bar.low else None
-    return max(limit_price, bar.close) if limit_price <= bar.high else None
+        return min(limit_price, close) if limit_price >= bar.low else None
+    return max(limit_price, close) if limit_price <= bar.high else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,13 +260,14 @@ def execute(
     bar: SessionBar,
     partial_fill_ratio: Decimal | None,
     fractionable: bool,
+    costs: Costs = FRICTIONLESS,
 ) -> Execution:
     """Fill the rest of ``qty`` in ``bar``'s session when crossed: wholly or by the ratio.
 
     A partial quantity is rounded down (whole shares when not fractionable); when that leaves
     nothing the order does not move. ``filled_qty`` is this fill's quantity only.
     """
-    price = crossing_price(side, order_type, limit_price, bar)
+    price = crossing_price(side, order_type, limit_price, bar, costs)
     remaining = qty - already_filled
     unchanged = OrderStatus.NEW if already_filled == 0 else OrderStatus.PARTIALLY_FILLED
     if price is None or remaining <= 0:

@@ -105,6 +105,8 @@ order_table = sa.Table(
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("replaces", sa.String(64), nullable=True),
     sa.Column("replaced_by", sa.String(64), nullable=True),
+    # Commissions charged on the order's fills so far, in dollars (migration exchange_0002).
+    sa.Column("fees", ExactDecimal(), nullable=False, server_default="0"),
     sa.PrimaryKeyConstraint("broker_order_id", name="pk_exchange_order"),
     sa.UniqueConstraint("account_number", "client_order_id", name=CLIENT_ORDER_ID_CONSTRAINT),
     sa.UniqueConstraint("account_number", "sequence", name="uq_exchange_order_account_sequence"),
@@ -174,6 +176,8 @@ class OrderRecord:
     updated_at: datetime
     replaces: str | None
     replaced_by: str | None
+    fees: Decimal = Decimal(0)
+    """Commissions charged on the order's fills so far (not part of Alpaca's order object)."""
 
     @classmethod
     def from_row(cls, row: Mapping[Any, Any]) -> OrderRecord:
@@ -204,4 +208,5 @@ class OrderRecord:
             updated_at=updated,
             replaces=row["replaces"],
             replaced_by=row["replaced_by"],
+            fees=row["fees"],
         )

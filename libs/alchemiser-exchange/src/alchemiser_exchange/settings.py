@@ -15,12 +15,17 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from alchemiser_common.settings import ENV_NESTED_DELIMITER, ENV_PREFIX
+from alchemiser_exchange.rules import Costs
 
 __all__ = ["ExchangeProcessSettings", "ExchangeSettings", "TradingRules"]
 
 
 class TradingRules(BaseModel):
-    """How the exchange trades (the part tests change)."""
+    """How the exchange trades (the part tests change).
+
+    The cost fields (``slippage_bps``, ``commission_*``) default to zero: a frictionless
+    exchange, filling at the close and charging nothing (see ``docs/exchange.md``, *Costs*).
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -59,6 +64,36 @@ class TradingRules(BaseModel):
             "0 switches the limit off."
         ),
     )
+    slippage_bps: Decimal = Field(
+        default=Decimal(0),
+        ge=0,
+        le=1000,
+        description=(
+            "Fills move against the order by this many basis points of the close (a buy "
+            "higher, a sell lower; never beyond a limit order's limit). 0: fills at the close."
+        ),
+    )
+    commission_per_share: Decimal = Field(
+        default=Decimal(0), ge=0, description="Commission per share filled, in dollars."
+    )
+    commission_bps: Decimal = Field(
+        default=Decimal(0), ge=0, description="Commission in basis points of a fill's notional."
+    )
+    commission_min: Decimal = Field(
+        default=Decimal(0),
+        ge=0,
+        description="Minimum commission per fill when a per-share or bps commission applies.",
+    )
+
+    @property
+    def costs(self) -> Costs:
+        """The cost model of fills (all zero by default: frictionless)."""
+        return Costs(
+            slippage_bps=self.slippage_bps,
+            commission_per_share=self.commission_per_share,
+            commission_bps=self.commission_bps,
+            commission_min=self.commission_min,
+        )
 
 
 class ExchangeSettings(TradingRules):

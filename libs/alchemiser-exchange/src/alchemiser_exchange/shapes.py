@@ -107,7 +107,11 @@ def order_json(order: OrderRecord) -> dict[str, Any]:
 
 
 def trade_update_json(update: TradeUpdate) -> dict[str, Any]:
-    """One message of the trade-updates stream."""
+    """One message of the trade-updates stream.
+
+    A fill also carries its ``commission`` (dollars): not one of Alpaca's fields, and ignored
+    by clients that do not know it (alpaca-py's ``TradeUpdate`` accepts the message as is).
+    """
     data: dict[str, Any] = {
         "event": update.event,
         "timestamp": rfc3339(update.at),
@@ -118,6 +122,7 @@ def trade_update_json(update: TradeUpdate) -> dict[str, Any]:
         data["qty"] = money(update.qty)
         data["position_qty"] = money(update.position_qty)
         data["execution_id"] = str(uuid.uuid4())
+        data["commission"] = money(update.fee if update.fee is not None else Decimal(0))
     return {"stream": "trade_updates", "data": data}
 
 

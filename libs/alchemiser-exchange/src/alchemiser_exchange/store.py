@@ -19,7 +19,13 @@ from sqlalchemy.engine import Connection, RowMapping
 
 from alchemiser_broker.models import OrderSide
 from alchemiser_exchange.errors import DuplicateOrderError
-from alchemiser_exchange.rules import OPEN_STATUSES, average_entry_price, cents
+from alchemiser_exchange.rules import (
+    FRICTIONLESS,
+    OPEN_STATUSES,
+    Costs,
+    average_entry_price,
+    cents,
+)
 from alchemiser_exchange.schema import (
     CLIENT_ORDER_ID_CONSTRAINT,
     AccountRecord,
@@ -31,6 +37,7 @@ from alchemiser_exchange.schema import (
 __all__ = [
     "Position",
     "apply_fill",
+    "fees_paid",
     "insert_order",
     "lock_account",
     "next_sequence",
@@ -101,16 +108,33 @@ def _remaining(row: RowMapping) -> Decimal:
     return remaining
 
 
-def reserved_cash(connection: Connection, account_number: str) -> Decimal:
-    """Cash held for the unfilled part of open buy orders (at their reference price)."""
+def _hold(row: RowMapping, costs: Costs) -> Decimal:
+    remaining, price = _remaining(row), row["reference_price"]
+    return cents(remaining * price) + costs.commission(remaining, price)
+
+
+def reserved_cash(
+    connection: Connection, account_number: str, costs: Costs = FRICTIONLESS
+) -> Decimal:
+    """Cash held for the unfilled part of open buy orders (at their reference price).
+
+    With commissions (``costs``) each hold includes the estimated commission of the rest.
+    """
     return sum(
         (
-            cents(_remaining(row) * row["reference_price"])
+            _hold(row, costs)
             for row in open_orders(connection, account_number)
             if row["side"] == OrderSide.BUY.value
         ),
         Decimal(0),
     )
+
+
+def fees_paid(connection: Connection, account_number: str) -> Decimal:
+    """The commissions charged on all the account's orders (summed exactly, in Python)."""
+    query = sa.select(order_table.c.fees).where(order_table.c.account_number == account_number)
+    total: Decimal = sum(connection.execute(query).scalars(), Decimal(0))
+    return total
 
 
 def sellable_qty(connection: Connection, account_number: str, symbol: str) -> Decimal:
@@ -159,13 +183,17 @@ def apply_fill(
     qty: Decimal,
     price: Decimal,
     now: datetime,
+    fee: Decimal = Decimal(0),
 ) -> Decimal:
-    """Move cash and the position for one fill (account locked); returns the new position."""
+    """Move cash and the position for one fill (account locked); returns the new position.
+
+    A buy pays ``cents(qty * price) + fee``, a sell receives ``cents(qty * price) - fee``.
+    """
     cash: Decimal = connection.execute(
         sa.select(account_table.c.cash).where(account_table.c.account_number == account_number)
     ).scalar_one()
     amount = cents(qty * price)
-    new_cash = cash - amount if side is OrderSide.BUY else cash + amount
+    new_cash = cash - amount - fee if side is OrderSide.BUY else cash + amount - fee
     connection.execute(
         sa.update(account_table)
         .where(account_table.c.account_number == account_number)
