@@ -58,6 +58,8 @@ class BacktestConfig:
     commission_bps: Decimal
     commission_min: Decimal
     benchmark: str
+    max_order_value: Decimal
+    max_daily_traded_value: Decimal
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready (dates ISO, decimals as strings)."""
@@ -78,6 +80,8 @@ class BacktestConfig:
             commission_bps=Decimal(data["commission_bps"]),
             commission_min=Decimal(data["commission_min"]),
             benchmark=data["benchmark"],
+            max_order_value=Decimal(data["max_order_value"]),
+            max_daily_traded_value=Decimal(data["max_daily_traded_value"]),
         )
 
     def costs(self) -> str:

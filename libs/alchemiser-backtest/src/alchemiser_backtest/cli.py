@@ -31,7 +31,7 @@ from rich.progress import (
 )
 
 from alchemiser_backtest.records import SessionRecord
-from alchemiser_backtest.session import Backtest, BacktestError, Mode
+from alchemiser_backtest.session import NO_CAP, Backtest, BacktestError, Mode
 
 __all__ = ["app", "command"]
 
@@ -157,6 +157,13 @@ def backtest(  # noqa: PLR0917 - Typer maps each parameter to one option
     dataset: Annotated[
         Path | None, typer.Option(help="Daily-bar folder (default: the bundled demo dataset).")
     ] = None,
+    max_order_value: Annotated[
+        str | None,
+        typer.Option(help="Execution's cap on one order's value (default: none to speak of)."),
+    ] = None,
+    max_daily_traded_value: Annotated[
+        str | None, typer.Option(help="Execution's cap on a session's traded value.")
+    ] = None,
 ) -> None:
     """Backtest the strategies over every session from --from to --to with the live code."""
     console = Console()
@@ -183,6 +190,14 @@ def backtest(  # noqa: PLR0917 - Typer maps each parameter to one option
             if frictionless
             else _money(commission_min, "--commission-min"),
             dataset_dir=dataset,
+            max_order_value=(
+                NO_CAP if max_order_value is None else _money(max_order_value, "--max-order-value")
+            ),
+            max_daily_traded_value=(
+                NO_CAP
+                if max_daily_traded_value is None
+                else _money(max_daily_traded_value, "--max-daily-traded-value")
+            ),
         )
         console.print(
             f"backtest {run.config.start} to {run.config.end}: {len(run.sessions)} sessions, "

@@ -89,6 +89,7 @@ class InProcessWorkflow:
         dataset: DatasetMarketData,
         *,
         strategy_settings: dict[str, Any],
+        execution_settings: dict[str, Any],
         now: Callable[[], datetime] = _utc_now,
     ) -> None:
         account = exchange.open_account(BACKTEST_KEY_ID, BACKTEST_SECRET)
@@ -97,7 +98,7 @@ class InProcessWorkflow:
         self._now = now
         strategy = StrategySettings.model_validate({"strategy": strategy_settings})
         portfolio = PortfolioSettings.model_validate({})
-        execution = ExecutionSettings.model_validate({})
+        execution = ExecutionSettings.model_validate({"execution": execution_settings})
         metrics = Metrics()
         self._portfolio_db = create_engine_from_url(_MEMORY)
         self._execution_db = create_engine_from_url(_MEMORY)

@@ -53,6 +53,7 @@ def start_stack(
     strategies_dir: Path,
     weights: Mapping[str, str],
     exchange_env: Mapping[str, str],
+    execution_env: Mapping[str, str],
 ) -> Stack:
     """The started stack under ``run_dir`` (stopped again if it fails to start)."""
     strategy = {
@@ -67,7 +68,7 @@ def start_stack(
             "exchange": dict(exchange_env),
             "strategy": {**strategy, **quiet},
             "portfolio": quiet,
-            "execution": quiet,
+            "execution": {**execution_env, **quiet},
         },
     )
     try:

@@ -16,7 +16,7 @@ from datetime import date
 from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from alchemiser_backtest.checkpoint import BacktestConfig, Checkpoint, CheckpointError
 from alchemiser_backtest.records import SessionRecord
@@ -34,7 +34,11 @@ from alchemiser_strategy.settings import (
     read_config_weights,
 )
 
+if TYPE_CHECKING:
+    from alchemiser_devtools.stack import Stack
+
 __all__ = [
+    "NO_CAP",
     "Backtest",
     "BacktestError",
     "Mode",
@@ -43,6 +47,12 @@ __all__ = [
     "exchange_environment",
     "trading_rules",
 ]
+
+
+NO_CAP = Decimal(10) ** 12
+"""The backtest's default for execution's order-value caps: none to speak of. The caps guard a
+live account against a runaway plan; over a strategy's history they would refuse the sessions
+in which the account has grown past them (pass ``--max-order-value`` to keep one)."""
 
 
 class BacktestError(Exception):
@@ -101,6 +111,14 @@ def exchange_environment(config: BacktestConfig) -> dict[str, str]:
     return env
 
 
+def execution_section(config: BacktestConfig) -> dict[str, str]:
+    """The execution settings a backtest changes: its caps."""
+    return {
+        "max_order_value": str(config.max_order_value),
+        "max_daily_traded_value": str(config.max_daily_traded_value),
+    }
+
+
 def _weights(directory: Path) -> dict[str, str]:
     """The folder's ``strategies.toml`` weights; else the bundled mix if those files are
     there; else equal weights over its ``.clj`` files."""
@@ -144,8 +162,14 @@ class Backtest:
         commission_per_share: Decimal,
         commission_min: Decimal,
         dataset_dir: Path | None,
+        dataset: DatasetMarketData | None = None,
+        max_order_value: Decimal = NO_CAP,
+        max_daily_traded_value: Decimal = NO_CAP,
     ) -> Backtest:
-        """Check the options; :class:`BacktestError` names the one to fix."""
+        """Check the options; :class:`BacktestError` names the one to fix.
+
+        ``dataset``: the dataset of ``dataset_dir`` already loaded (tests, benchmarks).
+        """
         if end < start:
             raise BacktestError(f"--to {end} is before --from {start}")
         if cash <= 0:
@@ -156,7 +180,8 @@ class Backtest:
         data_dir = (dataset_dir or _dataset_dir()).resolve()
         if not data_dir.is_dir():
             raise BacktestError(f"--dataset {data_dir} is not a folder")
-        dataset = DatasetMarketData(data_dir)
+        if dataset is None:
+            dataset = DatasetMarketData(data_dir)
         try:
             days = dataset.trading_days()
         except MarketDataError as err:
@@ -189,6 +214,8 @@ class Backtest:
             commission_bps=commission_bps,
             commission_min=commission_min,
             benchmark=benchmark,
+            max_order_value=max_order_value,
+            max_daily_traded_value=max_daily_traded_value,
         )
         _costs(config)
         target = (out_dir or default_out_dir(sessions[0], sessions[-1])).resolve()
@@ -227,7 +254,10 @@ class Backtest:
 
         exchange = open_exchange(self.dataset, trading_rules(self.config))
         workflow = InProcessWorkflow(
-            exchange, self.dataset, strategy_settings=self._strategy_section()
+            exchange,
+            self.dataset,
+            strategy_settings=self._strategy_section(),
+            execution_settings=execution_section(self.config),
         )
         return RunningBacktest(self, exchange, workflow.account_number, workflow)
 
@@ -245,6 +275,10 @@ class Backtest:
                 strategies_dir=Path(self.config.strategies_dir),
                 weights=self.config.weights,
                 exchange_env=exchange_environment(self.config),
+                execution_env={
+                    f"ALCHEMISER_EXECUTION__{name.upper()}": value
+                    for name, value in execution_section(self.config).items()
+                },
             )
         except StackError as err:
             raise BacktestError(str(err)) from None
@@ -256,7 +290,7 @@ class Backtest:
             )
             workflow = PipelineWorkflow(stack)
             try:
-                yield RunningBacktest(self, exchange, stack.account, workflow)
+                yield RunningBacktest(self, exchange, stack.account, workflow, stack)
             finally:
                 workflow.close()
         except StackError as err:
@@ -299,6 +333,8 @@ class RunningBacktest:
     exchange: Exchange
     account_number: str
     workflow: Workflow
+    stack: Stack | None = None
+    """The services' stack (``pipeline``), for tests that kill one of its processes."""
 
     def run(
         self,

@@ -112,15 +112,22 @@ class ExchangeBroker:
         wanted = sorted(set(symbols))
         if not wanted:
             return {}
-        session = self._session()
-        at = self._exchange.session_time(session)
-        prices: dict[str, Decimal] = {}
-        for symbol in wanted:
-            bar = self._exchange.session_bar(self.account_number, symbol)
-            if bar is not None:
-                raw = shapes.trade_json(bar.close, at)
-                prices[symbol] = mapping.trade_price_from_json(raw, symbol)
-        return prices
+
+        def latest() -> dict[str, Decimal]:
+            # every read inside _call: a database failure is BrokerUnavailableError, as the
+            # route's 503 is for the adapter
+            exchange = self._exchange
+            session = exchange.session_of(exchange.account(self.account_number))
+            at = exchange.session_time(session)
+            prices: dict[str, Decimal] = {}
+            for symbol in wanted:
+                bar = exchange.session_bar(self.account_number, symbol)
+                if bar is not None:
+                    raw = shapes.trade_json(bar.close, at)
+                    prices[symbol] = mapping.trade_price_from_json(raw, symbol)
+            return prices
+
+        return _call("latest trades", latest)
 
     def get_quote(self, symbol: str) -> Quote | None:
         """``GET /v2/stocks/quotes/latest``: the session's quote, or ``None``."""
@@ -253,10 +260,6 @@ class ExchangeBroker:
             return self._exchange.submit(self.account_number, spec)
         except DuplicateOrderError:
             raise _DuplicateError from None
-
-    def _session(self) -> date:
-        account = _call("get account", lambda: self._exchange.account(self.account_number))
-        return self._exchange.session_of(account)
 
 
 class _DuplicateError(Exception):

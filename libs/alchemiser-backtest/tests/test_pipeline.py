@@ -1,0 +1,94 @@
+"""The pipeline mode (the services over Kafka, the embedded stack) against the in-process mode.
+
+The same sessions produce the same orders, fills, accounts and allocations in both; a service
+killed in the middle of a pipeline backtest stops it, and ``--resume`` ends with the results of
+an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import signal
+import sys
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from alchemiser_backtest.records import SessionRecord
+from alchemiser_backtest.session import Backtest, BacktestError, Mode
+from alchemiser_marketdata import DatasetMarketData
+from alchemiser_strategy.adapters.market_data import DEMO_DATASET_DIR
+
+pytestmark = pytest.mark.integration
+
+
+def _sibling(name: str) -> ModuleType:
+    """A test module beside this one (tests run with --import-mode=importlib)."""
+    path = Path(__file__).with_name(f"{name}.py")
+    spec = importlib.util.spec_from_file_location(f"backtest_tests_{name}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+helpers = _sibling("test_backtest")
+
+
+@pytest.fixture(scope="module")
+def dataset() -> DatasetMarketData:
+    data = DatasetMarketData(Path(DEMO_DATASET_DIR))
+    data.trading_days()
+    return data
+
+
+def _prepare(out: Path, dataset: DatasetMarketData, start: date, end: date, mode: Mode) -> Backtest:
+    return helpers._prepare(out, dataset, start=start, end=end, mode=mode)  # type: ignore[no-any-return]
+
+
+def _run(backtest: Backtest, *, resume: bool = False) -> list[SessionRecord]:
+    return helpers._run(backtest, resume=resume)  # type: ignore[no-any-return]
+
+
+def test_pipeline_when_a_year_of_sessions_then_same_orders_and_fills_as_inprocess(
+    dataset: DatasetMarketData, tmp_path: Path
+) -> None:
+    start, end = date(2008, 1, 2), date(2008, 12, 31)
+    inprocess = _run(_prepare(tmp_path / "inprocess", dataset, start, end, Mode.INPROCESS))
+    pipeline = _run(_prepare(tmp_path / "pipeline", dataset, start, end, Mode.PIPELINE))
+
+    assert len(pipeline) == len(inprocess) >= 250
+    assert sum(len(record.trades) for record in pipeline) > len(pipeline)
+    assert helpers.comparable(pipeline) == helpers.comparable(inprocess)
+
+
+def test_resume_when_a_service_is_killed_mid_pipeline_then_same_results_as_uninterrupted(
+    dataset: DatasetMarketData, tmp_path: Path
+) -> None:
+    start, end = date(2008, 9, 15), date(2008, 10, 3)
+    expected = _run(_prepare(tmp_path / "inprocess", dataset, start, end, Mode.INPROCESS))
+    backtest = _prepare(tmp_path / "pipeline", dataset, start, end, Mode.PIPELINE)
+
+    class KillExecution:
+        def session_done(self, record: SessionRecord, done: int, total: int) -> None:
+            if done == 5:
+                assert stack is not None
+                (execution,) = [p for p in stack.state.processes if p.name == "execution"]
+                os.kill(execution.pid, signal.SIGKILL)
+
+    with pytest.raises(BacktestError, match="execution"):
+        with backtest.open(resume=False) as running:
+            stack = running.stack
+            running.run(resume=False, progress=KillExecution())
+    done = (tmp_path / "pipeline" / "state" / "sessions.jsonl").read_text().splitlines()
+    assert 5 <= len(done) < len(expected)
+
+    resumed = _run(_prepare(tmp_path / "pipeline", dataset, start, end, Mode.PIPELINE), resume=True)
+
+    assert helpers.comparable(resumed) == helpers.comparable(expected)
+    assert resumed[-1].day.equity == expected[-1].day.equity != Decimal(100000)
