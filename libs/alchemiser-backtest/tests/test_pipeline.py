@@ -81,10 +81,12 @@ def test_resume_when_a_service_is_killed_mid_pipeline_then_same_results_as_unint
                 (execution,) = [p for p in stack.state.processes if p.name == "execution"]
                 os.kill(execution.pid, signal.SIGKILL)
 
-    with pytest.raises(BacktestError, match="execution"):
-        with backtest.open(resume=False) as running:
-            stack = running.stack
-            running.run(resume=False, progress=KillExecution())
+    with (
+        pytest.raises(BacktestError, match="execution"),
+        backtest.open(resume=False) as running,
+    ):
+        stack = running.stack
+        running.run(resume=False, progress=KillExecution())
     done = (tmp_path / "pipeline" / "state" / "sessions.jsonl").read_text().splitlines()
     assert 5 <= len(done) < len(expected)
 
