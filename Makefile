@@ -31,7 +31,7 @@ IMAGES := \
 	registry:libs/alchemiser-registry/Dockerfile \
 	exchange:libs/alchemiser-exchange/Dockerfile
 
-.PHONY: dashboards dashboard-previews help setup lint typecheck imports isolation schemas-check unit test e2e e2e-full bench run dev dev-down images clean
+.PHONY: dashboards dashboard-previews help setup lint typecheck imports isolation schemas-check unit test e2e e2e-full bench backtest run dev dev-down images clean
 
 help: ## List every target
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -77,6 +77,12 @@ e2e-full: setup ## End-to-end reliability suite with the full counts (crash matr
 
 bench: setup ## Benchmarks (throughput, strategy evaluation)
 	$(RUN) python -m benchmarks
+
+# make backtest FROM=2008-01-02 TO=2018-12-31 [MODE=pipeline|inprocess] [OUT=dir]
+# [STRATEGIES=dir] [CASH=100000] [RESUME=1] [ARGS="--slippage-bps 2 ..."]: docs/backtest.md
+backtest: setup ## Backtest the strategies with the live services: FROM=YYYY-MM-DD TO=YYYY-MM-DD [MODE=inprocess] [RESUME=1]
+	@if [ -z "$(FROM)" ] || [ -z "$(TO)" ]; then echo "make backtest needs FROM and TO, e.g. make backtest FROM=2008-01-02 TO=2018-12-31" >&2; exit 2; fi
+	$(RUN) alchemiser backtest --from $(FROM) --to $(TO) $(if $(MODE),--mode $(MODE)) $(if $(OUT),--out $(OUT)) $(if $(STRATEGIES),--strategies $(STRATEGIES)) $(if $(CASH),--cash $(CASH)) $(if $(RESUME),--resume) $(ARGS)
 
 # make run: the whole system as local processes (state and logs in var/run/), one workflow, its
 # summary, then everything stopped. DATE=YYYY-MM-DD picks the session (default: the dataset's
