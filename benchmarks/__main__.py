@@ -8,16 +8,20 @@ the next measures):
 2. :mod:`.strategy_evaluation`: the bundled strategies, per day and over the full history;
 3. :mod:`.startup`: the CLI's start-up CPU and the services' time to ready;
 4. :mod:`.workflow_latency`: workflows on the embedded stack with the paper exchange, and the
-   same broker's bare round trip.
+   same broker's bare round trip;
+5. :mod:`.backtest`: backtest sessions per second in process and through the pipeline (its
+   own embedded stack), and whether the two modes agree.
 
 ``latest.json`` holds each module's detailed section under its name and, at the top level, the
-flat headline keys of :func:`benchmarks.summary.headline` (latency, hops, loop rates, ratios,
-targets, ``meets``). The machine's load average is recorded before and after the run: the
-machine has few cores and other jobs may share it, so the figures are only comparable with
-that in mind.
+flat headline keys of :func:`benchmarks.summary.headline` (latency, hops, loop rates, backtest
+rates, ratios, targets, ``meets``). The machine's load average is recorded before and after
+the run: the machine has few cores and other jobs may share it, so the figures are only
+comparable with that in mind.
 
 Environment: ``BENCH_WORKFLOWS`` (default 200; fewer is a smoke run), ``BENCH_WORKFLOW_WARMUP``,
-``BENCH_ROUNDTRIPS``, ``BENCH_EVENTS``, ``BENCH_STRATEGY_RUNS``.
+``BENCH_ROUNDTRIPS``, ``BENCH_EVENTS``, ``BENCH_STRATEGY_RUNS``, ``BENCH_BACKTEST_SESSIONS``
+(pipeline sessions, default 120), ``BENCH_BACKTEST_INPROCESS_SESSIONS`` (default 253, all of
+2008).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import (
+    backtest,
     runtime_throughput,
     startup,
     strategy_evaluation,
@@ -60,8 +65,9 @@ def main() -> int:
     strategy = strategy_evaluation.main()
     starting = startup.main()
     workflow = workflow_latency.main()
+    backtesting = backtest.main()
     load_end = _load()
-    flat = summary.headline(runtime, strategy, starting, workflow)
+    flat = summary.headline(runtime, strategy, starting, workflow, backtesting)
     figures: dict[str, Any] = {
         "measured_at": measured_at,
         "commit": _commit(),
@@ -77,6 +83,7 @@ def main() -> int:
         "strategy_evaluation": strategy,
         "startup": starting,
         "workflow_latency": workflow,
+        "backtest": backtesting,
     }
     summary.print_table(flat)
     print(

@@ -11,10 +11,15 @@ top-level keys of ``results/latest.json``:
   ``cli_help_cpu_s`` (the costlier of the two ``--help`` commands) (:mod:`.startup`);
 * ``strategy_ms_per_day`` (the four bundled strategies, one year, shared cache) and
   ``strategy_full_history_s`` (:mod:`.strategy_evaluation`);
+* ``backtest_sessions_per_s`` ``{inprocess, pipeline}``, ``backtest_sessions`` (how many
+  sessions each mode ran) and ``backtest_modes_agree`` (:mod:`.backtest`);
 * ``ratios``, ``targets`` and ``meets`` (one boolean per target).
 
 The workflow targets hold over :data:`~.workflow_latency.TARGET_WORKFLOWS` workflows: a smoke
-run with fewer (``BENCH_WORKFLOWS``) does not meet them, whatever its latency.
+run with fewer (``BENCH_WORKFLOWS``) does not meet them, whatever its latency. Likewise the
+backtest targets over :data:`~.backtest.TARGET_INPROCESS_SESSIONS` and
+:data:`~.backtest.TARGET_PIPELINE_SESSIONS` sessions (``BENCH_BACKTEST_INPROCESS_SESSIONS``,
+``BENCH_BACKTEST_SESSIONS``).
 :func:`print_table` prints metric, measured, target and ok/MISSED.
 """
 
@@ -23,6 +28,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from benchmarks import backtest as backtest_module
 from benchmarks import runtime_throughput, startup, strategy_evaluation, workflow_latency
 
 __all__ = ["headline", "print_table"]
@@ -41,11 +47,16 @@ def _at_most(value: float | None, target: float) -> bool:
     return value is not None and value <= target
 
 
+def _at_least(value: float | None, target: float) -> bool:
+    return value is not None and value >= target
+
+
 def headline(
     runtime: Mapping[str, Any],
     strategy: Mapping[str, Any],
     starting: Mapping[str, Any],
     workflow: Mapping[str, Any],
+    backtest: Mapping[str, Any],
 ) -> dict[str, Any]:
     """The flat keys of ``latest.json`` (see the module docstring)."""
     latency = dict(workflow["latency_ms"])
@@ -56,6 +67,9 @@ def headline(
     ready = max(starting["service_ready_after_broker_s"].values())
     cli = starting["cli_cpu_s"]
     cli_help = max(cli[name] for name in _HELP_COMMANDS)
+    modes = ("inprocess", "pipeline")
+    backtest_rates = {mode: backtest[mode]["sessions_per_s"] for mode in modes}
+    backtest_sessions = {mode: backtest[mode]["sessions"] for mode in modes}
     targets: dict[str, float] = {
         "workflow_p50_ms": workflow_latency.TARGET_P50_MS,
         "workflow_p99_ms": workflow_latency.TARGET_P99_MS,
@@ -66,6 +80,10 @@ def headline(
         "cli_help_cpu_s": round(startup.CLI_TARGET_RATIO * cli[_BASELINE], 3),
         "strategy_ms_per_day": strategy_evaluation.TARGET_DAY_MS,
         "strategy_full_history_s": strategy_evaluation.TARGET_HISTORY_S,
+        "backtest_inprocess_sessions_per_s": backtest_module.TARGET_INPROCESS_SESSIONS_PER_S,
+        "backtest_pipeline_sessions_per_s": backtest_module.TARGET_PIPELINE_SESSIONS_PER_S,
+        "backtest_inprocess_sessions": backtest_module.TARGET_INPROCESS_SESSIONS,
+        "backtest_pipeline_sessions": backtest_module.TARGET_PIPELINE_SESSIONS,
     }
     enough = latency["n"] >= workflow_latency.TARGET_WORKFLOWS
     meets = {
@@ -79,6 +97,13 @@ def headline(
         "strategy_full_history_s": (
             strategy["full_history_s"] <= targets["strategy_full_history_s"]
         ),
+        **{
+            f"backtest_{mode}_sessions_per_s": (
+                backtest_sessions[mode] >= targets[f"backtest_{mode}_sessions"]
+                and _at_least(backtest_rates[mode], targets[f"backtest_{mode}_sessions_per_s"])
+            )
+            for mode in modes
+        },
     }
     return {
         "workflow_latency_ms": latency,
@@ -91,10 +116,16 @@ def headline(
         "cli_help_cpu_s": round(cli_help, 3),
         "strategy_ms_per_day": strategy["year_per_day_ms"],
         "strategy_full_history_s": strategy["full_history_s"],
+        "backtest_sessions_per_s": backtest_rates,
+        "backtest_sessions": backtest_sessions,
+        "backtest_modes_agree": bool(backtest["modes_agree"]),
         "ratios": {
             "workflow_p50_to_bare_roundtrip_p50": _ratio(latency["p50"], roundtrip["p50"]),
             "workflow_p99_to_bare_roundtrip_p99": _ratio(latency["p99"], roundtrip["p99"]),
             "loop_to_bare_loop": loop_ratio,
+            "backtest_pipeline_to_inprocess": _ratio(
+                backtest_rates["pipeline"], backtest_rates["inprocess"]
+            ),
         },
         "targets": targets,
         "meets": meets,
@@ -111,6 +142,38 @@ def _times(value: float | None) -> str:
 
 def _verdict(met: bool) -> str:
     return "ok" if met else "MISSED"
+
+
+def _rate(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.1f} sessions/s"
+
+
+def _backtest_rows(flat: Mapping[str, Any]) -> list[tuple[str, str, str, str]]:
+    """The two backtest rates against their targets, their ratio, whether the modes agree."""
+    targets, meets = flat["targets"], flat["meets"]
+    rates, sessions = flat["backtest_sessions_per_s"], flat["backtest_sessions"]
+    rows: list[tuple[str, str, str, str]] = []
+    for mode, label in (("inprocess", "in process"), ("pipeline", "pipeline")):
+        needed = targets[f"backtest_{mode}_sessions"]
+        short = f" (n < {needed:.0f})" if sessions[mode] < needed else ""
+        rows.append(
+            (
+                f"backtest {label} (n={sessions[mode]})",
+                _rate(rates[mode]),
+                f">= {targets[f'backtest_{mode}_sessions_per_s']:.0f} sessions/s",
+                _verdict(meets[f"backtest_{mode}_sessions_per_s"]) + short,
+            )
+        )
+    rows += [
+        (
+            "  ratio pipeline / in process",
+            f"{flat['ratios']['backtest_pipeline_to_inprocess']}",
+            "",
+            "",
+        ),
+        ("  modes agree (closing equity)", "yes" if flat["backtest_modes_agree"] else "NO", "", ""),
+    ]
+    return rows
 
 
 def print_table(flat: Mapping[str, Any]) -> None:
@@ -193,12 +256,13 @@ def print_table(flat: Mapping[str, Any]) -> None:
             f"<= {targets['strategy_full_history_s']:.0f} s",
             _verdict(meets["strategy_full_history_s"]),
         ),
+        *_backtest_rows(flat),
     ]
     header = ("metric", "measured", "target", "")
     widths = [max(len(row[i]) for row in (*rows, header)) for i in range(3)]
     print()
     print(f"{header[0]:<{widths[0]}}  {header[1]:>{widths[1]}}  {header[2]}")
-    print("-" * (sum(widths) + 6 + len("MISSED" + workflow_verdict)))
+    print("-" * (sum(widths) + 6 + max(len(row[3]) for row in rows)))
     for metric, measured, target, verdict in rows:
         line = f"{metric:<{widths[0]}}  {measured:>{widths[1]}}  {target:<{widths[2]}}  {verdict}"
         print(line.rstrip())

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -22,6 +23,7 @@ from alchemiser_common.events import WorkflowStarted
 from alchemiser_exchange.rules import cents, fill_price
 from alchemiser_marketdata import DatasetMarketData
 from alchemiser_strategy.adapters.market_data import DEMO_DATASET_DIR
+from alchemiser_strategy.settings import default_strategies_dir
 
 START, END = date(2008, 9, 2), date(2008, 10, 10)  # a turbulent stretch: trades most days
 
@@ -243,3 +245,41 @@ def test_cli_when_run_in_process_then_tearsheet_written(
     assert stopped.value.code == 0
     assert "tearsheet:" in capsys.readouterr().out
     assert (tmp_path / "tearsheet.html").is_file()
+
+
+def test_run_when_strategies_folder_without_weights_then_equal_weights_over_its_files(
+    dataset: DatasetMarketData, tmp_path: Path
+) -> None:
+    bundled = default_strategies_dir()
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    for stem in ("tecl", "klm"):
+        shutil.copy(bundled / f"{stem}.clj", folder / f"{stem}.clj")
+    backtest = Backtest.prepare(
+        start=date(2008, 9, 2),
+        end=date(2008, 9, 4),
+        strategies_dir=folder,
+        cash=Decimal(50000),
+        mode=Mode.INPROCESS,
+        out_dir=tmp_path / "out",
+        benchmark="QQQ",
+        slippage_bps=Decimal(0),
+        commission_bps=Decimal(0),
+        commission_per_share=Decimal(0),
+        commission_min=Decimal(0),
+        dataset_dir=Path(DEMO_DATASET_DIR),
+        dataset=dataset,
+    )
+    assert backtest.config.weights == {"klm": "1", "tecl": "1"}
+
+    records = _run(backtest)
+
+    assert len(records) == 3
+    for record in records:
+        shares: dict[str, Decimal] = {}
+        for item in record.allocations:
+            shares[item.strategy] = shares.get(item.strategy, Decimal(0)) + item.weight
+        assert set(shares) == {"klm", "tecl"}
+        assert all(abs(share - Decimal("0.5")) < Decimal("1e-9") for share in shares.values())
+    bought = sum((trade.notional for trade in records[0].trades if trade.side == "buy"), Decimal(0))
+    assert Decimal(45000) < bought <= Decimal(50000)
