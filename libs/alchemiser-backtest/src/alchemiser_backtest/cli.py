@@ -81,24 +81,39 @@ class _Bar:
         )
         self._started = time.monotonic()
         self._first: int | None = None
+        self._console = console
+        # not a terminal (a log, CI): a plain line every 5% instead of the live bar
+        self._every = 0 if console.is_terminal else max(1, total // 20)
 
     def __enter__(self) -> _Bar:
-        self._progress.start()
+        if not self._every:
+            self._progress.start()
         return self
 
     def __exit__(self, *_exc: object) -> None:
-        self._progress.stop()
+        if not self._every:
+            self._progress.stop()
 
     def session_done(self, record: SessionRecord, done: int, total: int) -> None:
         if self._first is None:
             self._first, self._started = done - 1, time.monotonic()
         elapsed = time.monotonic() - self._started
-        rate = (done - self._first) / elapsed if elapsed > 0 else 0.0
+        counted = done - self._first
+        rate = counted / elapsed if counted > 1 and elapsed > 0 else None
+        shown = "-" if rate is None else f"{rate:,.1f}"
+        if self._every:
+            if done % self._every == 0 or done == total:
+                self._console.print(
+                    f"{done}/{total} sessions, {shown} sessions/s, "
+                    f"{record.day.session}, equity ${record.day.equity:,.2f}",
+                    highlight=False,
+                )
+            return
         self._progress.update(
             self._task,
             completed=done,
             total=total,
-            rate=f"{rate:,.1f}",
+            rate=shown,
             session=record.day.session.isoformat(),
             equity=f"${record.day.equity:,.2f}",
         )
