@@ -43,6 +43,7 @@ from alchemiser_broker.alpaca_http import (
     rate_limit_wait_s,
 )
 from alchemiser_broker.alpaca_settings import AlpacaSettings
+from alchemiser_broker.conventions import check_replace, close_by_order
 from alchemiser_broker.exceptions import (
     AmbiguousOrderOutcomeError,
     BrokerUnavailableError,
@@ -57,7 +58,6 @@ from alchemiser_broker.models import (
     BrokerPosition,
     MarketClock,
     OrderRequest,
-    OrderSide,
     OrderStatus,
     Quote,
 )
@@ -304,10 +304,7 @@ class AlpacaBroker:
         limit_price: Decimal | None = None,
     ) -> BrokerOrder:
         """Replace qty (whole shares only: alpaca-py's field is an int) and/or limit price."""
-        if qty is None and limit_price is None:
-            raise ValueError("replace_order needs qty or limit_price")
-        if qty is not None and qty != qty.to_integral_value():
-            raise ValueError(f"qty={qty}: alpaca-py can only replace whole-share quantities")
+        check_replace(qty, limit_price)
         replace = ReplaceOrderRequest(
             qty=int(qty) if qty is not None else None,
             limit_price=(
@@ -341,17 +338,7 @@ class AlpacaBroker:
         if client_order_id is None:
             raw = self._once(f"close position {symbol}", self._trading.close_position, symbol)
             return mapping.order_from_json(raw)
-        existing = self.get_order_by_client_id(client_order_id)
-        if existing is not None:
-            return existing
-        position = self.get_position(symbol)
-        if position is None or position.qty == 0:
-            raise OrderNotFoundError(f"no open position in {symbol} to close")
-        side = OrderSide.SELL if position.qty > 0 else OrderSide.BUY
-        request = OrderRequest(
-            client_order_id=client_order_id, symbol=symbol, side=side, qty=abs(position.qty)
-        )
-        return self.submit_order(request)
+        return close_by_order(self, symbol, client_order_id)
 
     # -------------------------------------------------------------- internals
 

@@ -20,6 +20,7 @@ from decimal import Decimal
 from typing import TypeVar
 
 from alchemiser_broker import alpaca_mapping as mapping
+from alchemiser_broker.conventions import check_replace, close_by_order
 from alchemiser_broker.exceptions import (
     BrokerAuthError,
     BrokerError,
@@ -34,7 +35,6 @@ from alchemiser_broker.models import (
     BrokerPosition,
     MarketClock,
     OrderRequest,
-    OrderSide,
     OrderStatus,
     Quote,
 )
@@ -221,10 +221,7 @@ class ExchangeBroker:
         limit_price: Decimal | None = None,
     ) -> BrokerOrder:
         """``PATCH /v2/orders/{id}`` (whole-share quantities, as the Alpaca adapter)."""
-        if qty is None and limit_price is None:
-            raise ValueError("replace_order needs qty or limit_price")
-        if qty is not None and qty != qty.to_integral_value():
-            raise ValueError(f"qty={qty}: alpaca-py can only replace whole-share quantities")
+        check_replace(qty, limit_price)
         record = _call(
             f"replace order {broker_order_id}",
             lambda: self._exchange.replace(
@@ -241,17 +238,7 @@ class ExchangeBroker:
                 lambda: self._exchange.close_position(self.account_number, symbol),
             )
             return mapping.order_from_json(shapes.order_json(record))
-        existing = self.get_order_by_client_id(client_order_id)
-        if existing is not None:
-            return existing
-        position = self.get_position(symbol)
-        if position is None or position.qty == 0:
-            raise OrderNotFoundError(f"no open position in {symbol} to close")
-        side = OrderSide.SELL if position.qty > 0 else OrderSide.BUY
-        request = OrderRequest(
-            client_order_id=client_order_id, symbol=symbol, side=side, qty=abs(position.qty)
-        )
-        return self.submit_order(request)
+        return close_by_order(self, symbol, client_order_id)
 
     # -------------------------------------------------------------- internals
 
