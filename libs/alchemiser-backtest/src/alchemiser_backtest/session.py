@@ -8,6 +8,8 @@ machinery (the stack for ``pipeline``, the handlers for ``inprocess``) and yield
 
 from __future__ import annotations
 
+import hashlib
+import os
 import shutil
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -109,6 +111,34 @@ def exchange_environment(config: BacktestConfig) -> dict[str, str]:
     for name, value in _costs(config).items():
         env[f"ALCHEMISER_EXCHANGE__{name.upper()}"] = str(value)
     return env
+
+
+def _scratch_dir(state: Path) -> Path:
+    """Where the pipeline's stack keeps its databases and logs for one run.
+
+    In memory (``/dev/shm``) where there is one: a backtest's durable state is its checkpoint,
+    so the services' and the exchange's SQLite files need not reach the disk, and their
+    commits then cost no disk flush. Else ``<out>/state/stack``. Emptied first: every run
+    starts the services afresh.
+    """
+    memory = Path("/dev/shm")  # noqa: S108 - a private folder below it, made here
+    if memory.is_dir() and os.access(memory, os.W_OK):
+        key = hashlib.sha256(str(state.resolve()).encode()).hexdigest()[:16]
+        run_dir = memory / f"alchemiser-backtest-{key}"
+    else:
+        run_dir = state / "stack"
+    shutil.rmtree(run_dir, ignore_errors=True)
+    run_dir.mkdir(parents=True)
+    return run_dir
+
+
+def _keep_logs(run_dir: Path, logs: Path) -> None:
+    """Copy the stack's logs to ``logs`` and remove a scratch folder in memory."""
+    logs.mkdir(parents=True, exist_ok=True)
+    for log in run_dir.glob("*.log"):
+        shutil.copy2(log, logs / log.name)
+    if run_dir.parent == Path("/dev/shm"):  # noqa: S108 - ours, see _scratch_dir
+        shutil.rmtree(run_dir, ignore_errors=True)
 
 
 def execution_section(config: BacktestConfig) -> dict[str, str]:
@@ -265,38 +295,41 @@ class Backtest:
         from alchemiser_backtest.pipeline import PipelineWorkflow, start_stack
         from alchemiser_devtools.stack import StackError
 
-        run_dir = state / "stack"
-        shutil.rmtree(run_dir, ignore_errors=True)  # every run starts the services afresh
+        run_dir = _scratch_dir(state)
+        logs = state / "logs"
         say("starting the broker, the registry, the exchange and the three services ...")
         try:
-            stack = start_stack(
-                run_dir,
-                Path(self.config.dataset_dir),
-                strategies_dir=Path(self.config.strategies_dir),
-                weights=self.config.weights,
-                exchange_env=exchange_environment(self.config),
-                execution_env={
-                    f"ALCHEMISER_EXECUTION__{name.upper()}": value
-                    for name, value in execution_section(self.config).items()
-                },
-            )
-        except StackError as err:
-            raise BacktestError(str(err)) from None
-        try:
-            exchange = Exchange(
-                create_engine_from_url(f"sqlite:///{run_dir / 'exchange.db'}"),
-                self.dataset,
-                trading_rules(self.config),
-            )
-            workflow = PipelineWorkflow(stack)
             try:
-                yield RunningBacktest(self, exchange, stack.account, workflow, stack)
+                stack = start_stack(
+                    run_dir,
+                    Path(self.config.dataset_dir),
+                    strategies_dir=Path(self.config.strategies_dir),
+                    weights=self.config.weights,
+                    exchange_env=exchange_environment(self.config),
+                    execution_env={
+                        f"ALCHEMISER_EXECUTION__{name.upper()}": value
+                        for name, value in execution_section(self.config).items()
+                    },
+                )
+            except StackError as err:
+                raise BacktestError(f"{err} (logs kept in {logs})") from None
+            try:
+                exchange = Exchange(
+                    create_engine_from_url(f"sqlite:///{run_dir / 'exchange.db'}"),
+                    self.dataset,
+                    trading_rules(self.config),
+                )
+                workflow = PipelineWorkflow(stack)
+                try:
+                    yield RunningBacktest(self, exchange, stack.account, workflow, stack)
+                finally:
+                    workflow.close()
+            except StackError as err:
+                raise BacktestError(f"{err} (logs kept in {logs})") from None
             finally:
-                workflow.close()
-        except StackError as err:
-            raise BacktestError(str(err)) from None
+                stack.stop()
         finally:
-            stack.stop()
+            _keep_logs(run_dir, logs)
 
     def benchmark_closes(self) -> dict[date, Decimal]:
         """The benchmark's closes over the backtest's sessions."""
