@@ -115,7 +115,9 @@ def read_session(
     exchange.set_session(account_number, session)  # a workflow that failed early left it behind
     view = exchange.balances(account_number)
     positions = exchange.positions(account_number)
-    orders = exchange.orders(account_number, status="all", limit=_ORDERS_PER_SESSION)
+    orders = exchange.orders(
+        account_number, status="all", limit=_ORDERS_PER_SESSION, session=session
+    )
     trades = []
     for order in sorted(orders, key=lambda item: item.sequence):
         if order.session_date != session or order.filled_qty <= 0:

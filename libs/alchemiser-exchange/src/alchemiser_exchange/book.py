@@ -398,10 +398,18 @@ class Exchange:
         return rules.session_moment(session, self.trading.session_time)
 
     def orders(
-        self, account_number: str, *, status: str = "open", limit: int = 50
+        self,
+        account_number: str,
+        *,
+        status: str = "open",
+        limit: int = 50,
+        session: date | None = None,
     ) -> list[OrderRecord]:
-        """The account's orders, newest first: ``open``, ``closed`` or ``all``."""
+        """The account's orders, newest first: ``open``, ``closed`` or ``all`` (of ``session``
+        only, when given)."""
         query = sa.select(order_table).where(order_table.c.account_number == account_number)
+        if session is not None:
+            query = query.where(order_table.c.session_date == session)
         open_values = [item.value for item in rules.OPEN_STATUSES]
         if status == "open":
             query = query.where(order_table.c.status.in_(open_values))
