@@ -28,7 +28,6 @@ from alchemiser_backtest.records import (
     SessionRecord,
     TradeRecord,
 )
-from alchemiser_broker.models import OrderStatus
 from alchemiser_broker.settings import LOCAL_EXCHANGE_KEY_ID
 from alchemiser_common.events import SignalGenerated, WorkflowStarted
 from alchemiser_common.workflow import build_trigger
@@ -121,8 +120,6 @@ def read_session(
     trades = []
     for order in sorted(orders, key=lambda item: item.sequence):
         if order.session_date != session or order.filled_qty <= 0:
-            continue
-        if order.status is OrderStatus.REPLACED and order.filled_qty == 0:
             continue
         price = order.filled_avg_price or Decimal(0)
         trades.append(

@@ -9,6 +9,7 @@ machinery (the stack for ``pipeline``, the handlers for ``inprocess``) and yield
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import shutil
 from collections.abc import Callable, Iterator, Sequence
@@ -18,7 +19,9 @@ from datetime import date
 from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
+
+import structlog
 
 from alchemiser_backtest.checkpoint import BacktestConfig, Checkpoint, CheckpointError
 from alchemiser_backtest.records import SessionRecord
@@ -111,6 +114,25 @@ def exchange_environment(config: BacktestConfig) -> dict[str, str]:
     for name, value in _costs(config).items():
         env[f"ALCHEMISER_EXCHANGE__{name.upper()}"] = str(value)
     return env
+
+
+@contextmanager
+def _logging_to(stream: TextIO) -> Iterator[None]:
+    """Warnings and errors of the code a backtest runs go to ``stream``; the process's logging
+    is as it was afterwards (a test process, the bench, go on logging where they did)."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    config = structlog.get_config()
+    configure_logging("WARNING", "json", "backtest", stream=stream)
+    try:
+        yield
+    finally:
+        for handler in list(root.handlers):
+            root.removeHandler(handler)
+        for handler in handlers:
+            root.addHandler(handler)
+        root.setLevel(level)
+        structlog.configure(**config)
 
 
 def _scratch_dir(state: Path) -> Path:
@@ -263,8 +285,7 @@ class Backtest:
             raise BacktestError(str(err)) from None
         state = checkpoint.directory
         state.mkdir(parents=True, exist_ok=True)
-        with (state / "backtest.log").open("a") as log:
-            configure_logging("WARNING", "json", "backtest", stream=log)
+        with (state / "backtest.log").open("a") as log, _logging_to(log):
             if self.mode is Mode.INPROCESS:
                 yield self._inprocess()
                 return
