@@ -20,6 +20,10 @@ import pytest
 
 from alchemiser_backtest.records import SessionRecord
 from alchemiser_backtest.session import Backtest, BacktestError, Mode
+from alchemiser_common.events import WorkflowStarted
+from alchemiser_devtools.embedded import EmbeddedBroker
+from alchemiser_devtools.harness import read_topic
+from alchemiser_devtools.registry import RegistryServerProcess
 from alchemiser_marketdata import DatasetMarketData
 from alchemiser_strategy.adapters.market_data import DEMO_DATASET_DIR
 
@@ -94,3 +98,24 @@ def test_resume_when_a_service_is_killed_mid_pipeline_then_same_results_as_unint
 
     assert helpers.comparable(resumed) == helpers.comparable(expected)
     assert resumed[-1].day.equity == expected[-1].day.equity != Decimal(100000)
+
+
+def test_pipeline_when_kafka_and_registry_are_given_then_runs_over_them_and_starts_neither(
+    dataset: DatasetMarketData, tmp_path: Path, registry_server: RegistryServerProcess
+) -> None:
+    start, end = date(2008, 9, 15), date(2008, 9, 19)
+    expected = _run(_prepare(tmp_path / "inprocess", dataset, start, end, Mode.INPROCESS))
+    backtest = _prepare(tmp_path / "pipeline", dataset, start, end, Mode.PIPELINE)
+    with EmbeddedBroker(log_dir=tmp_path / "broker") as broker:
+        backtest.kafka_address = broker.bootstrap_servers
+        backtest.registry_address = registry_server.url
+        with backtest.open(resume=False) as running:
+            assert running.stack is not None
+            started = {process.name for process in running.stack.state.processes}
+            records = running.run(resume=False)
+            triggers = read_topic(broker.bootstrap_servers, WorkflowStarted.TOPIC)
+
+    assert started.isdisjoint({"broker", "tansu", "registry"})
+    assert {"exchange", "strategy", "portfolio", "execution"} <= started
+    assert len(triggers) == len(records) == 5
+    assert helpers.comparable(records) == helpers.comparable(expected)

@@ -179,6 +179,17 @@ def backtest(  # noqa: PLR0917 - Typer maps each parameter to one option
     max_daily_traded_value: Annotated[
         str | None, typer.Option(help="Execution's cap on a session's traded value.")
     ] = None,
+    kafka: Annotated[
+        str | None,
+        typer.Option(
+            help="pipeline: Kafka bootstrap servers to run over instead of the embedded broker "
+            "(a cluster whose topics no other deployment of the services consumes)."
+        ),
+    ] = None,
+    registry: Annotated[
+        str | None,
+        typer.Option(help="pipeline: a schema registry URL to use instead of starting one."),
+    ] = None,
 ) -> None:
     """Backtest the strategies over every session from --from to --to with the live code."""
     console = Console()
@@ -214,6 +225,9 @@ def backtest(  # noqa: PLR0917 - Typer maps each parameter to one option
                 else _money(max_daily_traded_value, "--max-daily-traded-value")
             ),
         )
+        if (kafka or registry) and run.mode is not Mode.PIPELINE:
+            raise BacktestError("--kafka and --registry are for --mode pipeline")
+        run.kafka_address, run.registry_address = kafka, registry
         console.print(
             f"backtest {run.config.start} to {run.config.end}: {len(run.sessions)} sessions, "
             f"mode {run.mode.value}, {run.config.costs()}, results in {run.out_dir}"

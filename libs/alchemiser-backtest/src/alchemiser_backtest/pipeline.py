@@ -54,8 +54,11 @@ def start_stack(
     weights: Mapping[str, str],
     exchange_env: Mapping[str, str],
     execution_env: Mapping[str, str],
+    kafka_address: str | None = None,
+    registry_address: str | None = None,
 ) -> Stack:
-    """The started stack under ``run_dir`` (stopped again if it fails to start)."""
+    """The started stack under ``run_dir`` (stopped again if it fails to start); on the given
+    Kafka cluster and schema registry instead of its own when they are given."""
     strategy = {
         "ALCHEMISER_STRATEGY__STRATEGIES_DIR": str(strategies_dir),
         "ALCHEMISER_STRATEGY__WEIGHTS": json.dumps(dict(weights)),
@@ -70,6 +73,8 @@ def start_stack(
             "portfolio": quiet,
             "execution": {**execution_env, **quiet},
         },
+        kafka_address=kafka_address,
+        registry_address=registry_address,
     )
     try:
         stack.start()

@@ -197,6 +197,10 @@ class Backtest:
     mode: Mode
     out_dir: Path
     dataset: DatasetMarketData
+    kafka_address: str | None = None
+    """``pipeline``: a Kafka cluster to run over instead of the embedded broker."""
+    registry_address: str | None = None
+    """``pipeline``: a schema registry to use instead of starting one."""
 
     @classmethod
     def prepare(
@@ -331,6 +335,8 @@ class Backtest:
                         f"ALCHEMISER_EXECUTION__{name.upper()}": value
                         for name, value in execution_section(self.config).items()
                     },
+                    kafka_address=self.kafka_address,
+                    registry_address=self.registry_address,
                 )
             except StackError as err:
                 raise BacktestError(f"{err} (logs kept in {logs})") from None

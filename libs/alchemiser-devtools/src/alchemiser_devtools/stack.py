@@ -543,11 +543,17 @@ class Stack:
         environ: Mapping[str, str] | None = None,
         progress: Progress | None = None,
         extra_env: Mapping[str, Mapping[str, str]] | None = None,
+        kafka_address: str | None = None,
+        registry_address: str | None = None,
     ) -> None:
         self.run_dir = run_dir.resolve()
         self.extra_env = {name: dict(values) for name, values in (extra_env or {}).items()}
         """``ALCHEMISER_*`` settings per process name (``exchange``, ``strategy``, ...) on top
         of the stack's own (a backtest's strategies, the exchange's cost model)."""
+        self.kafka_address = kafka_address
+        """A Kafka cluster to use instead of starting the embedded broker."""
+        self.registry_address = registry_address
+        """A schema registry to use instead of starting one."""
         self.broker = broker
         self.dataset_dir = dataset_dir.resolve()
         self.environ = dict(os.environ if environ is None else environ)
@@ -614,21 +620,33 @@ class Stack:
             if not self.state.account:
                 raise StackError("Alpaca's GET /v2/account returned no account_number")
             self.progress.done("alpaca", f"account {self.state.account}")
-        broker_port, registry_port = self._port(), self._port()
         exchange_port = self._port() if self.broker is BrokerKind.EXCHANGE else None
         # Everything that can start at once does: the imports of six Python processes are
         # most of the start-up. Services start once the topics exist (they subscribe at
-        # once) and retry the exchange and the registry until those answer.
-        self.state.registry_url = f"http://127.0.0.1:{registry_port}"
+        # once) and retry the exchange and the registry until those answer. A given broker
+        # or registry is used as it is (topics created if missing, schemas registered).
+        registry = None
+        if self.registry_address is None:
+            registry_port = self._port()
+            self.state.registry_url = f"http://127.0.0.1:{registry_port}"
+        else:
+            self.state.registry_url = self.registry_address.rstrip("/")
         if exchange_port is not None:
             self.state.exchange_url = f"http://127.0.0.1:{exchange_port}"
-        broker = self._spawn_broker(broker_port)
-        registry = self._spawn_registry(registry_port)
+        broker = self._spawn_broker(self._port()) if self.kafka_address is None else None
+        if self.registry_address is None:
+            registry = self._spawn_registry(registry_port)
         exchange = self._spawn_exchange(exchange_port) if exchange_port is not None else None
-        self._await_broker(broker)
+        if broker is not None:
+            self._await_broker(broker)
+        else:
+            assert self.kafka_address is not None
+            self.state.bootstrap_servers = self.kafka_address
+            self._save()
         self._create_topics()
         services = [self._spawn_service(name, self._port(), alpaca) for name in SERVICES]
-        self._await_http(registry, f"{self.registry_url}/", "schema registry")
+        if registry is not None:
+            self._await_http(registry, f"{self.registry_url}/", "schema registry")
         self._register_schemas()
         if exchange is not None:
             self._await_http(exchange, f"{self.state.exchange_url}/healthz", "paper exchange")
@@ -928,9 +946,12 @@ class Stack:
         try:
             create_topics(self.kafka, partitions=1, replication_factor=1)
         except (BrokerUnreachableError, TopicCreationError) as err:
-            raise StackError(
-                f"could not create the topics: {err} (log: {_rel(self.log_path('broker'))})"
-            ) from None
+            where = (
+                f"at {self.kafka_address}"
+                if self.kafka_address
+                else f"(log: {_rel(self.log_path('broker'))})"
+            )
+            raise StackError(f"could not create the topics: {err} {where}") from None
         self.progress.done(
             "topics", f"{len(ALL_TOPICS)} created in {time.monotonic() - started:.1f} s"
         )
@@ -945,9 +966,12 @@ class Stack:
         try:
             results = register_all(self.registry_url, SchemaCatalog.discover())
         except (RegistrationRefusedError, SchemaError) as err:
-            raise StackError(
-                f"could not register the schemas: {err} (log: {_rel(self.log_path('registry'))})"
-            ) from None
+            where = (
+                f"at {self.registry_address}"
+                if self.registry_address
+                else f"(log: {_rel(self.log_path('registry'))})"
+            )
+            raise StackError(f"could not register the schemas: {err} {where}") from None
         self.progress.done(
             "schemas", f"{len(results)} registered in {time.monotonic() - started:.1f} s"
         )
