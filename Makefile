@@ -73,7 +73,7 @@ e2e: setup ## End-to-end reliability suite, quick counts (part of make test)
 	$(RUN) pytest tests/e2e $(PYTEST_ARGS)
 
 e2e-full: setup ## End-to-end reliability suite with the full counts (crash matrix: 100 kills)
-	ALCHEMISER_E2E_FULL=1 $(RUN) pytest tests/e2e -n 0 -p no:cacheprovider -rP $(PYTEST_ARGS)
+	ALCHEMISER_E2E_FULL=1 $(RUN) pytest tests/e2e libs/alchemiser-backtest/tests/test_pipeline.py -n 0 -p no:cacheprovider -rP $(PYTEST_ARGS)
 
 bench: setup ## Benchmarks (throughput, strategy evaluation)
 	$(RUN) python -m benchmarks
