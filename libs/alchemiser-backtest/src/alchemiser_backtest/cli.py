@@ -227,6 +227,11 @@ def backtest(  # noqa: PLR0917 - Typer maps each parameter to one option
         )
         if (kafka or registry) and run.mode is not Mode.PIPELINE:
             raise BacktestError("--kafka and --registry are for --mode pipeline")
+        if kafka and resume:
+            raise BacktestError(
+                "--resume starts the services afresh, and on a given Kafka cluster they would "
+                "meet the interrupted run's events; resume without --kafka (the embedded broker)"
+            )
         run.kafka_address, run.registry_address = kafka, registry
         console.print(
             f"backtest {run.config.start} to {run.config.end}: {len(run.sessions)} sessions, "

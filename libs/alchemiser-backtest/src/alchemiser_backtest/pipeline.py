@@ -21,6 +21,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import cast
 
+from confluent_kafka import OFFSET_BEGINNING, TIMESTAMP_NOT_AVAILABLE, Message, TopicPartition
+
 from alchemiser_backtest.runner import Outcome
 from alchemiser_common.events import (
     SignalGenerated,
@@ -40,6 +42,7 @@ WORKFLOW_TIMEOUT_S = 120.0
 _DELIVERY_TIMEOUT_S = 30.0
 _READ_BATCH = 200
 _READ_WAIT_S = 0.05
+_CLOCK_SLACK_MS = 50
 _log = logging.getLogger(__name__)
 _log.addHandler(logging.NullHandler())
 _log.propagate = False
@@ -84,6 +87,12 @@ def start_stack(
     return stack
 
 
+def _produced_before(record: Message, since_ms: int) -> bool:
+    """Whether ``record``'s producer stamped it before ``since_ms`` (epoch milliseconds)."""
+    kind, stamp = record.timestamp()
+    return bool(kind != TIMESTAMP_NOT_AVAILABLE and stamp < since_ms)
+
+
 class PipelineWorkflow:
     """Publishes triggers to a started stack and waits for their outcomes (see the module)."""
 
@@ -107,7 +116,15 @@ class PipelineWorkflow:
             logger=_log,
         )
         topics = [SignalGenerated.TOPIC, WorkflowCompleted.TOPIC, WorkflowFailed.TOPIC]
-        self._reader.assign_from_beginning([*topics, *DLQ_TOPICS])
+        # From the topics' current ends, resolved now (before any trigger is published): a
+        # given cluster may hold an earlier backtest's events of the same workflow ids.
+        partitions = self._reader.assign_from_beginning([*topics, *DLQ_TOPICS])
+        ends = []
+        for partition in partitions:
+            marks = self._reader.get_watermark_offsets(partition)
+            offset = marks[1] if marks is not None else OFFSET_BEGINNING
+            ends.append(TopicPartition(partition.topic, partition.partition, offset))
+        self._reader.client.assign(ends)
 
     def close(self) -> None:
         """Close the Kafka clients (the stack is the caller's to stop)."""
@@ -139,6 +156,9 @@ class PipelineWorkflow:
     def run(self, trigger: WorkflowStarted) -> Outcome:
         """Publish ``trigger`` and wait for its workflow's outcome."""
         wanted = str(trigger.correlation_id).encode()
+        # records produced before this trigger (an earlier backtest's on a given cluster, with
+        # the same workflow ids) are not this run's: their producers stamped them earlier
+        since_ms = int(time.time() * 1000) - _CLOCK_SLACK_MS
         self._publish(trigger)
         signal: SignalGenerated | None = None
         ended: Outcome | None = None
@@ -152,7 +172,7 @@ class PipelineWorkflow:
                     name: value if isinstance(value, bytes) else str(value).encode()
                     for name, value in cast("list[tuple[str, bytes | str]]", record.headers() or [])
                 }
-                if headers.get("correlation_id") != wanted:
+                if headers.get("correlation_id") != wanted or _produced_before(record, since_ms):
                     continue
                 topic = str(record.topic())
                 if topic in DLQ_TOPICS:
