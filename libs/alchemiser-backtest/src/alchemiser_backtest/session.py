@@ -91,18 +91,14 @@ def trading_rules(config: BacktestConfig) -> TradingRules:
     )
 
 
-def _costs(config: BacktestConfig) -> dict[str, Any]:
-    costs = {
+def _costs(config: BacktestConfig) -> dict[str, Decimal]:
+    """The exchange's cost-model settings (``TradingRules`` fields) of ``config``."""
+    return {
         "slippage_bps": config.slippage_bps,
         "commission_bps": config.commission_bps,
         "commission_per_share": config.commission_per_share,
         "commission_min": config.commission_min,
     }
-    supported = TradingRules.model_fields
-    unsupported = [name for name, value in costs.items() if name not in supported and value]
-    if unsupported:
-        raise BacktestError(f"this exchange has no {', '.join(unsupported)} setting")
-    return {name: value for name, value in costs.items() if name in supported}
 
 
 def exchange_environment(config: BacktestConfig) -> dict[str, str]:
@@ -273,7 +269,6 @@ class Backtest:
             max_order_value=max_order_value,
             max_daily_traded_value=max_daily_traded_value,
         )
-        _costs(config)
         target = (out_dir or default_out_dir(sessions[0], sessions[-1])).resolve()
         return cls(config, sessions, mode, target, dataset)
 
