@@ -15,6 +15,7 @@ ISOLATION := \
 	alchemiser-strategy:alchemiser_strategy:$(NEVER_IN_AN_IMAGE),alchemiser-registry,alchemiser-broker,alchemiser-exchange \
 	alchemiser-portfolio:alchemiser_portfolio:$(NEVER_IN_AN_IMAGE),alchemiser-registry,alchemiser-exchange \
 	alchemiser-execution:alchemiser_execution:$(NEVER_IN_AN_IMAGE),alchemiser-registry,alchemiser-exchange \
+	alchemiser-ledger:alchemiser_ledger:$(NEVER_IN_AN_IMAGE),alchemiser-registry,alchemiser-exchange,alchemiser-strategy,alchemiser-portfolio,alchemiser-execution \
 	alchemiser-common:alchemiser_common:$(NEVER_IN_AN_IMAGE),alpaca-py,pyarrow,numpy \
 	alchemiser-marketdata:alchemiser_marketdata:$(NEVER_IN_AN_IMAGE),alpaca-py \
 	alchemiser-broker:alchemiser_broker:$(NEVER_IN_AN_IMAGE),alchemiser-registry,alchemiser-exchange \
@@ -28,6 +29,7 @@ IMAGES := \
 	strategy:services/strategy/Dockerfile \
 	portfolio:services/portfolio/Dockerfile \
 	execution:services/execution/Dockerfile \
+	ledger:services/ledger/Dockerfile \
 	registry:libs/alchemiser-registry/Dockerfile \
 	exchange:libs/alchemiser-exchange/Dockerfile
 
@@ -88,8 +90,8 @@ backtest: setup ## Backtest the strategies with the live services: FROM=YYYY-MM-
 # summary, then everything stopped. DATE=YYYY-MM-DD picks the session (default: the dataset's
 # last day); BROKER=alpaca trades on Alpaca's paper API with ALCHEMISER_ALPACA__API_KEY and
 # ALCHEMISER_ALPACA__SECRET_KEY from the environment instead of the local paper exchange.
-run: setup ## One workflow on the whole system, locally, with its summary (DATE=YYYY-MM-DD BROKER=alpaca)
-	$(RUN) alchemiser dev run $(if $(DATE),--date $(DATE)) $(if $(BROKER),--broker $(BROKER))
+run: setup ## One workflow on the whole system, locally, with its summary (DATE=YYYY-MM-DD SESSIONS=N BROKER=alpaca)
+	$(RUN) alchemiser dev run $(if $(DATE),--date $(DATE)) $(if $(SESSIONS),--sessions $(SESSIONS)) $(if $(BROKER),--broker $(BROKER))
 
 dev: setup ## Start the whole system locally and leave it running (then: set -a; . var/run/stack.env)
 	$(RUN) alchemiser dev up $(if $(BROKER),--broker $(BROKER))
@@ -97,7 +99,7 @@ dev: setup ## Start the whole system locally and leave it running (then: set -a;
 dev-down: ## Stop the stack make dev started
 	$(RUN) alchemiser dev down
 
-images: ## Build the five images: IMAGE_PREFIX/<component>:IMAGE_TAG (needs a Docker engine)
+images: ## Build the six images: IMAGE_PREFIX/<component>:IMAGE_TAG (needs a Docker engine)
 	@docker info >/dev/null 2>&1 || { echo "make images: no Docker engine here (docker info failed); build the images on a machine with one" >&2; exit 1; }
 	@for entry in $(IMAGES); do \
 		IFS=: read -r component dockerfile <<< "$$entry"; \

@@ -87,6 +87,7 @@ IMAGES = (
         "alchemiser_exchange",
         web_stack=True,
     ),
+    Image("ledger", "services/ledger/Dockerfile", "alchemiser-ledger", "alchemiser_ledger"),
 )
 by_image = pytest.mark.parametrize("image", IMAGES, ids=str)
 

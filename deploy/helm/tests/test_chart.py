@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import re
 from collections.abc import Callable
 from functools import cache
@@ -24,10 +25,19 @@ CHART = Path(__file__).resolve().parents[1] / "alchemiser"
 KUBE_VERSION = "1.30.0"
 RELEASE = "alc"
 NAMESPACE = "trading"
-SERVICES = {"strategy": 9101, "portfolio": 9102, "execution": 9103}
+SERVICES = {"strategy": 9101, "portfolio": 9102, "execution": 9103, "ledger": 9104}
 # Custom resources kubernetes-validate has no schema for: checked by asserts below.
 CRD_KINDS = {"ServiceMonitor", "PrometheusRule", "KafkaTopic"}
-SECRET_NAME_PATTERN = re.compile(r"PASSWORD|SECRET|API_KEY|DATABASE__URL|USER_INFO|TOKEN")
+SECRET_NAME_PATTERN = re.compile(
+    r"PASSWORD|SECRET|API_KEY|DATABASE__URL|USER_INFO|TOKEN|WEBHOOK__URL"
+)
+# The ledger's notification secrets: the SMTP login and the webhook URL (it embeds a token).
+NOTIFY_SECRETS = {
+    "ALCHEMISER_NOTIFY__SMTP__USERNAME": ("alchemiser-smtp", "username"),
+    "ALCHEMISER_NOTIFY__SMTP__PASSWORD": ("alchemiser-smtp", "password"),
+    "ALCHEMISER_NOTIFY__WEBHOOK__URL": ("alchemiser-webhook", "url"),
+}
+LEDGER_REPORT = f"{RELEASE}-alchemiser-ledger-report"
 
 Doc = dict[str, Any]
 
@@ -70,6 +80,7 @@ def _everything() -> dict[str, Any]:
     """Prod values plus every optional resource switched on."""
     values = _prod_values()
     values["topics"]["strimzi"] = {"enabled": True, "clusterName": "kafka", "namespace": ""}
+    values["services"]["ledger"]["notify"]["webhook"] = {"existingSecret": "alchemiser-webhook"}
     return values
 
 
@@ -115,6 +126,10 @@ def test_values_files_match_the_schema(name: str) -> None:
         (("kafka", "securityProtocol"), "TLS"),
         (("services", "execution", "unknownKey"), 1),
         (("extraConfig", "ALCHEMISER_KAFKA__SASL_PASSWORD"), "hunter2"),
+        (("services", "ledger", "extraConfig", "ALCHEMISER_NOTIFY__WEBHOOK__URL"), "https://x"),
+        (("services", "ledger", "notify", "smtp", "port"), 0),
+        (("services", "ledger", "notify", "smtp", "password"), "hunter2"),
+        (("services", "ledger", "notify", "monthlyReport", "schedule"), "monthly"),
         (("podSecurityContext", "runAsNonRoot"), False),
     ],
 )
@@ -342,11 +357,25 @@ def test_network_policies(rendering: str) -> None:
         assert policy["ingress"][0]["ports"] == [{"port": port, "protocol": "TCP"}]
         egress_ports = {p["port"] for rule in policy["egress"] for p in rule["ports"]}
         if rendering == "prod":
-            assert egress_ports == ({53, 9093, 443, 5432})
+            # The prod example sends e-mail: the ledger also reaches its SMTP server.
+            smtp = {587} if svc == "ledger" else set()
+            assert egress_ports == ({53, 9093, 443, 5432} | smtp)
             assert all("to" in rule for rule in policy["egress"][1:])
         else:
             expected = {53, 9092, 8081, 5432} | ({8300} if svc != "strategy" else set())
             assert egress_ports == expected
+
+
+def _selected_services(expr: str) -> set[str]:
+    """The services whose metrics Service or Deployment the expression's selectors match."""
+    selected: set[str] = set()
+    for label, op, pattern in re.findall(r'\b(service|deployment)(=~?)"([^"]+)"', expr):
+        for svc in SERVICES:
+            name = f"{RELEASE}-alchemiser-{svc}" + ("-metrics" if label == "service" else "")
+            # PromQL regex matchers are fully anchored, like re.fullmatch.
+            if re.fullmatch(pattern, name) if op == "=~" else pattern == name:
+                selected.add(svc)
+    return selected
 
 
 def test_monitoring_resources_use_real_metric_names() -> None:
@@ -393,6 +422,21 @@ def test_monitoring_resources_use_real_metric_names() -> None:
         assert names <= functions, (r["alert"], names - functions)
         for topic in re.findall(r'topic="([^"]+)"', r["expr"]):
             assert topic in EVENT_TOPICS
+
+    # Pipeline health covers every service; the workflow alerts only the services that end
+    # workflows: the ledger produces no events.
+    producers = set(SERVICES) - {"ledger"}
+    watched = {r["alert"]: _selected_services(r["expr"]) for r in rules}
+    assert watched == {
+        "AlchemiserWorkflowFailed": producers,
+        "AlchemiserNoWorkflowCompleted": producers,
+        "AlchemiserCircuitBreakerTripped": {"execution"},
+        "AlchemiserDeadLettersGrowing": set(SERVICES),
+        "AlchemiserConsumerLagHigh": set(SERVICES),
+        "AlchemiserHandlerLatencyHigh": set(SERVICES),
+        "AlchemiserServiceNotReady": set(SERVICES),
+        "AlchemiserMetricsDown": set(SERVICES),
+    }
 
 
 def test_strimzi_topics_cover_every_topic_and_dlq() -> None:
@@ -460,3 +504,245 @@ def test_strategy_market_data_from_alpaca_needs_and_gets_the_secret() -> None:
 
     with pytest.raises(Exception, match=r"marketDataSource=alpaca needs alpaca\.existingSecret"):
         _render({"services": {"strategy": {"marketDataSource": "alpaca"}}})
+
+
+# -- the ledger's notifications and monthly report ------------------------------------------
+
+
+def _ledger_values(**notify: Any) -> dict[str, Any]:
+    """Prod values with the ledger's ``notify`` sections replaced by ``notify``'s."""
+    values = _prod_values()
+    values["services"]["ledger"]["notify"] = notify
+    return values
+
+
+def _ledger_egress_ports(docs: tuple[Doc, ...] | list[Doc]) -> set[int]:
+    policy = _find(docs, "NetworkPolicy", f"{RELEASE}-alchemiser-ledger")["spec"]
+    return {p["port"] for rule in policy["egress"] for p in rule["ports"]}
+
+
+def _service_container(docs: tuple[Doc, ...] | list[Doc], svc: str) -> Doc:
+    deployment = _find(docs, "Deployment", f"{RELEASE}-alchemiser-{svc}")
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    return container
+
+
+def _cronjob_pod(docs: tuple[Doc, ...] | list[Doc], name: str) -> Doc:
+    pod: Doc = _find(docs, "CronJob", name)["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    return pod
+
+
+def _ledger_containers(docs: tuple[Doc, ...] | list[Doc]) -> dict[str, Doc]:
+    """The ledger's container in its Deployment and in its monthly report CronJob."""
+    (report,) = _cronjob_pod(docs, LEDGER_REPORT)["containers"]
+    return {"Deployment": _service_container(docs, "ledger"), "CronJob": report}
+
+
+def test_ledger_notify_secrets_are_references_and_in_no_configmap() -> None:
+    docs = _all_on()  # e-mail with an SMTP login, and the webhook
+    for kind, container in _ledger_containers(docs).items():
+        env = _env(container)
+        for name, (secret, key) in NOTIFY_SECRETS.items():
+            assert "value" not in env[name], (kind, name)
+            assert env[name]["valueFrom"] == {"secretKeyRef": {"name": secret, "key": key}}
+        assert env["ALCHEMISER_NOTIFY__SMTP__HOST"]["value"] == "smtp.example.com"
+        assert env["ALCHEMISER_NOTIFY__SMTP__PORT"]["value"] == "587"
+        assert env["ALCHEMISER_NOTIFY__SMTP__STARTTLS"]["value"] == "true"
+        assert env["ALCHEMISER_NOTIFY__SMTP__SENDER"]["value"] == (
+            "Alchemiser <alchemiser@example.com>"
+        )
+        assert json.loads(env["ALCHEMISER_NOTIFY__SMTP__RECIPIENTS"]["value"]) == [
+            "ops@example.com"
+        ]
+    # The notify settings travel in the ledger's env only: no ConfigMap holds any of them.
+    for config_map in (doc for doc in docs if doc["kind"] == "ConfigMap"):
+        assert not [key for key in config_map["data"] if "NOTIFY" in key], config_map["metadata"]
+        assert not [key for key in config_map["data"] if SECRET_NAME_PATTERN.search(key)]
+    # Only the ledger and its report are told where notifications go.
+    for svc in set(SERVICES) - {"ledger"}:
+        assert not [name for name in _env(_service_container(docs, svc)) if "NOTIFY" in name]
+
+
+def test_ledger_without_a_channel_gets_no_notify_settings() -> None:
+    env = _env(_service_container(_default(), "ledger"))
+    assert not [name for name in env if name.startswith("ALCHEMISER_NOTIFY__")]
+
+
+def test_smtp_without_a_login_sets_neither_username_nor_password() -> None:
+    values = _prod_values()
+    values["services"]["ledger"]["notify"]["smtp"]["existingSecret"] = ""
+    env = _env(_service_container(_render(values), "ledger"))
+    assert "ALCHEMISER_NOTIFY__SMTP__HOST" in env
+    assert "ALCHEMISER_NOTIFY__SMTP__USERNAME" not in env
+    assert "ALCHEMISER_NOTIFY__SMTP__PASSWORD" not in env
+
+
+@pytest.mark.parametrize(
+    ("key", "empty", "message"),
+    [
+        ("host", "", r"smtp\.enabled needs services\.ledger\.notify\.smtp\.host"),
+        ("sender", "", r"smtp\.enabled needs services\.ledger\.notify\.smtp\.sender"),
+        ("recipients", [], r"smtp\.enabled needs at least one address in .*smtp\.recipients"),
+    ],
+)
+def test_smtp_enabled_needs_host_sender_and_recipients(
+    key: str, empty: object, message: str
+) -> None:
+    smtp = {"enabled": True, "host": "smtp.example.com", "sender": "a@example.com"}
+    smtp |= {"recipients": ["ops@example.com"], key: empty}
+    with pytest.raises(Exception, match=message):
+        _render({"services": {"ledger": {"notify": {"smtp": smtp}}}})
+
+
+@pytest.mark.parametrize("rendering", ["prod", "everything"])
+def test_monthly_report_cronjob(rendering: str) -> None:
+    docs = RENDERINGS[rendering]()
+    cron = _find(docs, "CronJob", LEDGER_REPORT)["spec"]
+    trigger = _find(docs, "CronJob", f"{RELEASE}-alchemiser-trigger")["spec"]
+    assert cron["schedule"] == "30 16 * * 1-5"
+    assert cron["timeZone"] == trigger["timeZone"] == "America/New_York"
+    assert cron["concurrencyPolicy"] == "Forbid"
+    assert cron["failedJobsHistoryLimit"] > 0
+    job = cron["jobTemplate"]["spec"]
+    assert job["backoffLimit"] == 0
+    pod = job["template"]["spec"]
+    assert pod["restartPolicy"] == "Never"
+    # The same pod and container security as every other pod.
+    trigger_pod = _cronjob_pod(docs, f"{RELEASE}-alchemiser-trigger")
+    assert pod["securityContext"] == trigger_pod["securityContext"]
+    assert pod["automountServiceAccountToken"] is False
+    (container,) = pod["containers"]
+    assert container["securityContext"] == trigger_pod["containers"][0]["securityContext"]
+    assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"]
+    assert container["command"] == [
+        "alchemiser", "ledger", "report", "--month", "previous", "--send",
+    ]  # fmt: skip
+    assert container["image"] == "registry.example.com/alchemiser/ledger:0.1.0"
+    env = _env(container)
+    assert env["ALCHEMISER_DATABASE__URL"]["valueFrom"] == {
+        "secretKeyRef": {"name": "alchemiser-ledger-db", "key": "database-url"}
+    }
+    for name, item in env.items():
+        if SECRET_NAME_PATTERN.search(name):
+            assert "value" not in item, name
+            assert "secretKeyRef" in item["valueFrom"], name
+    # It sends exactly what the service would: the same notify settings.
+    service = _service_container(docs, "ledger")
+    notify = {name: item for name, item in _env(service).items() if "NOTIFY" in name}
+    assert notify
+    assert {name: item for name, item in env.items() if "NOTIFY" in name} == notify
+    # The report needs no Kafka, registry or broker credentials.
+    assert not [name for name in env if re.search("KAFKA|REGISTRY|ALPACA", name)]
+
+
+def test_monthly_report_cronjob_name_fits_the_cronjob_limit() -> None:
+    values = _prod_values() | {"fullnameOverride": "a" * 40}
+    names = [doc["metadata"]["name"] for doc in _render(values) if doc["kind"] == "CronJob"]
+    assert names == ["a" * 40 + "-trigger", "a" * 38 + "-ledger-report"]
+    assert all(len(name) <= 52 for name in names)
+
+
+@pytest.mark.parametrize(
+    ("notify", "rendered"),
+    [
+        ({}, False),  # the defaults: no channel, nothing to send
+        ({"smtp": {"enabled": True}, "monthlyReport": {"enabled": False}}, False),
+        ({"webhook": {"existingSecret": "alchemiser-webhook"}}, True),
+        ({"smtp": {"enabled": True}}, True),
+    ],
+)
+def test_monthly_report_cronjob_needs_a_channel_and_monthly_report_enabled(
+    notify: dict[str, Any], rendered: bool
+) -> None:
+    values = _prod_values()
+    ledger = values["services"]["ledger"]
+    smtp = ledger["notify"]["smtp"] | {"enabled": False}
+    ledger["notify"] = {"smtp": smtp | notify.get("smtp", {})}
+    ledger["notify"] |= {key: notify[key] for key in ("webhook", "monthlyReport") if key in notify}
+    cronjobs = {doc["metadata"]["name"] for doc in _render(values) if doc["kind"] == "CronJob"}
+    assert (LEDGER_REPORT in cronjobs) is rendered
+    assert f"{RELEASE}-alchemiser-trigger" in cronjobs
+
+
+def test_ledger_network_policy_opens_smtp_only_when_smtp_is_enabled() -> None:
+    prod_smtp = _prod_values()["services"]["ledger"]["notify"]["smtp"]
+    assert 587 in _ledger_egress_ports(_prod())
+
+    disabled = _ledger_values(smtp=prod_smtp | {"enabled": False})
+    assert _ledger_egress_ports(_render(disabled)) == {53, 9093, 443, 5432}
+
+    other_port = _ledger_values(smtp=prod_smtp | {"port": 2525})
+    docs = _render(other_port)
+    assert _ledger_egress_ports(docs) == {53, 9093, 443, 5432, 2525}
+    policy = _find(docs, "NetworkPolicy", f"{RELEASE}-alchemiser-ledger")["spec"]
+    (smtp_rule,) = [rule for rule in policy["egress"] if rule["ports"][0]["port"] == 2525]
+    assert smtp_rule["to"] == [{"ipBlock": {"cidr": cidr}} for cidr in prod_smtp["egress"]["cidrs"]]
+    # No other service may reach the SMTP server.
+    for svc in set(SERVICES) - {"ledger"}:
+        policy = _find(docs, "NetworkPolicy", f"{RELEASE}-alchemiser-{svc}")["spec"]
+        assert 2525 not in {p["port"] for rule in policy["egress"] for p in rule["ports"]}
+
+
+def test_ledger_network_policy_opens_the_webhook_port_when_configured() -> None:
+    webhook_cidr = "192.0.2.0/24"
+    webhook = {"existingSecret": "alchemiser-webhook", "egress": {"cidrs": [webhook_cidr]}}
+    docs = _render(_ledger_values(webhook=webhook | {"egress": {"cidrs": [], "ports": [8443]}}))
+    assert _ledger_egress_ports(docs) == {53, 9093, 443, 5432, 8443}
+    assert 8443 not in _ledger_egress_ports(_prod())
+
+    docs = _render(_ledger_values(webhook=webhook))
+    policy = _find(docs, "NetworkPolicy", f"{RELEASE}-alchemiser-ledger")["spec"]
+    rule = {
+        "ports": [{"port": 443, "protocol": "TCP"}],
+        "to": [{"ipBlock": {"cidr": webhook_cidr}}],
+    }
+    assert rule in policy["egress"]
+
+
+def test_rendered_ledger_env_loads_as_the_ledgers_settings(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The ledger's rendered environment (ConfigMap, env, stand-ins for the Secrets) is what
+    its settings model reads: e.g. the recipients as a JSON list."""
+    from alchemiser_common.settings import load_settings
+    from alchemiser_ledger.settings import LedgerSettings
+
+    secrets = {
+        "database-url": "postgresql+psycopg://ledger:pw@db.example.com:5432/ledger",
+        "api-key": "PKEXAMPLE",
+        "secret-key": "example-secret",
+        "sasl-password": "example-sasl",
+        "user-info": "user:password",
+        "username": "alchemiser",
+        "password": "example-smtp-password",
+        "url": "https://hooks.example.com/services/T0/B0/example-token",
+    }
+    docs = _all_on()
+    environment = dict(_find(docs, "ConfigMap", f"{RELEASE}-alchemiser-config")["data"])
+    for name, item in _env(_service_container(docs, "ledger")).items():
+        if "value" in item:
+            environment[name] = item["value"]
+        elif "fieldRef" in item["valueFrom"]:
+            environment[name] = f"{RELEASE}-alchemiser-ledger-5f7c9-abcde"
+        else:
+            environment[name] = secrets[item["valueFrom"]["secretKeyRef"]["key"]]
+    for name in os.environ:
+        if name.startswith("ALCHEMISER_"):
+            monkeypatch.delenv(name)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.chdir(tmp_path)  # no .env file
+
+    settings = load_settings(LedgerSettings)
+    assert settings.service_name == "ledger"
+    assert settings.observability.metrics_port == 9104
+    assert settings.notify.channels() == ["email", "webhook"]
+    smtp, webhook = settings.notify.smtp, settings.notify.webhook
+    assert smtp is not None and webhook is not None
+    assert (smtp.host, smtp.port, smtp.starttls) == ("smtp.example.com", 587, True)
+    assert smtp.sender == "Alchemiser <alchemiser@example.com>"
+    assert smtp.recipients == ["ops@example.com"]
+    assert smtp.username == "alchemiser"
+    assert smtp.password is not None
+    assert smtp.password.get_secret_value() == secrets["password"]
+    assert webhook.url.get_secret_value() == secrets["url"]

@@ -15,6 +15,8 @@ shared piece is a fixture here:
 * ``module_server``: one server per module over SQLite and the standard dataset, default
   rules; tests share it by opening their own accounts (``new_key``), which never see each
   other's orders or positions.
+* ``pristine_url``: an empty database of the test (SQLite, or a fresh PostgreSQL database),
+  for tests that migrate step by step.
 
 The standard dataset: Thursday 2025-03-06, Friday 2025-03-07 and Monday 2025-03-10 (the
 weekend between; DST starts on Sunday 2025-03-09)::
@@ -33,8 +35,10 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
-from sqlalchemy.engine import Engine
+from psycopg import sql
+from sqlalchemy.engine import Engine, make_url
 
 from alchemiser_common.db import create_engine_from_url
 from alchemiser_exchange import Exchange, ExchangeServer, TradingRules
@@ -160,3 +164,23 @@ def module_server(
     finally:
         server.stop()
         engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
+def pristine_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database of this test: an SQLite file, or a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'pristine.sqlite'}"
+        return
+    server = make_url(request.getfixturevalue("postgres_server_url"))
+    name = f"alchemiser_test_{uuid.uuid4().hex[:16]}"
+    admin = server.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(admin, autocommit=True) as connection:
+        connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield server.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(admin, autocommit=True) as connection:
+            connection.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )

@@ -10,22 +10,18 @@ and (integration) PostgreSQL.
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 from alpaca.trading.models import TradeUpdate as AlpacaTradeUpdate
-from psycopg import sql
 from pydantic import ValidationError
-from sqlalchemy.engine import make_url
 
 import alchemiser_exchange
 from alchemiser_broker.models import OrderSide, OrderStatus, OrderType
@@ -380,26 +376,6 @@ def test_trade_update_when_fill_then_commission_in_alpaca_parsable_message(
 # -- the migration ----------------------------------------------------------------------------
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
-def pristine_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """An empty database of this test: an SQLite file, or a fresh PostgreSQL database."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'pristine.sqlite'}"
-        return
-    server = make_url(request.getfixturevalue("postgres_server_url"))
-    name = f"alchemiser_test_{uuid.uuid4().hex[:16]}"
-    admin = server.set(drivername="postgresql").render_as_string(hide_password=False)
-    with psycopg.connect(admin, autocommit=True) as connection:
-        connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield server.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with psycopg.connect(admin, autocommit=True) as connection:
-            connection.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
-
-
 def test_migrate_when_database_at_exchange_0001_then_orders_get_zero_fees(
     pristine_url: str, bars_dir: Path
 ) -> None:
@@ -459,7 +435,7 @@ def test_migrate_when_database_at_exchange_0001_then_orders_get_zero_fees(
             version = connection.execute(
                 sa.text(f"SELECT version_num FROM {EXCHANGE_VERSION_TABLE}")
             ).scalar_one()
-        assert version == "exchange_0002"
+        assert version == "exchange_0003"
         assert exchange.order("PA-OLD", "old-order").fees == 0
         assert exchange.fees("PA-OLD") == 0
         filled = exchange.fill_order("PA-OLD", "old-order", price=Decimal(400))

@@ -68,6 +68,63 @@ app.kubernetes.io/component: {{ .component }}
 {{- if and (eq .Values.services.strategy.marketDataSource "alpaca") (not .Values.alpaca.existingSecret) -}}
 {{- fail "services.strategy.marketDataSource=alpaca needs alpaca.existingSecret" -}}
 {{- end -}}
+{{- $smtp := .Values.services.ledger.notify.smtp -}}
+{{- if $smtp.enabled -}}
+{{- range $key := list "host" "sender" -}}
+{{- if not (index $smtp $key) -}}
+{{- fail (printf "services.ledger.notify.smtp.enabled needs services.ledger.notify.smtp.%s" $key) -}}
+{{- end -}}
+{{- end -}}
+{{- if not $smtp.recipients -}}
+{{- fail "services.ledger.notify.smtp.enabled needs at least one address in services.ledger.notify.smtp.recipients" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Is any notification channel of the ledger configured? "true" or "". */}}
+{{- define "alchemiser.notifyConfigured" -}}
+{{- $notify := .Values.services.ledger.notify -}}
+{{- if or $notify.smtp.enabled $notify.webhook.existingSecret -}}true{{- end -}}
+{{- end -}}
+
+{{/* The ledger's notification settings (service and monthly report): plain values for the
+non-secret ones, secretKeyRefs for the SMTP login and the webhook URL (it embeds a token).
+Nothing at all without a channel: the ledger then sends nothing. */}}
+{{- define "alchemiser.notifyEnv" -}}
+{{- $notify := .Values.services.ledger.notify -}}
+{{- with $notify.smtp }}
+{{- if .enabled }}
+- name: ALCHEMISER_NOTIFY__SMTP__HOST
+  value: {{ .host | quote }}
+- name: ALCHEMISER_NOTIFY__SMTP__PORT
+  value: {{ .port | quote }}
+- name: ALCHEMISER_NOTIFY__SMTP__STARTTLS
+  value: {{ .starttls | quote }}
+- name: ALCHEMISER_NOTIFY__SMTP__SENDER
+  value: {{ .sender | quote }}
+- name: ALCHEMISER_NOTIFY__SMTP__RECIPIENTS
+  value: {{ .recipients | toJson | quote }}
+{{- if .existingSecret }}
+- name: ALCHEMISER_NOTIFY__SMTP__USERNAME
+  valueFrom:
+    secretKeyRef:
+      name: {{ .existingSecret }}
+      key: {{ .usernameKey }}
+- name: ALCHEMISER_NOTIFY__SMTP__PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ .existingSecret }}
+      key: {{ .passwordKey }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- with $notify.webhook.existingSecret }}
+- name: ALCHEMISER_NOTIFY__WEBHOOK__URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ . }}
+      key: {{ $notify.webhook.urlKey }}
+{{- end }}
 {{- end -}}
 
 {{/* Secret-sourced env shared by services, the CronJob and the hooks. */}}

@@ -33,7 +33,7 @@ from alchemiser_common.events import (
 from alchemiser_common.kafka.clients import KafkaConsumer, KafkaProducer
 from alchemiser_common.serde import EventSerde
 from alchemiser_common.topics import DLQ_TOPICS
-from alchemiser_devtools.stack import Stack, StackError
+from alchemiser_devtools.stack import TRADING_SERVICES, Stack, StackError
 
 __all__ = ["WORKFLOW_TIMEOUT_S", "PipelineWorkflow", "start_stack"]
 
@@ -78,6 +78,7 @@ def start_stack(
         },
         kafka_address=kafka_address,
         registry_address=registry_address,
+        services=TRADING_SERVICES,  # a backtest keeps its own books: no ledger
     )
     try:
         stack.start()

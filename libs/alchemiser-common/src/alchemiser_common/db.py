@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -21,6 +22,7 @@ from alembic import command, context
 from alembic.config import Config
 from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, Dialect, Engine, make_url
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.types import TypeEngine
@@ -36,6 +38,7 @@ __all__ = [
     "ExactDecimal",
     "as_utc",
     "create_engine_from_url",
+    "insert_ignoring_duplicates",
     "is_transient_database_error",
     "normalize_database_url",
     "run_alembic_env",
@@ -296,3 +299,17 @@ def as_utc(moment: datetime | None) -> datetime | None:
     if moment is None:
         return None
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def insert_ignoring_duplicates(
+    connection: Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]]
+) -> None:
+    """``INSERT ... ON CONFLICT DO NOTHING`` of ``rows`` on ``table``'s primary key
+    (PostgreSQL or SQLite): a row whose key exists is left as it is."""
+    if not rows:
+        return
+    dialect = sqlite if connection.dialect.name == "sqlite" else postgresql
+    keys = [column.name for column in table.primary_key.columns]
+    connection.execute(
+        dialect.insert(table).on_conflict_do_nothing(index_elements=keys), list(rows)
+    )

@@ -599,13 +599,31 @@ def run_command(
     timeout: Annotated[
         float, typer.Option("--timeout", help="Seconds to wait for the workflow.")
     ] = 120.0,
+    *,
+    sessions: Annotated[
+        int,
+        typer.Option(
+            "--sessions",
+            min=1,
+            max=60,
+            help="Run this many consecutive sessions, ending at --date (the exchange only).",
+        ),
+    ] = 1,
 ) -> None:
-    """Start the stack, run one workflow, print its summary, stop the stack.
+    """Start the stack, run one workflow (or one per session with --sessions), print each
+    summary, stop the stack.
 
-    Exit 0 when the workflow completed, 1 when it failed or the stack could not start, 130 when
-    interrupted (Ctrl-C, SIGTERM).
+    Exit 0 when every workflow completed, 1 when one failed or the stack could not start, 130
+    when interrupted (Ctrl-C, SIGTERM).
     """
-    from alchemiser_devtools.stack import DATASET_DIR, BrokerKind, Stack, pick_session
+    from alchemiser_devtools.stack import (
+        DATASET_DIR,
+        BrokerKind,
+        Stack,
+        StackError,
+        pick_session,
+        trading_days,
+    )
 
     console = _console()
     progress = _RichProgress(console)
@@ -620,9 +638,24 @@ def run_command(
             if kind is BrokerKind.EXCHANGE or requested is not None
             else None
         )
+        if sessions > 1 and session is None:
+            raise StackError("--sessions needs --date with --broker alpaca (it has one clock)")
+        days = trading_days(DATASET_DIR)
+        chosen: list[date | None] = [session]
+        if session is not None and sessions > 1:
+            index = days.index(session)
+            if index + 1 < sessions:
+                raise StackError(
+                    f"--sessions {sessions}: the dataset has only {index + 1} sessions up to "
+                    f"{session}; pick a later --date or fewer sessions"
+                )
+            chosen = list(days[index + 1 - sessions : index + 1])
         stack = Stack(run_dir, kind, progress=progress)
         _start(stack, console)
-        code = _workflow(stack, console, progress, session, timeout)
+        code = EXIT_OK
+        for day in chosen:
+            result = _workflow(stack, console, progress, day, timeout)
+            code = code if result == EXIT_OK else result
         if keep:
             stack.keep()
             _usage_hint(console, stack)

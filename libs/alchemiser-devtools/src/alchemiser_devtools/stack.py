@@ -38,7 +38,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -67,6 +67,7 @@ __all__ = [
     "RUN_DIR",
     "SERVICES",
     "STATE_FILE",
+    "TRADING_SERVICES",
     "WORKFLOW_FILE",
     "AccountSnapshot",
     "BrokerKind",
@@ -92,7 +93,10 @@ RUN_DIR = Path("var") / "run"
 STATE_FILE = "stack.json"
 ENV_FILE = "stack.env"
 DEV_LOG = "dev.log"
-SERVICES = ("strategy", "portfolio", "execution")
+TRADING_SERVICES = ("strategy", "portfolio", "execution")
+"""The services a workflow passes through (a backtest starts only these)."""
+SERVICES = (*TRADING_SERVICES, "ledger")
+"""Every service the stack starts by default: the trading services and the ledger."""
 
 
 def _repo_root() -> Path:
@@ -545,8 +549,11 @@ class Stack:
         extra_env: Mapping[str, Mapping[str, str]] | None = None,
         kafka_address: str | None = None,
         registry_address: str | None = None,
+        services: Sequence[str] = SERVICES,
     ) -> None:
         self.run_dir = run_dir.resolve()
+        self.services = tuple(services)
+        """The services started (a subset of :data:`SERVICES`, in that order)."""
         self.extra_env = {name: dict(values) for name, values in (extra_env or {}).items()}
         """``ALCHEMISER_*`` settings per process name (``exchange``, ``strategy``, ...) on top
         of the stack's own (a backtest's strategies, the exchange's cost model)."""
@@ -644,7 +651,7 @@ class Stack:
             self.state.bootstrap_servers = self.kafka_address
             self._save()
         self._create_topics()
-        services = [self._spawn_service(name, self._port(), alpaca) for name in SERVICES]
+        services = [self._spawn_service(name, self._port(), alpaca) for name in self.services]
         if registry is not None:
             self._await_http(registry, f"{self.registry_url}/", "schema registry")
         self._register_schemas()
@@ -845,14 +852,24 @@ class Stack:
                 env["ALCHEMISER_BROKER__EXCHANGE_URL"] = self.state.exchange_url
             else:
                 env.update(alpaca)
+        if name == "ledger":
+            # The user's notification and ledger settings (SMTP server, webhook) reach it.
+            env.update(
+                {
+                    key: value
+                    for key, value in self.environ.items()
+                    if key.startswith(("ALCHEMISER_NOTIFY__", "ALCHEMISER_LEDGER__"))
+                    and key != "ALCHEMISER_LEDGER__DATABASE_URL"  # a previous stack's
+                }
+            )
         env.update(self.extra_env.get(name, {}))
         return env
 
     def _spawn_service(
         self, name: str, metrics_port: int, alpaca: Mapping[str, str]
     ) -> StackProcess:
-        if name == SERVICES[0]:
-            self.progress.begin("starting " + ", ".join(SERVICES))
+        if name == self.services[0]:
+            self.progress.begin("starting " + ", ".join(self.services))
         module = f"alchemiser_{name}"
         return self._spawn(
             name,
@@ -1017,6 +1034,12 @@ class Stack:
             values["ALCHEMISER_EXCHANGE__DATASET_DIR"] = str(state.dataset_dir)
             values["ALCHEMISER_EXCHANGE__DATABASE_URL"] = _sqlite(self.run_dir / "exchange.db")
         lines += [f"{name}={shlex.quote(str(value))}" for name, value in values.items()]
+        if "ledger" in self.services:
+            lines += [
+                "# The ledger's database (alchemiser ledger trades|pnl|report):",
+                "ALCHEMISER_LEDGER__DATABASE_URL="
+                + shlex.quote(_sqlite(self.run_dir / "ledger.db")),
+            ]
         lines += [
             "# The execution service's database (alchemiser execution attempts):",
             "ALCHEMISER_DATABASE__URL=" + shlex.quote(_sqlite(self.run_dir / "execution.db")),

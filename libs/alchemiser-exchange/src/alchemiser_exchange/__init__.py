@@ -7,10 +7,12 @@ clocks, the order book), :func:`create_app` its HTTP/WebSocket API and
 """
 
 from alchemiser_exchange.book import Exchange, OrderSpec, account_number_for
+from alchemiser_exchange.history import EquityPoint
 from alchemiser_exchange.server import ExchangeServer, build_exchange
 from alchemiser_exchange.settings import ExchangeSettings, TradingRules
 
 __all__ = [
+    "EquityPoint",
     "Exchange",
     "ExchangeServer",
     "ExchangeSettings",

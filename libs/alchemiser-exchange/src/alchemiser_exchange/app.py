@@ -3,7 +3,8 @@
 Routes (every one but ``/healthz`` and the admin route authenticates with Alpaca's headers
 ``APCA-API-KEY-ID`` / ``APCA-API-SECRET-KEY``; the key selects the account):
 
-* trading: ``GET /v2/account``, ``GET /v2/clock``, ``GET /v2/assets/{symbol}``,
+* trading: ``GET /v2/account``, ``GET /v2/account/portfolio/history`` (daily points only),
+  ``GET /v2/clock``, ``GET /v2/assets/{symbol}``,
   ``GET /v2/positions[/{symbol}]``, ``DELETE /v2/positions/{symbol}``, ``POST|GET /v2/orders``,
   ``GET /v2/orders:by_client_order_id``, ``GET|PATCH|DELETE /v2/orders/{id}``;
 * market data (the same base URL): ``GET /v2/stocks/{trades,quotes,bars}/latest?symbols=``
@@ -39,7 +40,7 @@ from starlette.websockets import WebSocketDisconnect
 
 from alchemiser_broker.models import OrderSide, OrderType
 from alchemiser_common.observability.logging import get_logger
-from alchemiser_exchange import shapes
+from alchemiser_exchange import history, shapes
 from alchemiser_exchange.book import Exchange, OrderSpec
 from alchemiser_exchange.errors import (
     ExchangeError,
@@ -288,6 +289,31 @@ def _trading_routes(app: FastAPI, exchange: Exchange) -> None:
     @app.get("/v2/account")
     def account(acct: Account) -> dict[str, Any]:
         return shapes.account_json(exchange.balances(acct.account_number))
+
+    @app.get("/v2/account/portfolio/history")
+    def portfolio_history(
+        acct: Account,
+        *,
+        period: str | None = None,
+        timeframe: str | None = None,
+        start: str | None = None,
+        end: str | None = None,
+        date_end: str | None = None,
+        intraday_reporting: str | None = None,
+        pnl_reset: str | None = None,
+    ) -> Response:
+        first, last = history.resolve_window(
+            current=exchange.session_of(acct),
+            period=period,
+            timeframe=timeframe,
+            start=start,
+            end=end,
+            date_end=date_end,
+            intraday_reporting=intraday_reporting,
+            pnl_reset=pnl_reset,
+        )
+        points = exchange.equity_history(acct.account_number, first, last)
+        return Response(shapes.portfolio_history_text(points), media_type="application/json")
 
     @app.get("/v2/clock")
     def clock(acct: Account) -> dict[str, Any]:

@@ -19,6 +19,10 @@ Alpaca's API over it; tests drive it directly.
   (checks in order: duplicate id, asset, trading block, shape, funds).
 * **Costs**: fills are slipped and charged commissions as the ``TradingRules`` say (zero by
   default: frictionless); :meth:`Exchange.fees` sums an account's commissions.
+* **History**: every fill and operator journal is recorded in the account's ledger;
+  :meth:`Exchange.equity_history` replays it into the equity at each session's close (see
+  :mod:`.history`), from the account's first session (the earliest its clock was set to or
+  it placed an order or had an activity in) through its current one.
 
 Every call's changes commit in one transaction under the account's row lock; the
 trade updates it caused are then handed to the listeners (:meth:`Exchange.subscribe`).
@@ -51,8 +55,8 @@ from alchemiser_common.db import (
 )
 from alchemiser_common.errors import ConfigurationError
 from alchemiser_common.observability.logging import get_logger
+from alchemiser_exchange import history, rules, store
 from alchemiser_exchange import orders as book_orders
-from alchemiser_exchange import rules, store
 from alchemiser_exchange.errors import (
     ExchangeError,
     InvalidOrderError,
@@ -60,10 +64,12 @@ from alchemiser_exchange.errors import (
     NotFoundError,
     OrderNotCancelableError,
 )
+from alchemiser_exchange.history import EquityPoint
 from alchemiser_exchange.orders import NewOrder, TradeUpdate
 from alchemiser_exchange.schema import (
     EXCHANGE_VERSION_TABLE,
     AccountRecord,
+    ActivityType,
     OrderRecord,
     account_table,
     metadata,
@@ -175,6 +181,7 @@ class Exchange:
         self.trading = trading
         self._clock = clock
         self._days = frozenset(dataset.trading_days())
+        self._sessions = tuple(sorted(self._days))
         self._last_day = max(self._days) if self._days else None
         self._listeners: list[Listener] = []
         self._listeners_lock = threading.Lock()
@@ -192,7 +199,7 @@ class Exchange:
     def use_dataset(self, dataset: DatasetMarketData) -> None:
         """Price from ``dataset`` from now on (a dataset refreshed with new sessions)."""
         days = frozenset(dataset.trading_days())
-        self._dataset, self._days = dataset, days
+        self._dataset, self._days, self._sessions = dataset, days, tuple(sorted(days))
         self._last_day = max(days) if days else None
 
     def migrate(self) -> None:
@@ -244,6 +251,7 @@ class Exchange:
             "session_date": None,
             "created_at": now,
             "updated_at": now,
+            "first_session_date": None,
         }
         try:
             with self._transaction("open account", write=True) as connection:
@@ -322,6 +330,7 @@ class Exchange:
                     .values(session_date=session, updated_at=self._clock())
                 )
                 updates = self._roll_orders(connection, account_number, session)
+                store.note_session(connection, account_number, session)
         self._publish(account_number, updates)
         _log.info("session set", account_number=account_number, session=session.isoformat())
         return self._clock_for(session)
@@ -365,6 +374,28 @@ class Exchange:
         with self._transaction("get fees", write=False) as connection:
             self._account(connection, account_number)
             return store.fees_paid(connection, account_number)
+
+    def equity_history(
+        self, account_number: str, start: date | None = None, end: date | None = None
+    ) -> list[EquityPoint]:
+        """The account at the close of each trading session from ``start`` through ``end``.
+
+        Both inclusive and bounded by the account's first session (the earliest its clock was
+        set to or it placed an order or had an activity in; its current session when none is
+        recorded) and its current session, which are the defaults. Replayed from the
+        account's ledger (:func:`~alchemiser_exchange.history.replay`): the first point's
+        profit or loss is against the starting cash, or against the previous session's close
+        when ``start`` is later than the first session. ``NotFoundError`` for no account.
+        """
+        with self._transaction("get portfolio history", write=False) as connection:
+            account = self._account(connection, account_number)
+            current = self.session_of(account)
+            last = current if end is None else min(end, current)
+            activities = store.read_activities(connection, account_number, through=last)
+        first = account.first_session_date or current
+        sessions = [day for day in self._sessions if first <= day <= last]
+        points = history.replay(account.starting_cash, activities, sessions, self._close)
+        return [point for point in points if start is None or point.session >= start]
 
     def is_known(self, symbol: str) -> bool:
         """Whether the dataset has any bar of ``symbol`` (an asset the exchange lists)."""
@@ -526,14 +557,24 @@ class Exchange:
     # ------------------------------------------------ operator and test controls
 
     def set_cash(self, account_number: str, cash: Decimal) -> None:
-        """Set the account's cash (funding a paper account)."""
+        """Set the account's cash (funding a paper account): a cash journal in its ledger."""
         with self._transaction("set cash", write=True) as connection:
-            store.lock_account(connection, account_number)
+            account = store.lock_account(connection, account_number)
             connection.execute(
                 sa.update(account_table)
                 .where(account_table.c.account_number == account_number)
                 .values(cash=cash, updated_at=self._clock())
             )
+            if cash != account.cash:
+                session = self.session_of(account)
+                store.record_activity(
+                    connection,
+                    account_number=account_number,
+                    activity_type=ActivityType.JNLC,
+                    session=session,
+                    now=self.session_time(session),
+                    cash_change=cash - account.cash,
+                )
 
     def set_trading_blocked(self, account_number: str, blocked: bool) -> None:
         """Block or allow the account's trading."""
@@ -548,12 +589,28 @@ class Exchange:
     def set_position(
         self, account_number: str, symbol: str, qty: Decimal, avg_entry_price: Decimal
     ) -> None:
-        """Set a position directly, cash untouched (an account moved in from elsewhere)."""
+        """Set a position directly, cash untouched (an account moved in from elsewhere): a
+        stock journal in the account's ledger when the quantity changes."""
         with self._transaction("set position", write=True) as connection:
-            store.lock_account(connection, account_number)
+            account = store.lock_account(connection, account_number)
             key = (position_table.c.account_number == account_number) & (
                 position_table.c.symbol == symbol
             )
+            held: Decimal = connection.execute(
+                sa.select(position_table.c.qty).where(key)
+            ).scalar_one_or_none() or Decimal(0)
+            if qty != held:
+                session = self.session_of(account)
+                store.record_activity(
+                    connection,
+                    account_number=account_number,
+                    activity_type=ActivityType.JNLS,
+                    session=session,
+                    now=self.session_time(session),
+                    symbol=symbol,
+                    position_change=qty - held,
+                    price=avg_entry_price if qty else None,
+                )
             connection.execute(sa.delete(position_table).where(key))
             if qty != 0:
                 connection.execute(
@@ -593,6 +650,7 @@ class Exchange:
                 record,
                 bar=bar,
                 trading=self.trading,
+                session=session,
                 now=self.session_time(session),
                 price=price
                 if price is not None
@@ -660,7 +718,14 @@ class Exchange:
             bar = self._bar(record.symbol, session)
             if bar is not None and not self.hold_fills:
                 updates.extend(
-                    book_orders.fill(connection, record, bar=bar, trading=self.trading, now=now)
+                    book_orders.fill(
+                        connection,
+                        record,
+                        bar=bar,
+                        trading=self.trading,
+                        session=session,
+                        now=now,
+                    )
                 )
         return updates
 
@@ -683,6 +748,11 @@ class Exchange:
             low=rules.fill_price(bar.low),
             close=rules.fill_price(bar.close),
         )
+
+    def _close(self, symbol: str, session: date) -> Decimal | None:
+        """``symbol``'s close in ``session`` (the last one before it), ``None`` if unknown."""
+        bar = self._bar(symbol, session)
+        return None if bar is None else bar.close
 
     def _position_view(self, position: store.Position, session: date) -> PositionView:
         bar = self._bar(position.symbol, session)

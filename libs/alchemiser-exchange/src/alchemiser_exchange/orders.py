@@ -193,10 +193,11 @@ def place_order(
         .where(order_table.c.broker_order_id == order.broker_order_id)
         .values(accepted)
     )
+    store.note_session(connection, number, session)  # the account traded in this session
     record = OrderRecord.from_row({**row, **accepted})
     updates = [TradeUpdate("new", record, now)]
     if not hold:
-        updates.extend(fill(connection, record, bar=bar, trading=trading, now=now))
+        updates.extend(fill(connection, record, bar=bar, trading=trading, session=session, now=now))
     return updates
 
 
@@ -206,15 +207,18 @@ def fill(
     *,
     bar: rules.SessionBar,
     trading: TradingRules,
+    session: date,
     now: datetime,
     price: Decimal | None = None,
     qty: Decimal | None = None,
 ) -> list[TradeUpdate]:
-    """Fill what ``bar``'s session crosses of an open order (or ``qty`` at ``price``).
+    """Fill what ``bar``'s ``session`` crosses of an open order (or ``qty`` at ``price``).
 
     With ``price`` the order fills there regardless of the bar and unslipped (an operator's
     manual fill); returns the ``fill``/``partial_fill`` update, or nothing when the order does
-    not trade. Every fill pays its commission (``trading.costs``), added to the order's fees.
+    not trade. Every fill pays its commission (``trading.costs``), added to the order's fees,
+    and is recorded in the account's ledger as of ``session`` (the order's own session may be
+    an earlier one: a ``gtc`` order fills when the clock reaches a session crossing it).
     """
     costs = trading.costs
     fractionable = record.symbol not in trading.non_fractionable
@@ -243,10 +247,12 @@ def fill(
     position_qty = store.apply_fill(
         connection,
         account_number=record.account_number,
+        broker_order_id=record.broker_order_id,
         symbol=record.symbol,
         side=record.side,
         qty=execution.filled_qty,
         price=execution.fill_price,
+        session=session,
         now=now,
         fee=fee,
     )

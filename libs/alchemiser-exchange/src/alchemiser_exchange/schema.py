@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
+from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
@@ -25,8 +26,10 @@ __all__ = [
     "CLIENT_ORDER_ID_CONSTRAINT",
     "EXCHANGE_VERSION_TABLE",
     "AccountRecord",
+    "ActivityType",
     "OrderRecord",
     "account_table",
+    "activity_table",
     "metadata",
     "order_table",
     "position_table",
@@ -55,6 +58,9 @@ account_table = sa.Table(
     sa.Column("session_date", sa.Date(), nullable=True),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    # The earliest session the clock was set to or the account placed an order or had an
+    # activity in: where its portfolio history starts (migration exchange_0003).
+    sa.Column("first_session_date", sa.Date(), nullable=True),
     sa.PrimaryKeyConstraint("account_number", name="pk_exchange_account"),
     sa.UniqueConstraint("api_key_id", name="uq_exchange_account_api_key_id"),
 )
@@ -119,6 +125,49 @@ order_table = sa.Table(
 )
 
 
+class ActivityType(StrEnum):
+    """What one row of ``exchange_activity`` records (Alpaca's activity type codes)."""
+
+    FILL = "FILL"
+    """A fill: the position moves by the filled quantity, cash by the cost or proceeds and
+    the commission."""
+    JNLC = "JNLC"
+    """A cash journal: the operator set the account's cash (``Exchange.set_cash``)."""
+    JNLS = "JNLS"
+    """A stock journal: the operator set a position (``Exchange.set_position``)."""
+
+
+activity_table = sa.Table(
+    "exchange_activity",
+    metadata,
+    sa.Column("account_number", sa.String(64), nullable=False),
+    # The account's activity counter: the order in which the activities changed the account.
+    sa.Column("sequence", sa.BigInteger(), nullable=False),
+    sa.Column("activity_type", sa.String(8), nullable=False),
+    sa.Column("session_date", sa.Date(), nullable=False),
+    sa.Column("broker_order_id", sa.String(64), nullable=True),
+    sa.Column("symbol", sa.String(32), nullable=True),
+    # Signed: what the position in ``symbol`` and the cash moved by.
+    sa.Column("position_change", ExactDecimal(), nullable=False),
+    sa.Column("cash_change", ExactDecimal(), nullable=False),
+    # The fill price (FILL) or the average entry price set (JNLS).
+    sa.Column("price", ExactDecimal(), nullable=True),
+    sa.Column("fee", ExactDecimal(), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint("account_number", "sequence", name="pk_exchange_activity"),
+    sa.ForeignKeyConstraint(
+        ["account_number"],
+        ["exchange_account.account_number"],
+        name="fk_exchange_activity_account",
+    ),
+)
+"""The account's ledger (migration exchange_0003): every change of its cash or positions.
+
+Replaying it session by session from the starting cash gives the account's equity at each
+session's close (:mod:`alchemiser_exchange.history`).
+"""
+
+
 @dataclass(frozen=True, slots=True)
 class AccountRecord:
     """One account as stored (the secret only as its SHA-256)."""
@@ -131,6 +180,8 @@ class AccountRecord:
     trading_blocked: bool
     session_date: date | None
     created_at: datetime
+    first_session_date: date | None = None
+    """Where the account's portfolio history starts (``None``: no session recorded yet)."""
 
     @classmethod
     def from_row(cls, row: Mapping[Any, Any]) -> AccountRecord:
@@ -146,6 +197,7 @@ class AccountRecord:
             trading_blocked=bool(row["trading_blocked"]),
             session_date=row["session_date"],
             created_at=created,
+            first_session_date=row["first_session_date"],
         )
 
 

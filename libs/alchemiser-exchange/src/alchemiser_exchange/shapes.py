@@ -1,20 +1,25 @@
 """The exchange's answers in the JSON shapes of Alpaca's trading and market-data APIs.
 
-Trading-API numbers are strings; market-data prices are JSON numbers. Only the fields a
+Trading-API numbers are strings; market-data prices and the portfolio history's figures are
+JSON numbers. Only the fields a
 client could reasonably read are filled; the rest of each object carries its documented
 default so alpaca-py's models validate it too.
 """
 
 from __future__ import annotations
 
+import json
 import uuid
-from datetime import UTC, datetime
-from decimal import Decimal
+from collections.abc import Sequence
+from datetime import UTC, date, datetime, time
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 from alchemiser_broker.models import MarketClock, Quote
+from alchemiser_exchange.history import TIMEFRAME, EquityPoint
 from alchemiser_exchange.orders import TradeUpdate
-from alchemiser_exchange.rules import SessionBar
+from alchemiser_exchange.rules import MONEY_QUANTUM, SessionBar
 from alchemiser_exchange.schema import OrderRecord
 
 if TYPE_CHECKING:
@@ -28,6 +33,7 @@ __all__ = [
     "error_json",
     "money",
     "order_json",
+    "portfolio_history_text",
     "position_json",
     "quote_json",
     "rfc3339",
@@ -37,6 +43,8 @@ __all__ = [
 
 _ASSET_NAMESPACE = uuid.UUID("5b0c7f43-0ef4-4d5c-9b6a-7d8f9a6b2c10")
 _ACCOUNT_NAMESPACE = uuid.UUID("0d6f4a52-62a1-4c1e-9f0e-3c1f5b7f2a21")
+_NEW_YORK = ZoneInfo("America/New_York")
+_RATIO_QUANTUM = Decimal("0.0000000001")
 
 
 def rfc3339(value: datetime | None) -> str | None:
@@ -250,3 +258,43 @@ def bar_json(bar: SessionBar, at: datetime) -> dict[str, Any]:
         "n": 0,
         "vw": float(bar.close),
     }
+
+
+def _number(value: Decimal | None, quantum: Decimal = MONEY_QUANTUM) -> str:
+    """A JSON number with exactly the places of ``quantum`` (half-even), or ``null``."""
+    if value is None:
+        return "null"
+    return format(value.quantize(quantum, rounding=ROUND_HALF_EVEN), "f")
+
+
+def _numbers(values: Sequence[Decimal | None], quantum: Decimal = MONEY_QUANTUM) -> str:
+    return "[" + ",".join(_number(value, quantum) for value in values) + "]"
+
+
+def session_timestamp(session: date) -> int:
+    """A daily point's timestamp: the session's midnight in New York, in epoch seconds
+    (Alpaca's points are labelled with the start of their window)."""
+    return int(datetime.combine(session, time(0), tzinfo=_NEW_YORK).timestamp())
+
+
+def portfolio_history_text(points: Sequence[EquityPoint]) -> str:
+    """The JSON text of ``GET /v2/account/portfolio/history`` (daily points).
+
+    Alpaca sends numbers, not strings; written here by hand so that money keeps exactly two
+    places (``100102.50``, not a float's ``100102.5``) and ratios ten. ``base_value`` is the
+    equity the first point's profit or loss is measured against (the starting cash on the
+    account's first session), as of the start of that session (``base_value_asof``); without
+    points it is ``null`` and ``base_value_asof`` left out, as Alpaca does.
+    """
+    first = points[0] if points else None
+    fields = {
+        "timestamp": "[" + ",".join(str(session_timestamp(p.session)) for p in points) + "]",
+        "equity": _numbers([p.equity for p in points]),
+        "profit_loss": _numbers([p.profit_loss for p in points]),
+        "profit_loss_pct": _numbers([p.profit_loss_pct for p in points], _RATIO_QUANTUM),
+        "base_value": _number(None if first is None else first.base - first.transfers),
+    }
+    if first is not None:
+        fields["base_value_asof"] = json.dumps(first.session.isoformat())
+    fields["timeframe"] = json.dumps(TIMEFRAME)
+    return "{" + ",".join(f"{json.dumps(name)}:{value}" for name, value in fields.items()) + "}"

@@ -9,7 +9,7 @@ changes one account-transaction at a time.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -19,6 +19,7 @@ from sqlalchemy.engine import Connection, RowMapping
 
 from alchemiser_broker.models import OrderSide
 from alchemiser_exchange.errors import DuplicateOrderError
+from alchemiser_exchange.history import Activity
 from alchemiser_exchange.rules import (
     FRICTIONLESS,
     OPEN_STATUSES,
@@ -29,7 +30,9 @@ from alchemiser_exchange.rules import (
 from alchemiser_exchange.schema import (
     CLIENT_ORDER_ID_CONSTRAINT,
     AccountRecord,
+    ActivityType,
     account_table,
+    activity_table,
     order_table,
     position_table,
 )
@@ -41,8 +44,11 @@ __all__ = [
     "insert_order",
     "lock_account",
     "next_sequence",
+    "note_session",
     "open_orders",
+    "read_activities",
     "read_positions",
+    "record_activity",
     "reserved_cash",
     "sellable_qty",
 ]
@@ -174,18 +180,96 @@ def insert_order(connection: Connection, row: dict[str, Any]) -> None:
         raise
 
 
+def note_session(connection: Connection, account_number: str, session: date) -> None:
+    """Make ``session`` the account's first session if it is earlier than the one recorded."""
+    column = account_table.c.first_session_date
+    connection.execute(
+        sa.update(account_table)
+        .where(
+            account_table.c.account_number == account_number,
+            sa.or_(column.is_(None), column > session),
+        )
+        .values(first_session_date=session)
+    )
+
+
+def record_activity(
+    connection: Connection,
+    *,
+    account_number: str,
+    activity_type: ActivityType,
+    session: date,
+    now: datetime,
+    cash_change: Decimal = Decimal(0),
+    symbol: str | None = None,
+    position_change: Decimal = Decimal(0),
+    price: Decimal | None = None,
+    fee: Decimal = Decimal(0),
+    broker_order_id: str | None = None,
+) -> None:
+    """Append one change of the account's cash or positions to its ledger (account locked:
+    the next sequence number is the account's own)."""
+    latest = connection.execute(
+        sa.select(sa.func.max(activity_table.c.sequence)).where(
+            activity_table.c.account_number == account_number
+        )
+    ).scalar_one_or_none()
+    connection.execute(
+        sa.insert(activity_table).values(
+            account_number=account_number,
+            sequence=1 if latest is None else int(latest) + 1,
+            activity_type=activity_type.value,
+            session_date=session,
+            broker_order_id=broker_order_id,
+            symbol=symbol,
+            position_change=position_change,
+            cash_change=cash_change,
+            price=price,
+            fee=fee,
+            created_at=now,
+        )
+    )
+    note_session(connection, account_number, session)
+
+
+def read_activities(
+    connection: Connection, account_number: str, *, through: date
+) -> list[Activity]:
+    """The account's activities of sessions up to ``through``, by session, then as recorded."""
+    table = activity_table
+    query = (
+        sa.select(table)
+        .where(table.c.account_number == account_number, table.c.session_date <= through)
+        .order_by(table.c.session_date, table.c.sequence)
+    )
+    return [
+        Activity(
+            session=row["session_date"],
+            symbol=row["symbol"],
+            position_change=row["position_change"],
+            cash_change=row["cash_change"],
+            price=row["price"],
+            transfer=row["activity_type"] != ActivityType.FILL.value,
+        )
+        for row in connection.execute(query).mappings()
+    ]
+
+
 def apply_fill(
     connection: Connection,
     *,
     account_number: str,
+    broker_order_id: str,
     symbol: str,
     side: OrderSide,
     qty: Decimal,
     price: Decimal,
+    session: date,
     now: datetime,
     fee: Decimal = Decimal(0),
 ) -> Decimal:
-    """Move cash and the position for one fill (account locked); returns the new position.
+    """Move cash and the position for one fill (account locked) and record it in the
+    account's ledger; returns the new position.
 
     A buy pays ``cents(qty * price) + fee``, a sell receives ``cents(qty * price) - fee``.
     """
@@ -193,11 +277,24 @@ def apply_fill(
         sa.select(account_table.c.cash).where(account_table.c.account_number == account_number)
     ).scalar_one()
     amount = cents(qty * price)
-    new_cash = cash - amount - fee if side is OrderSide.BUY else cash + amount - fee
+    change = -amount - fee if side is OrderSide.BUY else amount - fee
     connection.execute(
         sa.update(account_table)
         .where(account_table.c.account_number == account_number)
-        .values(cash=new_cash, updated_at=now)
+        .values(cash=cash + change, updated_at=now)
+    )
+    record_activity(
+        connection,
+        account_number=account_number,
+        activity_type=ActivityType.FILL,
+        session=session,
+        now=now,
+        cash_change=change,
+        symbol=symbol,
+        position_change=qty if side is OrderSide.BUY else -qty,
+        price=price,
+        fee=fee,
+        broker_order_id=broker_order_id,
     )
     key = (position_table.c.account_number == account_number) & (position_table.c.symbol == symbol)
     current = connection.execute(sa.select(position_table).where(key)).mappings().one_or_none()

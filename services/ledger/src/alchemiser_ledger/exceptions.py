@@ -7,11 +7,12 @@ sell of more than a strategy holds, a missing close. Each means a broken invaria
 
 from __future__ import annotations
 
-from alchemiser_common.errors import AlchemiserError
+from alchemiser_common.errors import AlchemiserError, TransientError
 
 __all__ = [
     "InvalidLedgerInputError",
     "LedgerError",
+    "LedgerUnavailableError",
     "MissingCloseError",
     "OversellError",
 ]
@@ -31,3 +32,7 @@ class OversellError(LedgerError):
 
 class MissingCloseError(LedgerError):
     """A held symbol has no closing price to value it at."""
+
+
+class LedgerUnavailableError(TransientError):
+    """The ledger's database cannot be reached now: the input is handled again later."""

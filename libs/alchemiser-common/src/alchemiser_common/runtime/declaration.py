@@ -19,7 +19,8 @@ topics), decoding and dispatch; ``python -m alchemiser_<svc>`` runs it with
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Mapping
+import threading
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
     from alchemiser_common.observability.metrics import Metrics
     from alchemiser_common.runtime.handlers import EventHandlerRegistry
 
-__all__ = ["HandlerFactory", "Service", "ServiceContainer"]
+__all__ = ["BackgroundFactory", "BackgroundTask", "HandlerFactory", "Service", "ServiceContainer"]
 
 #: Exit codes of a service process.
 EXIT_OK = 0
@@ -60,6 +61,13 @@ class ServiceContainer(Generic[SettingsT]):
 HandlerFactory = Callable[[ServiceContainer[SettingsT]], Handler[Any]]
 """Builds one handler at start-up (configuration errors raise ``ConfigurationError`` here)."""
 
+BackgroundTask = Callable[[threading.Event], None]
+"""Work a service does beside its handlers (the ledger's notification sender): runs on its own
+daemon thread until the event is set, and must not raise (it logs and retries its failures)."""
+
+BackgroundFactory = Callable[[ServiceContainer[SettingsT]], BackgroundTask]
+"""Builds one background task at start-up, after the handlers."""
+
 
 @dataclass(frozen=True, slots=True)
 class Service(Generic[SettingsT]):
@@ -69,6 +77,8 @@ class Service(Generic[SettingsT]):
     settings: type[SettingsT]
     handlers: Mapping[type[Event], HandlerFactory[SettingsT]]
     description: str = ""
+    background: Sequence[BackgroundFactory[SettingsT]] = ()
+    """Tasks started once the handlers are registered, stopped when the service stops."""
 
     def register_handlers(
         self, container: ServiceContainer[SettingsT], registry: EventHandlerRegistry

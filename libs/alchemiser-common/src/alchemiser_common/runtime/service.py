@@ -51,6 +51,9 @@ _log = structlog.get_logger("alchemiser.service")
 
 EXIT_FATAL = 1
 
+#: How long a stopping service waits for each background task to return.
+_BACKGROUND_JOIN_S = 5.0
+
 
 def _pause_hook(settings: CommonSettings) -> Callable[[ProtocolStep], None]:
     """The crash tests' hook: block forever at one protocol step, once, after saying so."""
@@ -125,6 +128,7 @@ def _run(name: str, settings: SettingsT, service: Service[SettingsT]) -> int:
     _with_backoff(register, "registering handlers", retry_on=TransientError)
     if not len(registry):
         raise ConfigurationError(f"{name} registered no handlers")
+    tasks = [build(container) for build in service.background]
     topics = registry.topics()
 
     serde = EventSerde(
@@ -189,9 +193,11 @@ def _run(name: str, settings: SettingsT, service: Service[SettingsT]) -> int:
     # the main thread stays free to take SIGTERM, ask the loop to stop and, if it does not
     # within the shutdown bound, end the process (the watchdog).
     _install_signal_handlers(loop, settings.runtime.shutdown_timeout_s)
+    stop_tasks = _start_background(tasks)
     try:
         _run_on_worker(work)
     finally:
+        stop_tasks()
         _log.info("stopping: leaving the consumer group")
         consumer.close()
         producer.close()
@@ -199,6 +205,24 @@ def _run(name: str, settings: SettingsT, service: Service[SettingsT]) -> int:
         engine.dispose()
     _log.info("stopped cleanly")
     return EXIT_OK
+
+
+def _start_background(tasks: list[Callable[[threading.Event], None]]) -> Callable[[], None]:
+    """Start each background task on a daemon thread; return what stops and joins them."""
+    stop = threading.Event()
+    threads = [
+        threading.Thread(target=task, args=(stop,), name=f"background-{i}", daemon=True)
+        for i, task in enumerate(tasks)
+    ]
+    for thread in threads:
+        thread.start()
+
+    def stop_all() -> None:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=_BACKGROUND_JOIN_S)
+
+    return stop_all
 
 
 def _freeze_start_up_objects() -> None:

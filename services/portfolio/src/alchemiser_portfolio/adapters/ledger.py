@@ -17,14 +17,16 @@ from collections.abc import Collection, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
-from alchemiser_common.db import is_transient_database_error, upgrade_to_head
+from alchemiser_common.db import (
+    insert_ignoring_duplicates,
+    is_transient_database_error,
+    upgrade_to_head,
+)
 from alchemiser_common.inbox import UnitOfWork
 from alchemiser_portfolio.adapters.schema import (
     PORTFOLIO_VERSION_TABLE,
@@ -116,23 +118,12 @@ class WorkflowLedger:
             yield connection
 
 
-def _insert_ignoring_duplicates(
-    connection: Connection, table: sa.Table, rows: list[dict[str, Any]]
-) -> None:
-    """``INSERT ... ON CONFLICT DO NOTHING`` on ``table``'s primary key (the key decides)."""
-    if not rows:
-        return
-    dialect = sqlite if connection.dialect.name == "sqlite" else postgresql
-    keys = [column.name for column in table.primary_key.columns]
-    connection.execute(dialect.insert(table).on_conflict_do_nothing(index_elements=keys), rows)
-
-
 def plan_recorded(account_id: str, correlation_id: str, planned_at: datetime) -> UnitOfWork:
     """The unit of work recording one emitted plan (idempotent)."""
     row = {"account_id": account_id, "correlation_id": correlation_id, "planned_at": planned_at}
 
     def record(connection: Connection) -> None:
-        _insert_ignoring_duplicates(connection, plan_table, [row])
+        insert_ignoring_duplicates(connection, plan_table, [row])
 
     return record
 
@@ -153,6 +144,6 @@ def workflows_finished(
     ]
 
     def record(connection: Connection) -> None:
-        _insert_ignoring_duplicates(connection, finished_table, rows)
+        insert_ignoring_duplicates(connection, finished_table, rows)
 
     return record
