@@ -38,9 +38,14 @@ IMAGES := \
 help: ## List every target
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
+# Bytecode is compiled ahead (the venv and the workspace's sources): where the environment sets
+# PYTHONDONTWRITEBYTECODE, as these machines do, every process would otherwise compile each
+# module it imports from source (2.8 s instead of 1.3 s to import a service); stale files are
+# recompiled in memory, never trusted.
 setup: ## Install uv if missing and sync the whole workspace from uv.lock
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
-	$(UV) sync --all-packages --locked
+	$(UV) sync --all-packages --locked --compile-bytecode
+	@$(RUN) python -m compileall -q -j 0 $(SRC_DIRS) >/dev/null
 
 lint: setup ## ruff check and format check
 	$(RUN) ruff check .

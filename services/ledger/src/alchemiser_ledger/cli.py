@@ -22,8 +22,9 @@ Rules:
   session's workflow, so the latest session is in the new month and the report is the month
   that just ended, however late the job runs. (Run before that session's workflow, it names
   the month before last.)
-* **Idempotent sending.** The monthly notification's id is ``monthly:<account>:<YYYY-MM>``;
-  the outbox keys rows by it, so sending a month twice sends it once.
+* **Idempotent sending** (:mod:`alchemiser_ledger.monthly`). The monthly notification's id is
+  ``monthly:<account>:<YYYY-MM>``; the outbox keys rows by it, so sending a month twice sends
+  it once.
 * **Errors** are one line on stderr: exit 2 for options, settings and the database (none
   configured, unreachable, without the ledger tables), exit 1 when there is nothing to report
   (no workflows, no session in the month) or a notification was refused for good.
@@ -40,11 +41,11 @@ import json
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, date, datetime
+from datetime import date
 from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -54,7 +55,6 @@ from rich.text import Text
 if TYPE_CHECKING:
     from alchemiser_ledger.adapters.store import LedgerStore, TradeRow
     from alchemiser_ledger.report import Month, MonthSummary
-    from alchemiser_ledger.settings import NotifySettings
     from alchemiser_ledger.statements import PnlStatement
 
 __all__ = [
@@ -62,7 +62,8 @@ __all__ = [
     "EXIT_NOTHING",
     "EXIT_USAGE",
     "app",
-    "monthly_notification_id",
+    "fail",
+    "plain_console",
 ]
 
 EXIT_NOTHING = 1
@@ -72,8 +73,6 @@ EXIT_USAGE = 2
 
 DATABASE_URL_ENVS = ("ALCHEMISER_LEDGER__DATABASE_URL", "ALCHEMISER_DATABASE__URL")
 """Where the database URL comes from without ``--database-url``, first set wins."""
-
-_MONTHLY_KIND = "monthly"
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -115,19 +114,15 @@ class _Output(StrEnum):
     CSV = "csv"
 
 
-def monthly_notification_id(account_id: str, month: Month) -> str:
-    """The outbox key of an account's monthly notification (one per month and channel)."""
-    return f"{_MONTHLY_KIND}:{account_id}:{month}"
-
-
 # -- plumbing ------------------------------------------------------------------------------
-def _fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
+def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
     """Print one line on stderr and exit with ``code`` (no traceback)."""
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code)
 
 
-def _console() -> Console:
+def plain_console() -> Console:
+    """The console the commands print to (no automatic highlighting)."""
     return Console(highlight=False)
 
 
@@ -138,7 +133,7 @@ def _plain(value: Decimal) -> str:
 
 def _output(as_json: bool, as_csv: bool) -> _Output:
     if as_json and as_csv:
-        _fail("--json and --csv exclude each other")
+        fail("--json and --csv exclude each other")
     return _Output.JSON if as_json else _Output.CSV if as_csv else _Output.TABLE
 
 
@@ -148,13 +143,13 @@ def _date(text: str | None, option: str) -> date | None:
     try:
         return date.fromisoformat(text)
     except ValueError:
-        _fail(f"{option} {text!r} is not a date (YYYY-MM-DD)")
+        fail(f"{option} {text!r} is not a date (YYYY-MM-DD)")
 
 
 def _range(start: str | None, end: str | None) -> tuple[date | None, date | None]:
     first, last = _date(start, "--from"), _date(end, "--to")
     if first is not None and last is not None and first > last:
-        _fail(f"--from {first} is after --to {last}")
+        fail(f"--from {first} is after --to {last}")
     return first, last
 
 
@@ -166,7 +161,7 @@ def _database_url(option: str | None) -> tuple[str, str]:
         value = os.environ.get(name)
         if value:
             return value, name
-    _fail(f"no database: pass --database-url or set {' or '.join(DATABASE_URL_ENVS)}")
+    fail(f"no database: pass --database-url or set {' or '.join(DATABASE_URL_ENVS)}")
 
 
 def _error_line(err: Exception) -> str:
@@ -190,23 +185,23 @@ def _open_ledger(option: str | None) -> Iterator[LedgerStore]:
     try:
         url = make_url(text)
     except exc.ArgumentError:
-        _fail(f"{source} is not a database URL (postgresql+psycopg://... or sqlite:///path)")
+        fail(f"{source} is not a database URL (postgresql+psycopg://... or sqlite:///path)")
     shown = url.render_as_string(hide_password=True)
     database = url.database or ""
     on_disk = database and not database.startswith((":memory:", "file:"))
     if url.get_backend_name() == "sqlite" and on_disk and not Path(database).is_file():
-        _fail(f"no ledger database at {shown} (no such file)")
+        fail(f"no ledger database at {shown} (no such file)")
     try:
         engine = create_engine_from_url(url)
     except ConfigurationError as err:
-        _fail(f"{source}: {err}")
+        fail(f"{source}: {err}")
     try:
         store = LedgerStore(engine)
         if not store.is_migrated():
-            _fail(f"{shown} has no ledger tables (the ledger service creates them at start-up)")
+            fail(f"{shown} has no ledger tables (the ledger service creates them at start-up)")
         yield store
     except (LedgerUnavailableError, exc.SQLAlchemyError) as err:
-        _fail(f"database error at {shown}: {_error_line(err)}")
+        fail(f"database error at {shown}: {_error_line(err)}")
     finally:
         engine.dispose()
 
@@ -215,13 +210,13 @@ def _account(store: LedgerStore, option: str | None) -> str:
     """``--account``, or the ledger's only account."""
     accounts = store.accounts()
     if not accounts:
-        _fail("the ledger has no workflows yet", EXIT_NOTHING)
+        fail("the ledger has no workflows yet", EXIT_NOTHING)
     if option is not None:
         if option not in accounts:
-            _fail(f"account {option!r} is not in the ledger (accounts: {', '.join(accounts)})")
+            fail(f"account {option!r} is not in the ledger (accounts: {', '.join(accounts)})")
         return option
     if len(accounts) > 1:
-        _fail(f"the ledger holds several accounts, pass --account: {', '.join(accounts)}")
+        fail(f"the ledger holds several accounts, pass --account: {', '.join(accounts)}")
     return accounts[0]
 
 
@@ -235,7 +230,7 @@ def _statement(
     try:
         return account_pnl(store, account, start=start, end=end)
     except LedgerError as err:
-        _fail(f"cannot replay the ledger of {account}: {err}", EXIT_NOTHING)
+        fail(f"cannot replay the ledger of {account}: {err}", EXIT_NOTHING)
 
 
 def _csv(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -311,7 +306,7 @@ def _print_trades(account: str, trades: Sequence[TradeRow], *, all_orders: bool)
         )
         cells = _trade_csv_row(trade)
         table.add_row(*(Text(cell) for cell in cells[:10]), Text(split))
-    console = _console()
+    console = plain_console()
     console.print(table)
     console.print(f"{len(trades)} {kind}", soft_wrap=True)
 
@@ -381,7 +376,7 @@ def _pnl_csv_rows(statement: PnlStatement) -> list[list[str]]:
 def _print_pnl(statement: PnlStatement) -> None:
     from alchemiser_ledger.report import money as _money
 
-    console = _console()
+    console = plain_console()
     if not statement.days:
         console.print(Text(f"no sessions for account {statement.account_id} in this range"))
         return
@@ -465,13 +460,13 @@ def _month(text: str) -> Month | None:
     try:
         return Month.parse(text)
     except ValueError:
-        _fail(f"--month {text!r} is not a month (YYYY-MM or previous)")
+        fail(f"--month {text!r} is not a month (YYYY-MM or previous)")
 
 
 def _print_summary(summary: MonthSummary) -> None:
     from alchemiser_ledger.report import money
 
-    console = _console()
+    console = plain_console()
     title = f"{summary.account_id}: {summary.month}"
     totals = _table(title, "", "", numeric=1, start=1, header=False)
     for label, value in (
@@ -513,8 +508,8 @@ def _write_html(summary: MonthSummary, path: Path) -> None:
     try:
         path.write_text(page, encoding="utf-8")
     except OSError as err:
-        _fail(f"cannot write {path}: {err.strerror or err}")
-    _console().print(Text(f"report written to {path}"))
+        fail(f"cannot write {path}: {err.strerror or err}")
+    plain_console().print(Text(f"report written to {path}"))
 
 
 @app.command("report")
@@ -543,8 +538,10 @@ def report_command(
     unrealised) and the number of fills. --send queues the monthly notification once per month
     and channel, then sends what is due.
     """
+    from alchemiser_ledger.monthly import notify_settings, send_monthly
+
     chosen = _month(month)
-    notify = _notify_settings() if send else None
+    notify = notify_settings() if send else None
     with _open_ledger(database_url) as store:
         account_id = _account(store, account)
         summary = _summary(store, account_id, chosen)
@@ -552,7 +549,7 @@ def report_command(
         if html is not None:
             _write_html(summary, html)
         if notify is not None:
-            _send_monthly(store, summary, notify)
+            send_monthly(store, summary, notify)
 
 
 def _summary(store: LedgerStore, account_id: str, chosen: Month | None) -> MonthSummary:
@@ -561,138 +558,10 @@ def _summary(store: LedgerStore, account_id: str, chosen: Month | None) -> Month
 
     statement = _statement(store, account_id)
     if not statement.days:
-        _fail(f"no sessions for account {account_id}", EXIT_NOTHING)
+        fail(f"no sessions for account {account_id}", EXIT_NOTHING)
     month = chosen or Month.of(statement.days[-1].session).previous()
     fills = store.trades(account_id, start=month.first_day, end=month.last_day)
     summary = month_summary(statement, month, fills=len(fills))
     if summary is None:
-        _fail(f"no sessions in {month} for account {account_id}", EXIT_NOTHING)
+        fail(f"no sessions in {month} for account {account_id}", EXIT_NOTHING)
     return summary
-
-
-# -- report --send -------------------------------------------------------------------------
-def _notify_settings() -> NotifySettings:
-    """The ``notify`` section from the environment; no channel configured ends the command.
-
-    Only that section is read (the same :class:`NotifySettings` model and variables as the
-    service's), so the report needs neither the broker's keys nor the service's other settings.
-    """
-    from pydantic_settings import BaseSettings, SettingsConfigDict
-
-    from alchemiser_common.errors import ConfigurationError
-    from alchemiser_common.settings import ENV_NESTED_DELIMITER, ENV_PREFIX, load_settings
-    from alchemiser_ledger.settings import NotifySettings
-
-    class _NotifyOnly(BaseSettings):
-        model_config = SettingsConfigDict(
-            env_prefix=ENV_PREFIX,
-            env_nested_delimiter=ENV_NESTED_DELIMITER,
-            env_file=".env",
-            env_file_encoding="utf-8",
-            extra="ignore",
-            frozen=True,
-        )
-        notify: NotifySettings = NotifySettings()
-
-    try:
-        notify = load_settings(_NotifyOnly).notify
-    except ConfigurationError as err:
-        _fail(str(err))
-    if not notify.channels():
-        _fail(
-            "no notification channel configured: set ALCHEMISER_NOTIFY__SMTP__HOST (and its "
-            "sender and recipients) or ALCHEMISER_NOTIFY__WEBHOOK__URL"
-        )
-    return notify
-
-
-def _send_monthly(store: LedgerStore, summary: MonthSummary, notify: NotifySettings) -> None:
-    """Queue the month's notification (once per month and channel), send what is due once."""
-    from alchemiser_ledger import app as composition
-    from alchemiser_ledger.notify import MonthlyNotice, OutboxSender, queue, render_monthly
-
-    notice = MonthlyNotice(
-        account_id=summary.account_id,
-        month=str(summary.month),
-        start_equity=summary.start_equity,
-        end_equity=summary.end_equity,
-        pnl=summary.pnl,
-        sessions=tuple((line.session, line.equity, line.day_pnl) for line in summary.sessions),
-        strategies=tuple(
-            (line.name, line.month_pnl, line.realised, line.unrealised)
-            for line in summary.strategies
-        ),
-    )
-    notification_id = monthly_notification_id(summary.account_id, summary.month)
-    channels = composition.channels_for(notify)
-    unit = queue(
-        summary.account_id,
-        notification_id,
-        _MONTHLY_KIND,
-        render_monthly(notice),
-        sorted(channels),
-        datetime.now(UTC),
-    )
-    with store.engine.begin() as connection:
-        unit(connection)
-    attempted = OutboxSender(
-        store.engine,
-        channels,
-        now=lambda: datetime.now(UTC),
-        backoff_initial_s=notify.backoff_initial_s,
-        backoff_max_s=notify.backoff_max_s,
-        max_attempts=notify.max_attempts,
-    ).send_due()
-    _report_outbox(store, notification_id, attempted)
-
-
-def _outbox_rows(store: LedgerStore, notification_id: str) -> list[dict[str, Any]]:
-    """The notification's outbox rows (one per channel), read in a deferred transaction."""
-    import sqlalchemy as sa
-
-    from alchemiser_ledger.adapters.schema import notification_table
-
-    table = notification_table.c
-    query = (
-        sa.select(table.channel, table.status, table.attempts, table.sent_at, table.last_error)
-        .where(table.notification_id == notification_id)
-        .order_by(table.channel)
-    )
-    with (
-        store.engine.connect().execution_options(sqlite_begin="DEFERRED") as connection,
-        connection.begin(),
-    ):
-        return [dict(row) for row in connection.execute(query).mappings()]
-
-
-def _channel_state(row: dict[str, Any]) -> tuple[str, bool]:
-    """What became of the notification on one channel, and whether it was refused for good."""
-    from alchemiser_ledger.notify import NotificationStatus
-
-    status, error = NotificationStatus(row["status"]), row["last_error"] or "no error recorded"
-    if status is NotificationStatus.SENT:
-        return f"sent ({row['sent_at']:%Y-%m-%d %H:%M} UTC)", False
-    if status is NotificationStatus.SENDING:
-        return "being sent by another sender (the ledger service's)", False
-    if status is NotificationStatus.PENDING and row["attempts"] == 0:
-        return "queued, not attempted yet (the ledger service's sender sends it)", False
-    if status is NotificationStatus.PENDING:
-        return (
-            f"deferred after {row['attempts']} attempt(s) ({error}); the ledger service's "
-            "sender retries it, or run this command again later",
-            False,
-        )
-    return f"{status.value}, not sent again: {error}", True
-
-
-def _report_outbox(store: LedgerStore, notification_id: str, attempted: int) -> None:
-    """Print each channel's state of the notification; one refused for good exits 1."""
-    console = _console()
-    console.print(Text(f"{notification_id}: {attempted} due notification(s) attempted now"))
-    refused = False
-    for row in _outbox_rows(store, notification_id):
-        line, failed = _channel_state(row)
-        refused = refused or failed
-        console.print(Text(f"  {row['channel']}: {line}"))
-    if refused:
-        raise typer.Exit(EXIT_NOTHING)
