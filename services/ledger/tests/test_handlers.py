@@ -8,7 +8,6 @@ all in XLK) and ``b`` (the other half, XLK and XLU equally); the consolidated ta
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -18,6 +17,7 @@ import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from sqlalchemy.engine import Engine
 
 from alchemiser_broker.models import AccountState, BrokerPosition
 from alchemiser_common.db import create_engine_from_url
@@ -81,13 +81,12 @@ class FakeBroker:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[LedgerStore]:
-    engine = create_engine_from_url(f"sqlite:///{tmp_path / 'ledger.db'}")
-    ledger = LedgerStore(engine)
+def store(ledger_engine: Engine) -> LedgerStore:
+    """The ledger's tables, migrated, on SQLite or PostgreSQL (``conftest.py``)."""
+    ledger = LedgerStore(ledger_engine)
     ledger.migrate()
     ledger.migrate()  # idempotent
-    yield ledger
-    engine.dispose()
+    return ledger
 
 
 def _context(now: datetime) -> HandlerContext:

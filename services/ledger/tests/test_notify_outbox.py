@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -68,11 +68,10 @@ def raising(error: Exception) -> Behaviour:
 
 
 @pytest.fixture
-def engine(tmp_path: Path) -> Iterator[Engine]:
-    engine = create_engine_from_url("sqlite:///" + str(tmp_path / "ledger.db"))
-    metadata.create_all(engine)
-    yield engine
-    engine.dispose()
+def engine(ledger_engine: Engine) -> Engine:
+    """The outbox's tables on SQLite or PostgreSQL (``conftest.py``)."""
+    metadata.create_all(ledger_engine)
+    return ledger_engine
 
 
 def _queue(engine: Engine, notification_id: str = "workflow:acct-7:c-1", *channels: str) -> None:
@@ -243,8 +242,11 @@ def test_recover_when_row_left_sending_then_uncertain_and_never_sent(engine: Eng
 
 
 def test_send_due_when_outcome_write_fails_then_recorded_next_round_without_resending(
-    engine: Engine,
+    tmp_path: Path,
 ) -> None:
+    # SQLite only: the database is cut off by renaming the table under the sender
+    engine = create_engine_from_url("sqlite:///" + str(tmp_path / "ledger.db"))
+    metadata.create_all(engine)
     _queue(engine)
 
     def database_goes_away(_message: Message, _message_id: str) -> None:
@@ -265,6 +267,7 @@ def test_send_due_when_outcome_write_fails_then_recorded_next_round_without_rese
     row = _row(engine)
     assert (row["status"], row["attempts"]) == ("sent", 1)
     assert len(channel.sent) == 1
+    engine.dispose()
 
 
 def test_send_due_then_outcome_hook_hears_each_attempt(engine: Engine) -> None:
