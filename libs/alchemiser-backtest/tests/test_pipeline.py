@@ -60,8 +60,8 @@ def _run(backtest: Backtest, *, resume: bool = False) -> list[SessionRecord]:
 
 
 FULL = os.environ.get("ALCHEMISER_E2E_FULL", "").strip().lower() in {"1", "true", "yes"}
-"""``make e2e-full``: the whole year 2008 and a run over a given broker and registry;
-``make test``: September and October 2008 (the crash)."""
+"""``make e2e-full``: the whole year 2008; ``make test``: September and October 2008 (the
+crash)."""
 
 
 def test_pipeline_when_a_year_of_sessions_then_same_orders_and_fills_as_inprocess(
@@ -107,24 +107,35 @@ def test_resume_when_a_service_is_killed_mid_pipeline_then_same_results_as_unint
     assert resumed[-1].day.equity == expected[-1].day.equity != Decimal(100000)
 
 
-@pytest.mark.skipif(not FULL, reason="make e2e-full only (a third stack start)")
 def test_pipeline_when_kafka_and_registry_are_given_then_runs_over_them_and_starts_neither(
     dataset: DatasetMarketData, tmp_path: Path, registry_server: RegistryServerProcess
 ) -> None:
+    """Two backtests one after the other over the same given broker and registry: each starts
+    neither, and the second (its services under names of its own, their groups at the topics'
+    ends) trades exactly as the first and as the in-process run."""
     start, end = date(2008, 9, 15), date(2008, 9, 19)
     expected = _run(_prepare(tmp_path / "inprocess", dataset, start, end, Mode.INPROCESS))
-    backtest = _prepare(tmp_path / "pipeline", dataset, start, end, Mode.PIPELINE)
+    runs: list[list[SessionRecord]] = []
+    started: list[set[str]] = []
+    groups: list[set[str]] = []
     with EmbeddedBroker(log_dir=tmp_path / "broker") as broker:
         broker_address = broker.bootstrap_servers
-        backtest.kafka_address = broker_address
-        backtest.registry_address = registry_server.url
-        with backtest.open(resume=False) as running:
-            assert running.stack is not None
-            started = {process.name for process in running.stack.state.processes}
-            records = running.run(resume=False)
-            triggers = read_topic(broker_address, WorkflowStarted.TOPIC)
+        for index in range(2):
+            backtest = _prepare(tmp_path / f"pipeline-{index}", dataset, start, end, Mode.PIPELINE)
+            backtest.kafka_address = broker_address
+            backtest.registry_address = registry_server.url
+            with backtest.open(resume=False) as running:
+                assert running.stack is not None
+                started.append({process.name for process in running.stack.state.processes})
+                groups.append({running.stack.service_name(name) for name in running.stack.services})
+                runs.append(running.run(resume=False))
+        triggers = read_topic(broker_address, WorkflowStarted.TOPIC)
 
-    assert started.isdisjoint({"broker", "tansu", "registry"})
-    assert {"exchange", "strategy", "portfolio", "execution"} <= started
-    assert len(triggers) == len(records) == 5
-    assert helpers.comparable(records) == helpers.comparable(expected)
+    for names in started:
+        assert names.isdisjoint({"broker", "tansu", "registry"})
+        assert {"exchange", "strategy", "portfolio", "execution"} <= names
+    assert groups[0].isdisjoint(groups[1])
+    assert len(triggers) == 2 * len(runs[0]) == 10
+    assert helpers.comparable(runs[0]) == helpers.comparable(expected)
+    assert helpers.comparable(runs[1]) == helpers.comparable(expected)
+    assert all(record.day.outcome == "completed" for record in runs[1])

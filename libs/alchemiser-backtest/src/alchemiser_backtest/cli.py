@@ -251,6 +251,14 @@ def backtest(  # noqa: PLR0917 - Typer maps each parameter to one option
             raise typer.Exit(130)
         report = run.write_report(records)
         console.print(f"tearsheet: {report}")
+        failed = [record.day for record in records if record.day.outcome != "completed"]
+        if failed:
+            console.print(
+                f"[yellow]{len(failed)} of {len(records)} sessions did not complete[/] (they "
+                f"kept the account as it was); first: {failed[0].session} "
+                f"{failed[0].outcome} — the outcome column of equity.csv lists them",
+                highlight=False,
+            )
     except KeyboardInterrupt:
         console.print("interrupted; continue with the same options and --resume")
         raise typer.Exit(130) from None

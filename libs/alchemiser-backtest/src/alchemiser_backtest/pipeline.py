@@ -79,6 +79,8 @@ def start_stack(
         kafka_address=kafka_address,
         registry_address=registry_address,
         services=TRADING_SERVICES,  # a backtest keeps its own books: no ledger
+        # on a given cluster: consumer groups, transactional ids and inboxes of this run only
+        service_suffix=None if kafka_address is None else f"backtest-{uuid.uuid4().hex[:12]}",
     )
     try:
         stack.start()

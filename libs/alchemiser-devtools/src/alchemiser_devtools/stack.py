@@ -121,6 +121,7 @@ _SERVICE_SHUTDOWN_S = 8
 _STOP_BOUNDS_S = {0: 12.0, 1: 8.0, 2: 8.0, 3: 3.0}
 _POLL_S = 0.1
 _HTTP_TIMEOUT_S = 2.0
+_KAFKA_TIMEOUT_S = 10.0
 _ACCOUNT_TIMEOUT_S = 15.0
 _STATE_VERSION = 1
 # Files of a previous stack in a run directory (only these are removed, never anything else).
@@ -550,10 +551,15 @@ class Stack:
         kafka_address: str | None = None,
         registry_address: str | None = None,
         services: Sequence[str] = SERVICES,
+        service_suffix: str | None = None,
     ) -> None:
         self.run_dir = run_dir.resolve()
         self.services = tuple(services)
         """The services started (a subset of :data:`SERVICES`, in that order)."""
+        self.service_suffix = service_suffix
+        """Set: each service runs as ``<name>-<suffix>`` (``ALCHEMISER_SERVICE_NAME``), so its
+        consumer group, transactional id and inbox are this stack's own on a shared cluster,
+        and its group starts at the topics' ends (committed before the services start)."""
         self.extra_env = {name: dict(values) for name, values in (extra_env or {}).items()}
         """``ALCHEMISER_*`` settings per process name (``exchange``, ``strategy``, ...) on top
         of the stack's own (a backtest's strategies, the exchange's cost model)."""
@@ -651,6 +657,8 @@ class Stack:
             self.state.bootstrap_servers = self.kafka_address
             self._save()
         self._create_topics()
+        if self.service_suffix is not None:
+            self._start_groups_at_the_end()
         services = [self._spawn_service(name, self._port(), alpaca) for name in self.services]
         if registry is not None:
             self._await_http(registry, f"{self.registry_url}/", "schema registry")
@@ -829,6 +837,8 @@ class Stack:
         self, name: str, metrics_port: int, alpaca: Mapping[str, str]
     ) -> dict[str, str]:
         env = self._base_env()
+        if self.service_suffix is not None:
+            env["ALCHEMISER_SERVICE_NAME"] = self.service_name(name)
         env.update(
             {
                 "ALCHEMISER_INSTANCE_ID": "0",
@@ -972,6 +982,45 @@ class Stack:
         self.progress.done(
             "topics", f"{len(ALL_TOPICS)} created in {time.monotonic() - started:.1f} s"
         )
+
+    def service_name(self, name: str) -> str:
+        """Service ``name``'s ``ALCHEMISER_SERVICE_NAME`` (its consumer group) in this stack."""
+        return name if self.service_suffix is None else f"{name}-{self.service_suffix}"
+
+    def _start_groups_at_the_end(self) -> None:
+        """Commit every service group's offsets at the topics' current ends: a new group
+        would otherwise start at the beginning (``auto.offset.reset=earliest``) and handle
+        what other runs left on a shared cluster."""
+        from confluent_kafka import Consumer, KafkaException, TopicPartition
+
+        from alchemiser_common.topics import ALL_TOPICS
+
+        self.progress.begin("starting the services' consumer groups at the topics' ends")
+        for name in self.services:
+            consumer = Consumer(
+                {
+                    "bootstrap.servers": self.bootstrap_servers,
+                    "group.id": self.service_name(name),
+                    "enable.auto.commit": False,
+                }
+            )
+            try:
+                ends = []
+                for topic in ALL_TOPICS:
+                    metadata = consumer.list_topics(topic, timeout=_KAFKA_TIMEOUT_S)
+                    for partition in sorted(metadata.topics[topic].partitions):
+                        _, high = consumer.get_watermark_offsets(
+                            TopicPartition(topic, partition), timeout=_KAFKA_TIMEOUT_S
+                        )
+                        ends.append(TopicPartition(topic, partition, max(high, 0)))
+                consumer.commit(offsets=ends, asynchronous=False)
+            except KafkaException as err:
+                raise StackError(
+                    f"could not start {self.service_name(name)}'s consumer group at the "
+                    f"topics' ends on {self.bootstrap_servers}: {err}"
+                ) from None
+            finally:
+                consumer.close()
 
     def _register_schemas(self) -> None:
         from alchemiser_common.errors import SchemaError
