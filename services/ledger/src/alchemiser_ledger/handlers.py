@@ -24,9 +24,11 @@ broker's account (equity, cash) includes whatever it charged, and shows in the a
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
+
+from sqlalchemy.engine import Connection
 
 from alchemiser_broker import BrokerPort
 from alchemiser_common.events import (
@@ -172,7 +174,9 @@ def _fill(order: OrderResult) -> Fill | None:
     )
 
 
-def _trade_row(order: OrderResult, correlation_id: str, session: Any, seq: int) -> dict[str, Any]:
+def _trade_row(
+    order: OrderResult, correlation_id: str, session: date | None, seq: int
+) -> dict[str, Any]:
     return {
         "client_order_id": order.client_order_id,
         "seq": seq,
@@ -301,7 +305,7 @@ class OutcomeHandler:
                 )
             )
 
-        def record(connection: Any) -> None:
+        def record(connection: Connection) -> None:
             for unit in units:
                 unit(connection)
 
