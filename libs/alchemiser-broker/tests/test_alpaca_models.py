@@ -11,12 +11,14 @@ import pytest
 from alchemiser_broker import (
     MAX_CLIENT_ORDER_ID_LENGTH,
     BrokerOrder,
+    MalformedResponseError,
     OrderRequest,
     OrderSide,
     OrderStatus,
     OrderType,
     Quote,
 )
+from alchemiser_broker.alpaca_mapping import order_from_json
 
 
 def test_order_request_when_qty_and_notional_both_given_then_refused() -> None:
@@ -92,3 +94,22 @@ def test_quote_when_two_sided_then_mid_is_exact() -> None:
 
     assert quote.is_two_sided
     assert quote.mid == Decimal("100.005")
+
+
+def test_order_from_json_when_commission_reported_then_kept_else_none() -> None:
+    raw = {
+        "id": "b-1",
+        "client_order_id": "c-1",
+        "symbol": "SPY",
+        "side": "buy",
+        "type": "market",
+        "status": "filled",
+        "qty": "10",
+        "filled_qty": "10",
+        "filled_avg_price": "500.25",
+    }
+
+    assert order_from_json(raw).commission is None  # Alpaca's Trading API: commission-free
+    assert order_from_json({**raw, "commission": "1.5"}).commission == Decimal("1.5")
+    with pytest.raises(MalformedResponseError):
+        order_from_json({**raw, "commission": "a lot"})

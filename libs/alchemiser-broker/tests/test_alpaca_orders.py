@@ -63,6 +63,7 @@ def test_submit_when_market_buy_then_filled_and_cash_reduced_exactly(
     assert order.is_final
     assert (order.qty, order.filled_qty) == (Decimal("1.5"), Decimal("1.5"))
     assert order.filled_avg_price == Decimal("500.25")
+    assert order.commission == Decimal(0)  # the exchange reports its (frictionless) commission
     assert order.side is OrderSide.BUY and order.order_type is OrderType.MARKET
     assert order.submitted_at is not None and order.filled_at is not None
     # 1.5 * 500.25 = 750.375, which the exchange (like Alpaca) settles half-even to the cent

@@ -19,7 +19,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy.engine import Engine
 
-from alchemiser_broker.models import AccountState, BrokerPosition
+from alchemiser_broker.models import AccountState, BrokerOrder, BrokerPosition
 from alchemiser_common.db import create_engine_from_url
 from alchemiser_common.events import (
     EventSource,
@@ -63,6 +63,18 @@ class FakeBroker:
         self.equity = Decimal("1000")
         self.cash = Decimal("1000")
         self.positions: dict[str, tuple[Decimal, Decimal]] = {}
+        self.commissions: dict[str, Decimal] = {}
+
+    def get_order_by_client_id(self, client_order_id: str) -> BrokerOrder | None:
+        return BrokerOrder(
+            broker_order_id=f"b-{client_order_id}",
+            client_order_id=client_order_id,
+            symbol="XLK",
+            side=OrderSide.BUY,
+            order_type=OrderType.MARKET,
+            status=OrderStatus.FILLED,
+            commission=self.commissions.get(client_order_id),
+        )
 
     def get_account(self) -> AccountState:
         return AccountState(
@@ -191,7 +203,7 @@ def _handlers(
 ) -> tuple[SignalHandler, SettledHandler, OutcomeHandler]:
     return (
         SignalHandler(broker),  # type: ignore[arg-type]
-        SettledHandler(store, signal_wait_s=60),
+        SettledHandler(store, broker, signal_wait_s=60),  # type: ignore[arg-type]
         OutcomeHandler(
             store,
             broker,  # type: ignore[arg-type]
@@ -381,3 +393,33 @@ def test_no_channel_when_configured_then_nothing_is_queued(store: LedgerStore) -
             == 0
         )
     assert [s.equity for s in store.snapshots(ACCOUNT)] == [Decimal(1000)]
+
+
+def test_fill_when_broker_reports_a_commission_then_booked_as_fees_split_by_quantity(
+    store: LedgerStore,
+) -> None:
+    """30 XLK bought for a 1.50 commission: a (20) pays 1.00, b (10) pays 0.50, each booked
+    as negative realised P&L on the day it is paid; an order without one pays nothing."""
+    broker = FakeBroker()
+    signal, settled, _ = _handlers(store, broker)
+    workflow = uuid4()
+    buy = _order(0, "XLK", OrderSide.BUY, "30", "10")
+    broker.commissions[buy.client_order_id] = Decimal("1.50")
+    _run(store, signal(_signal(workflow, D1, T0), _context(T0)))
+
+    _run(
+        store,
+        settled(
+            _settled(workflow, T0, buy, _order(1, "XLU", OrderSide.BUY, "10", "25")),
+            _context(T0),
+        ),
+    )
+
+    xlk, xlu = store.trades(ACCOUNT)
+    assert xlk.fees == Decimal("1.50")
+    assert xlk.parts == {
+        "a": (Decimal(20), Decimal("-1.00")),
+        "b": (Decimal(10), Decimal("-0.50")),
+    }
+    assert xlu.fees == Decimal(0)
+    assert xlu.parts == {"b": (Decimal(10), Decimal(0))}

@@ -177,6 +177,7 @@ def order_from_json(raw: Any) -> BrokerOrder:
         submitted_at=_optional_time(raw.get("submitted_at"), "submitted_at"),
         filled_at=_optional_time(raw.get("filled_at"), "filled_at"),
         updated_at=_optional_time(raw.get("updated_at"), "updated_at"),
+        commission=_optional_decimal(raw.get("commission"), "commission"),
     )
 
 

@@ -192,7 +192,12 @@ class OrderRequest:
 
 @dataclass(frozen=True, slots=True)
 class BrokerOrder:
-    """An order as the broker knows it; ``filled_qty`` and ``filled_avg_price`` drive positions."""
+    """An order as the broker knows it; ``filled_qty`` and ``filled_avg_price`` drive positions.
+
+    ``commission`` is what the broker charged for the order's fills, when it says so on the
+    order (Alpaca's Broker API and the paper exchange do; Alpaca's Trading API, commission-free,
+    does not: ``None``).
+    """
 
     broker_order_id: str
     client_order_id: str
@@ -208,13 +213,14 @@ class BrokerOrder:
     submitted_at: datetime | None = None
     filled_at: datetime | None = None
     updated_at: datetime | None = None
+    commission: Decimal | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "side", OrderSide(self.side))
         object.__setattr__(self, "order_type", OrderType(self.order_type))
         object.__setattr__(self, "status", OrderStatus(self.status))
         _require_decimal("filled_qty", self.filled_qty)
-        for name in ("qty", "notional", "limit_price", "filled_avg_price"):
+        for name in ("qty", "notional", "limit_price", "filled_avg_price", "commission"):
             value = getattr(self, name)
             if value is not None:
                 _require_decimal(name, value)

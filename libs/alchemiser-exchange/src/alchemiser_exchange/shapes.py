@@ -75,7 +75,11 @@ def error_json(code: int, message: str) -> dict[str, Any]:
 
 
 def order_json(order: OrderRecord) -> dict[str, Any]:
-    """The order object of ``/v2/orders`` (and of a trade update)."""
+    """The order object of ``/v2/orders`` (and of a trade update).
+
+    ``commission`` (dollars, the order's fills so far) is the field Alpaca's Broker API puts on
+    an order that was charged one; the Trading API's clients ignore it.
+    """
     side = order.side.value
     return {
         "id": order.broker_order_id,
@@ -97,6 +101,7 @@ def order_json(order: OrderRecord) -> dict[str, Any]:
         "qty": money(order.qty if order.qty is not None or order.notional else order.target_qty),
         "filled_qty": money(order.filled_qty),
         "filled_avg_price": money(order.filled_avg_price),
+        "commission": money(order.fees),
         "order_class": "simple",
         "order_type": order.order_type.value,
         "type": order.order_type.value,

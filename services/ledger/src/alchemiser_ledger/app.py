@@ -63,8 +63,11 @@ def build_signal_handler(container: ServiceContainer[LedgerSettings]) -> SignalH
 
 def build_settled_handler(container: ServiceContainer[LedgerSettings]) -> SettledHandler:
     """The ``TradeExecuted`` handler."""
+    settings = container.settings
     return SettledHandler(
-        LedgerStore(container.engine), signal_wait_s=container.settings.ledger.signal_wait_s
+        LedgerStore(container.engine),
+        account_broker(settings),
+        signal_wait_s=settings.ledger.signal_wait_s,
     )
 
 

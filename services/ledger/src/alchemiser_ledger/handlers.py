@@ -17,8 +17,8 @@
 Each handler returns its writes as units of work: the runtime runs them in its inbox
 transaction, so a redelivered event is recognised by its inbox row and changes nothing and
 sends nothing. A broker or database outage raises a ``TransientError``: the runtime retries.
-Fees: ``execution.order.settled.v1`` carries none, so fills are booked without fees; the
-broker's account (equity, cash) includes whatever it charged, and shows in the account's P&L.
+Fees: ``execution.order.settled.v1`` carries none; a fill's fees are the commission the broker
+reports on its order (read by ``client_order_id`` when the fill is booked).
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from alchemiser_broker import BrokerPort
+from alchemiser_broker import BrokerError, BrokerPort
+from alchemiser_common.errors import TransientError
 from alchemiser_common.events import (
     SignalGenerated,
     TradeExecuted,
@@ -49,7 +50,8 @@ from alchemiser_ledger.adapters.store import (
     trades_booked,
     workflow_finished,
 )
-from alchemiser_ledger.domain import Fill, Side, StrategyTargets, attribute_fill
+from alchemiser_ledger.domain import Fill, Side, StrategyTargets, attribute_fill, quantize_money
+from alchemiser_ledger.domain.decimals import ZERO
 from alchemiser_ledger.notify import (
     AccountLine,
     OrderLine,
@@ -108,11 +110,34 @@ class SignalHandler:
 
 
 class SettledHandler:
-    """Books a workflow's orders and fills, split over the strategy files."""
+    """Books a workflow's orders and fills, split over the strategy files.
 
-    def __init__(self, store: LedgerStore, *, signal_wait_s: float) -> None:
+    A fill's fees are the commission the broker reports on the order (``commission``: the
+    paper exchange's and Alpaca's Broker API; Alpaca's Trading API is commission-free and
+    reports none: 0).
+    """
+
+    def __init__(self, store: LedgerStore, broker: BrokerPort, *, signal_wait_s: float) -> None:
         self._store = store
+        self._broker = broker
         self._signal_wait_s = signal_wait_s
+
+    def _fees(self, order: OrderResult) -> Decimal:
+        """The commission the broker charged for ``order`` (0 when it reports none)."""
+        try:
+            found = self._broker.get_order_by_client_id(order.client_order_id)
+        except TransientError:
+            raise
+        except BrokerError as err:
+            _log.warning(
+                "the order's commission could not be read; booked without fees",
+                client_order_id=order.client_order_id,
+                error=str(err),
+            )
+            return ZERO
+        if found is None or found.commission is None:
+            return ZERO
+        return quantize_money(found.commission)
 
     def __call__(self, event: TradeExecuted, context: HandlerContext) -> HandlerResult:
         """The trade rows and their strategy parts, as one unit of work."""
@@ -133,10 +158,11 @@ class SettledHandler:
         rows: list[dict[str, Any]] = []
         parts: list[dict[str, Any]] = []
         for order in sorted(event.orders, key=lambda order: order.leg):
-            row = _trade_row(order, correlation_id, session, seq)
+            fees = self._fees(order) if order.filled_qty > 0 else ZERO
+            row = _trade_row(order, correlation_id, session, seq, fees)
             seq += 1
             rows.append(row)
-            fill = _fill(order)
+            fill = _fill(order, fees)
             if fill is None:
                 continue
             split = attribute_fill(fill, targets, book.holdings(fill.symbol))
@@ -159,7 +185,7 @@ class SettledHandler:
         return HandlerResult(state=trades_booked(account_id, rows, parts))
 
 
-def _fill(order: OrderResult) -> Fill | None:
+def _fill(order: OrderResult, fees: Decimal) -> Fill | None:
     """The order's fill for the book, or ``None`` when nothing filled."""
     if order.filled_qty <= 0 or order.filled_avg_price is None:
         return None
@@ -168,14 +194,14 @@ def _fill(order: OrderResult) -> Fill | None:
         side=Side(order.side.value),
         qty=order.filled_qty,
         price=order.filled_avg_price,
-        fees=Decimal("0"),
+        fees=fees,
         client_order_id=order.client_order_id,
         broker_order_id=order.broker_order_id,
     )
 
 
 def _trade_row(
-    order: OrderResult, correlation_id: str, session: date | None, seq: int
+    order: OrderResult, correlation_id: str, session: date | None, seq: int, fees: Decimal
 ) -> dict[str, Any]:
     return {
         "client_order_id": order.client_order_id,
@@ -191,7 +217,7 @@ def _trade_row(
         "notional": order.notional,
         "qty": order.filled_qty,
         "price": order.filled_avg_price if order.filled_qty > 0 else None,
-        "fees": Decimal("0"),
+        "fees": fees,
         "status": order.status.value,
         "error": order.error,
         "filled_at": order.filled_at,
