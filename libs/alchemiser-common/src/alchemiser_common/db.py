@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -41,8 +42,10 @@ __all__ = [
     "insert_ignoring_duplicates",
     "is_transient_database_error",
     "normalize_database_url",
+    "outage_as",
     "run_alembic_env",
     "sqlite_engine_is_configured",
+    "transaction",
     "upgrade_to_head",
 ]
 
@@ -313,3 +316,31 @@ def insert_ignoring_duplicates(
     connection.execute(
         dialect.insert(table).on_conflict_do_nothing(index_elements=keys), list(rows)
     )
+
+
+@contextmanager
+def outage_as(error: type[Exception], what: str) -> Iterator[None]:
+    """Raise ``error`` (a service's ``TransientError``) for a transient database failure in the
+    block, saying ``what`` was being done; other errors (constraint violations included) pass
+    unchanged."""
+    try:
+        yield
+    except sa_exc.SQLAlchemyError as err:
+        if isinstance(err, sa_exc.IntegrityError) or not is_transient_database_error(err):
+            raise
+        raise error(f"{what}: database unavailable: {err}") from err
+
+
+@contextmanager
+def transaction(
+    engine: Engine, error: type[Exception], what: str, *, write: bool = False
+) -> Iterator[Connection]:
+    """One short transaction on ``engine`` (SQLite: ``BEGIN IMMEDIATE`` to write, ``DEFERRED``
+    to read), its outages raised as ``error`` (see :func:`outage_as`)."""
+    mode = "IMMEDIATE" if write else "DEFERRED"
+    with (
+        outage_as(error, what),
+        engine.connect().execution_options(sqlite_begin=mode) as connection,
+        connection.begin(),
+    ):
+        yield connection

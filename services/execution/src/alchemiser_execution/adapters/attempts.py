@@ -14,8 +14,8 @@ it. Transient database failures raise :class:`AttemptStoreUnavailableError` (a
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, Engine
 
-from alchemiser_common.db import as_utc, is_transient_database_error, upgrade_to_head
+from alchemiser_common.db import as_utc, outage_as, transaction, upgrade_to_head
 from alchemiser_common.events import OrderSide, OrderType
 from alchemiser_execution.adapters.schema import (
     EXECUTION_VERSION_TABLE,
@@ -213,24 +213,11 @@ class AttemptStore:
 
     # -------------------------------------------------------------- internals
 
-    @contextmanager
-    def _translated(self, what: str) -> Iterator[None]:
-        try:
-            yield
-        except sa_exc.SQLAlchemyError as err:
-            if isinstance(err, sa_exc.IntegrityError) or not is_transient_database_error(err):
-                raise
-            raise AttemptStoreUnavailableError(f"{what}: database unavailable: {err}") from err
+    def _translated(self, what: str) -> AbstractContextManager[None]:
+        return outage_as(AttemptStoreUnavailableError, what)
 
-    @contextmanager
-    def _transaction(self, what: str, *, write: bool) -> Iterator[Connection]:
-        mode = "IMMEDIATE" if write else "DEFERRED"
-        with (
-            self._translated(what),
-            self._engine.connect().execution_options(sqlite_begin=mode) as connection,
-            connection.begin(),
-        ):
-            yield connection
+    def _transaction(self, what: str, *, write: bool) -> AbstractContextManager[Connection]:
+        return transaction(self._engine, AttemptStoreUnavailableError, what, write=write)
 
 
 # ------------------------------------------------------------------ row mapping

@@ -14,8 +14,8 @@ Transient database failures of a read raise :class:`LedgerUnavailableError` (a
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -23,13 +23,13 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, Engine
 
 from alchemiser_common.db import (
     as_utc,
     insert_ignoring_duplicates,
-    is_transient_database_error,
+    outage_as,
+    transaction,
     upgrade_to_head,
 )
 from alchemiser_common.inbox import UnitOfWork
@@ -340,23 +340,11 @@ class LedgerStore:
         ]
 
     # -- plumbing --------------------------------------------------------------------------
-    @contextmanager
-    def _translated(self, what: str) -> Iterator[None]:
-        try:
-            yield
-        except sa_exc.SQLAlchemyError as err:
-            if not is_transient_database_error(err):
-                raise
-            raise LedgerUnavailableError(f"{what}: database unavailable: {err}") from err
+    def _translated(self, what: str) -> AbstractContextManager[None]:
+        return outage_as(LedgerUnavailableError, what)
 
-    @contextmanager
-    def _read(self, what: str) -> Iterator[Connection]:
-        with (
-            self._translated(what),
-            self._engine.connect().execution_options(sqlite_begin="DEFERRED") as connection,
-            connection.begin(),
-        ):
-            yield connection
+    def _read(self, what: str) -> AbstractContextManager[Connection]:
+        return transaction(self._engine, LedgerUnavailableError, what)
 
 
 def _utc(moment: datetime) -> datetime:

@@ -13,18 +13,18 @@ Transient database failures of a read raise :class:`LedgerUnavailableError` (a
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Collection, Iterable
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from pathlib import Path
 
 import sqlalchemy as sa
-from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, Engine
 
 from alchemiser_common.db import (
     insert_ignoring_duplicates,
-    is_transient_database_error,
+    outage_as,
+    transaction,
     upgrade_to_head,
 )
 from alchemiser_common.inbox import UnitOfWork
@@ -99,23 +99,11 @@ class WorkflowLedger:
         unfinished = tuple(PlanRef(_as_utc(at), correlation_id) for correlation_id, at in rows)
         return AccountWorkflows(unfinished=unfinished, finished=frozenset(done))
 
-    @contextmanager
-    def _translated(self, what: str) -> Iterator[None]:
-        try:
-            yield
-        except sa_exc.SQLAlchemyError as err:
-            if not is_transient_database_error(err):
-                raise
-            raise LedgerUnavailableError(f"{what}: database unavailable: {err}") from err
+    def _translated(self, what: str) -> AbstractContextManager[None]:
+        return outage_as(LedgerUnavailableError, what)
 
-    @contextmanager
-    def _read(self, what: str) -> Iterator[Connection]:
-        with (
-            self._translated(what),
-            self._engine.connect().execution_options(sqlite_begin="DEFERRED") as connection,
-            connection.begin(),
-        ):
-            yield connection
+    def _read(self, what: str) -> AbstractContextManager[Connection]:
+        return transaction(self._engine, LedgerUnavailableError, what)
 
 
 def plan_recorded(account_id: str, correlation_id: str, planned_at: datetime) -> UnitOfWork:
