@@ -183,15 +183,6 @@ class LedgerStore:
             row = connection.execute(query).mappings().first()
         return None if row is None else _workflow_row(row)
 
-    def has_inception(self, account_id: str) -> bool:
-        """Whether a workflow of the account recorded the equity before it (the inception)."""
-        query = sa.select(sa.func.count()).where(
-            workflow_table.c.account_id == account_id,
-            workflow_table.c.equity_before.is_not(None),
-        )
-        with self._read("reading the inception") as connection:
-            return bool(connection.execute(query).scalar_one())
-
     def targets(self, account_id: str, correlation_id: str) -> StrategyTargets | None:
         """The workflow's targets per strategy file (``None``: no signal recorded)."""
         allocations = sa.select(allocation_table.c.strategy, allocation_table.c.allocation).where(
@@ -205,7 +196,7 @@ class LedgerStore:
             target_table.c.correlation_id == correlation_id,
         )
         with self._read("reading the workflow's targets") as connection:
-            if self.workflow_session_known(connection, account_id, correlation_id) is False:
+            if not _signal_recorded(connection, account_id, correlation_id):
                 return None
             allocation_rows = connection.execute(allocations).all()
             weight_rows = connection.execute(weights).all()
@@ -216,17 +207,6 @@ class LedgerStore:
             allocations={strategy: allocation for strategy, allocation in allocation_rows},
             weights=per_strategy,
         )
-
-    @staticmethod
-    def workflow_session_known(
-        connection: Connection, account_id: str, correlation_id: str
-    ) -> bool:
-        """Whether the workflow's signal was recorded (its ``signal_at`` is set)."""
-        query = sa.select(workflow_table.c.signal_at).where(
-            workflow_table.c.account_id == account_id,
-            workflow_table.c.correlation_id == correlation_id,
-        )
-        return connection.execute(query).scalar_one_or_none() is not None
 
     def workflow_trades(self, account_id: str, correlation_id: str) -> list[TradeRow]:
         """The workflow's trade rows in booking order."""
@@ -345,6 +325,15 @@ class LedgerStore:
 
     def _read(self, what: str) -> AbstractContextManager[Connection]:
         return transaction(self._engine, LedgerUnavailableError, what)
+
+
+def _signal_recorded(connection: Connection, account_id: str, correlation_id: str) -> bool:
+    """Whether the workflow's signal was recorded (its ``signal_at`` is set)."""
+    query = sa.select(workflow_table.c.signal_at).where(
+        workflow_table.c.account_id == account_id,
+        workflow_table.c.correlation_id == correlation_id,
+    )
+    return connection.execute(query).scalar_one_or_none() is not None
 
 
 def _utc(moment: datetime) -> datetime:
