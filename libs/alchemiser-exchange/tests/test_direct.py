@@ -310,9 +310,9 @@ def test_get_latest_prices_when_database_unavailable_then_broker_unavailable_on_
     pair: Pair, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def unavailable(*_args: Any) -> None:
-        raise ExchangeUnavailableError("session bar: database unavailable")
+        raise ExchangeUnavailableError("session bars: database unavailable")
 
-    monkeypatch.setattr(pair.exchange, "session_bar", unavailable)
+    monkeypatch.setattr(pair.exchange, "session_bars", unavailable)
 
     pair.raises(BrokerUnavailableError, lambda broker: broker.get_latest_prices(["SPY"]))
 

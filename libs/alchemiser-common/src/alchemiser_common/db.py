@@ -8,6 +8,7 @@ both need; :func:`is_transient_database_error` says which failures are worth ret
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import sqlite3
 from collections.abc import Iterator, Mapping, Sequence
@@ -311,11 +312,17 @@ def insert_ignoring_duplicates(
     (PostgreSQL or SQLite): a row whose key exists is left as it is."""
     if not rows:
         return
-    dialect = sqlite if connection.dialect.name == "sqlite" else postgresql
+    dialect = "sqlite" if connection.dialect.name == "sqlite" else "postgresql"
+    connection.execute(_insert_ignoring_duplicates(dialect, table), list(rows))
+
+
+@functools.lru_cache(maxsize=256)
+def _insert_ignoring_duplicates(dialect: str, table: sa.Table) -> sa.Executable:
+    """The statement of :func:`insert_ignoring_duplicates`, built once per table and dialect
+    (SQLAlchemy then skips coercing it and generating its cache key on every call)."""
+    insert = sqlite.insert if dialect == "sqlite" else postgresql.insert
     keys = [column.name for column in table.primary_key.columns]
-    connection.execute(
-        dialect.insert(table).on_conflict_do_nothing(index_elements=keys), list(rows)
-    )
+    return insert(table).on_conflict_do_nothing(index_elements=keys)
 
 
 @contextmanager

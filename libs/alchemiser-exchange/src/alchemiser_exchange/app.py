@@ -28,7 +28,7 @@ import math
 import threading
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
@@ -36,6 +36,8 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, Header, Request, Response, WebSocket
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocketDisconnect
 
 from alchemiser_broker.models import OrderSide, OrderType
@@ -238,6 +240,35 @@ Account = Annotated[AccountRecord, Depends(authorised)]
 """A route parameter: the authenticated account."""
 
 
+class _RateLimitHeaders:
+    """Adds the rate-limit headers :func:`authorised` kept in the request's state to the
+    answer's headers, whatever the answer (a route's JSON, a 204, an error).
+
+    A plain ASGI middleware: Starlette's ``BaseHTTPMiddleware`` (``@app.middleware``) runs
+    each request in an extra task with a streamed copy of the response, which costs more
+    than most of the exchange's routes themselves.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self._app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+
+        async def sending(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                extra = scope.get("state", {}).get("rate_limit_headers")
+                if extra:
+                    headers = MutableHeaders(scope=message)
+                    for name, value in extra.items():
+                        headers.setdefault(name, value)
+            await send(message)
+
+        await self._app(scope, receive, sending)
+
+
 def create_app(
     exchange: Exchange, *, admin_token: str | None = None, hub: StreamHub | None = None
 ) -> FastAPI:
@@ -256,14 +287,7 @@ def create_app(
             {"code": err.code, "message": err.message}, status_code=err.status, headers=headers
         )
 
-    @app.middleware("http")
-    async def _rate_limit_headers(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        response = await call_next(request)
-        for name, value in getattr(request.state, "rate_limit_headers", {}).items():
-            response.headers.setdefault(name, value)
-        return response
+    app.add_middleware(_RateLimitHeaders)
 
     @app.get("/healthz")
     def health() -> dict[str, Any]:
@@ -385,15 +409,13 @@ def _market_data_routes(app: FastAPI, exchange: Exchange) -> None:
         session = exchange.session_of(exchange.account(acct.account_number))
         at = exchange.session_time(session)
         found: dict[str, Any] = {}
-        for symbol in symbols:
-            if kind == "quotes":
+        if kind == "quotes":
+            for symbol in symbols:
                 quote = exchange.quote(acct.account_number, symbol)
                 if quote is not None:
                     found[symbol] = shapes.quote_json(quote)
-                continue
-            bar = exchange.session_bar(acct.account_number, symbol)
-            if bar is None:
-                continue
+            return {kind: found}
+        for symbol, bar in exchange.session_bars(acct.account_number, symbols).items():
             found[symbol] = (
                 shapes.trade_json(bar.close, at) if kind == "trades" else shapes.bar_json(bar, at)
             )

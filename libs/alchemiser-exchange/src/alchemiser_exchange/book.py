@@ -35,7 +35,7 @@ import hashlib
 import hmac
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -151,6 +151,38 @@ class AccountView:
     buying_power: Decimal
     long_market_value: Decimal
     equity: Decimal
+
+
+# The statements of the frequent reads, built once with placeholders (see :mod:`.store`).
+_ACCOUNT = sa.select(account_table).where(account_table.c.account_number == sa.bindparam("account"))
+_ACCOUNT_OF_KEY = sa.select(account_table).where(account_table.c.api_key_id == sa.bindparam("key"))
+_ORDER_OF_CLIENT_ID = sa.select(order_table).where(
+    order_table.c.account_number == sa.bindparam("account"),
+    order_table.c.client_order_id == sa.bindparam("client_id"),
+)
+
+
+def _orders_query(status: str, *, of_session: bool) -> sa.Select[Any]:
+    """``Exchange.orders``: the account's orders of a ``status``, newest first, at most
+    ``limit`` (of the ``session`` only, when ``of_session``)."""
+    query = sa.select(order_table).where(order_table.c.account_number == sa.bindparam("account"))
+    if of_session:
+        query = query.where(order_table.c.session_date == sa.bindparam("session"))
+    open_values = [item.value for item in rules.OPEN_STATUSES]
+    if status == "open":
+        query = query.where(order_table.c.status.in_(open_values))
+    elif status == "closed":
+        query = query.where(order_table.c.status.not_in(open_values))
+    return query.order_by(order_table.c.sequence.desc()).limit(
+        sa.bindparam("limit", type_=sa.Integer())
+    )
+
+
+_ORDERS = {
+    (status, of_session): _orders_query(status, of_session=of_session)
+    for status in ("open", "closed", "all")
+    for of_session in (False, True)
+}
 
 
 class Exchange:
@@ -324,10 +356,8 @@ class Exchange:
         with self._transaction(f"set session {session}", write=True) as connection:
             account = store.lock_account(connection, account_number)
             if self.session_of(account) != session or account.session_date is None:
-                connection.execute(
-                    sa.update(account_table)
-                    .where(account_table.c.account_number == account_number)
-                    .values(session_date=session, updated_at=self._clock())
+                store.update_account(
+                    connection, account_number, session_date=session, updated_at=self._clock()
                 )
                 updates = self._roll_orders(connection, account_number, session)
                 store.note_session(connection, account_number, session)
@@ -409,6 +439,14 @@ class Exchange:
         """``symbol``'s bar in the account's session (the last one before it if none that day)."""
         return self._bar(symbol, self.session_of(self.account(account_number)))
 
+    def session_bars(
+        self, account_number: str, symbols: Iterable[str]
+    ) -> dict[str, rules.SessionBar]:
+        """:meth:`session_bar` of each of ``symbols`` that has one (the account read once)."""
+        session = self.session_of(self.account(account_number))
+        bars = ((symbol, self._bar(symbol, session)) for symbol in symbols)
+        return {symbol: bar for symbol, bar in bars if bar is not None}
+
     def quote(self, account_number: str, symbol: str) -> Quote | None:
         """A quote ``spread_bps`` wide around the session's close, or ``None``."""
         account = self.account(account_number)
@@ -438,19 +476,15 @@ class Exchange:
     ) -> list[OrderRecord]:
         """The account's orders, newest first: ``open``, ``closed`` or ``all`` (of ``session``
         only, when given)."""
-        query = sa.select(order_table).where(order_table.c.account_number == account_number)
-        if session is not None:
-            query = query.where(order_table.c.session_date == session)
-        open_values = [item.value for item in rules.OPEN_STATUSES]
-        if status == "open":
-            query = query.where(order_table.c.status.in_(open_values))
-        elif status == "closed":
-            query = query.where(order_table.c.status.not_in(open_values))
-        elif status != "all":
+        query = _ORDERS.get((status, session is not None))
+        if query is None:
             raise InvalidOrderError(f"invalid status {status}")
-        query = query.order_by(order_table.c.sequence.desc()).limit(limit)
+        params: dict[str, Any] = {"account": account_number, "limit": limit}
+        if session is not None:
+            params["session"] = session
         with self._transaction("list orders", write=False) as connection:
-            return [OrderRecord.from_row(row) for row in connection.execute(query).mappings()]
+            rows = connection.execute(query, params).mappings()
+            return [OrderRecord.from_row(row) for row in rows]
 
     def order(self, account_number: str, broker_order_id: str) -> OrderRecord:
         """One order by the exchange's id (``NotFoundError``)."""
@@ -459,12 +493,9 @@ class Exchange:
 
     def order_by_client_id(self, account_number: str, client_order_id: str) -> OrderRecord:
         """One order by its ``client_order_id`` (``NotFoundError``)."""
-        query = sa.select(order_table).where(
-            order_table.c.account_number == account_number,
-            order_table.c.client_order_id == client_order_id,
-        )
+        params = {"account": account_number, "client_id": client_order_id}
         with self._transaction("look up order", write=False) as connection:
-            row = connection.execute(query).mappings().one_or_none()
+            row = connection.execute(_ORDER_OF_CLIENT_ID, params).mappings().one_or_none()
         if row is None:
             raise NotFoundError("order not found")
         return OrderRecord.from_row(row)
@@ -560,11 +591,7 @@ class Exchange:
         """Set the account's cash (funding a paper account): a cash journal in its ledger."""
         with self._transaction("set cash", write=True) as connection:
             account = store.lock_account(connection, account_number)
-            connection.execute(
-                sa.update(account_table)
-                .where(account_table.c.account_number == account_number)
-                .values(cash=cash, updated_at=self._clock())
-            )
+            store.update_account(connection, account_number, cash=cash, updated_at=self._clock())
             if cash != account.cash:
                 session = self.session_of(account)
                 store.record_activity(
@@ -580,10 +607,8 @@ class Exchange:
         """Block or allow the account's trading."""
         with self._transaction("block trading", write=True) as connection:
             store.lock_account(connection, account_number)
-            connection.execute(
-                sa.update(account_table)
-                .where(account_table.c.account_number == account_number)
-                .values(trading_blocked=blocked, updated_at=self._clock())
+            store.update_account(
+                connection, account_number, trading_blocked=blocked, updated_at=self._clock()
             )
 
     def set_position(
@@ -767,13 +792,7 @@ class Exchange:
         )
 
     def _account(self, connection: Connection, account_number: str) -> AccountRecord:
-        row = (
-            connection.execute(
-                sa.select(account_table).where(account_table.c.account_number == account_number)
-            )
-            .mappings()
-            .one_or_none()
-        )
+        row = connection.execute(_ACCOUNT, {"account": account_number}).mappings().one_or_none()
         if row is None:
             raise NotFoundError(f"account {account_number} not found")
         return AccountRecord.from_row(row)
@@ -791,13 +810,7 @@ class Exchange:
 
     @staticmethod
     def _row_by_key(connection: Connection, api_key_id: str) -> Any:
-        return (
-            connection.execute(
-                sa.select(account_table).where(account_table.c.api_key_id == api_key_id)
-            )
-            .mappings()
-            .one_or_none()
-        )
+        return connection.execute(_ACCOUNT_OF_KEY, {"key": api_key_id}).mappings().one_or_none()
 
     def _publish(self, account_number: str, updates: list[TradeUpdate]) -> None:
         with self._listeners_lock:

@@ -119,13 +119,11 @@ class ExchangeBroker:
             exchange = self._exchange
             session = exchange.session_of(exchange.account(self.account_number))
             at = exchange.session_time(session)
-            prices: dict[str, Decimal] = {}
-            for symbol in wanted:
-                bar = exchange.session_bar(self.account_number, symbol)
-                if bar is not None:
-                    raw = shapes.trade_json(bar.close, at)
-                    prices[symbol] = mapping.trade_price_from_json(raw, symbol)
-            return prices
+            bars = exchange.session_bars(self.account_number, wanted)
+            return {
+                symbol: mapping.trade_price_from_json(shapes.trade_json(bar.close, at), symbol)
+                for symbol, bar in bars.items()
+            }
 
         return _call("latest trades", latest)
 

@@ -134,6 +134,13 @@ def _check_balances(
         )
 
 
+# Statements built once, with placeholders (see :mod:`.store`). SET: the columns named by the
+# other parameters' keys.
+_UPDATE_ORDER = sa.update(order_table).where(
+    order_table.c.broker_order_id == sa.bindparam("order_id")
+)
+
+
 def place_order(
     connection: Connection,
     order: NewOrder,
@@ -188,11 +195,7 @@ def place_order(
         raise InvalidOrderError("fractional orders must be day orders")
     _check_balances(order, target, expected, buying_power, sellable, costs=costs)
     accepted = {"status": OrderStatus.NEW.value, "target_qty": target}
-    connection.execute(
-        sa.update(order_table)
-        .where(order_table.c.broker_order_id == order.broker_order_id)
-        .values(accepted)
-    )
+    connection.execute(_UPDATE_ORDER, {**accepted, "order_id": order.broker_order_id})
     store.note_session(connection, number, session)  # the account traded in this session
     record = OrderRecord.from_row({**row, **accepted})
     updates = [TradeUpdate("new", record, now)]
@@ -271,11 +274,7 @@ def fill(
         "updated_at": now,
         "fees": fees,
     }
-    connection.execute(
-        sa.update(order_table)
-        .where(order_table.c.broker_order_id == record.broker_order_id)
-        .values(changes)
-    )
+    connection.execute(_UPDATE_ORDER, {**changes, "order_id": record.broker_order_id})
     updated = replace(
         record,
         status=execution.status,
@@ -315,32 +314,27 @@ def set_status(
         changes["expired_at"] = now
     elif status is OrderStatus.REPLACED:
         changes["replaced_by"] = replaced_by
-    connection.execute(
-        sa.update(order_table)
-        .where(order_table.c.broker_order_id == record.broker_order_id)
-        .values(changes)
-    )
+    connection.execute(_UPDATE_ORDER, {**changes, "order_id": record.broker_order_id})
     fields = {name: value for name, value in changes.items() if name != "status"}
     return TradeUpdate(status.value, replace(record, status=status, **fields), now)
 
 
 def move_to_session(connection: Connection, record: OrderRecord, session: date) -> OrderRecord:
     """A day order queued while the market was closed becomes an order of ``session``."""
-    connection.execute(
-        sa.update(order_table)
-        .where(order_table.c.broker_order_id == record.broker_order_id)
-        .values(session_date=session)
-    )
+    connection.execute(_UPDATE_ORDER, {"session_date": session, "order_id": record.broker_order_id})
     return replace(record, session_date=session)
+
+
+_ORDER = sa.select(order_table).where(
+    order_table.c.account_number == sa.bindparam("account"),
+    order_table.c.broker_order_id == sa.bindparam("order_id"),
+)
 
 
 def order_record(connection: Connection, account_number: str, broker_order_id: str) -> OrderRecord:
     """The account's order ``broker_order_id``; ``NotFoundError`` when there is none."""
-    query = sa.select(order_table).where(
-        order_table.c.account_number == account_number,
-        order_table.c.broker_order_id == broker_order_id,
-    )
-    row = connection.execute(query).mappings().one_or_none()
+    params = {"account": account_number, "order_id": broker_order_id}
+    row = connection.execute(_ORDER, params).mappings().one_or_none()
     if row is None:
         raise NotFoundError("order not found")
     return OrderRecord.from_row(row)

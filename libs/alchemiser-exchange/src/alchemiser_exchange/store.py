@@ -4,6 +4,12 @@ Every write path first calls :func:`lock_account`, which locks the account row (
 FOR UPDATE`` on PostgreSQL; SQLite transactions already hold the write lock from ``BEGIN
 IMMEDIATE``), so concurrent requests (and exchange processes sharing a database) apply their
 changes one account-transaction at a time.
+
+The statements are built once, at import, with ``sa.bindparam`` placeholders that each call
+fills in (``connection.execute(STATEMENT, params)``): SQLAlchemy then neither rebuilds nor
+re-keys them for its compiled cache on every call. An UPDATE without ``.values()`` sets the
+columns its parameters name, so the placeholders of WHERE clauses are named unlike any column
+(``account``, ``asset`` for a symbol, ``order_id``): SQLAlchemy would add those to the SET.
 """
 
 from __future__ import annotations
@@ -51,6 +57,7 @@ __all__ = [
     "record_activity",
     "reserved_cash",
     "sellable_qty",
+    "update_account",
 ]
 
 
@@ -63,49 +70,82 @@ class Position:
     avg_entry_price: Decimal
 
 
+_LOCK_ACCOUNT = (
+    sa.select(account_table)
+    .where(account_table.c.account_number == sa.bindparam("account"))
+    .with_for_update()
+)
+
+
 def lock_account(connection: Connection, account_number: str) -> AccountRecord:
     """Lock the account row for this transaction and return it."""
-    query = (
-        sa.select(account_table)
-        .where(account_table.c.account_number == account_number)
-        .with_for_update()
-    )
-    return AccountRecord.from_row(connection.execute(query).mappings().one())
+    row = connection.execute(_LOCK_ACCOUNT, {"account": account_number}).mappings().one()
+    return AccountRecord.from_row(row)
+
+
+# SET: the columns named by the other parameters' keys.
+_UPDATE_ACCOUNT = sa.update(account_table).where(
+    account_table.c.account_number == sa.bindparam("account")
+)
+
+
+def update_account(connection: Connection, account_number: str, **values: Any) -> None:
+    """Set columns of the account's row (``values``: column name to value)."""
+    unknown = values.keys() - account_table.c.keys()
+    if unknown:  # the statement would skip them silently
+        raise TypeError(f"not columns of {account_table.name}: {sorted(unknown)}")
+    connection.execute(_UPDATE_ACCOUNT, {**values, "account": account_number})
+
+
+_READ_POSITIONS = (
+    sa.select(position_table)
+    .where(position_table.c.account_number == sa.bindparam("account"))
+    .order_by(position_table.c.symbol)
+)
 
 
 def read_positions(connection: Connection, account_number: str) -> list[Position]:
     """Every open position of the account, by symbol."""
-    query = (
-        sa.select(position_table)
-        .where(position_table.c.account_number == account_number)
-        .order_by(position_table.c.symbol)
-    )
     return [
         Position(row["symbol"], row["qty"], row["avg_entry_price"])
-        for row in connection.execute(query).mappings()
+        for row in connection.execute(_READ_POSITIONS, {"account": account_number}).mappings()
     ]
+
+
+_OPEN_ORDERS = (
+    sa.select(order_table)
+    .where(
+        order_table.c.account_number == sa.bindparam("account"),
+        order_table.c.status.in_([status.value for status in OPEN_STATUSES]),
+    )
+    .order_by(order_table.c.sequence)
+)
+_OPEN_ORDERS_OF_ASSET = _OPEN_ORDERS.where(order_table.c.symbol == sa.bindparam("asset"))
 
 
 def open_orders(
     connection: Connection, account_number: str, *, symbol: str | None = None
 ) -> list[RowMapping]:
     """The account's working orders (optionally of one symbol), oldest first."""
-    query = sa.select(order_table).where(
-        order_table.c.account_number == account_number,
-        order_table.c.status.in_([status.value for status in OPEN_STATUSES]),
-    )
-    if symbol is not None:
-        query = query.where(order_table.c.symbol == symbol)
-    query = query.order_by(order_table.c.sequence)
-    return list(connection.execute(query).mappings())
+    if symbol is None:
+        result = connection.execute(_OPEN_ORDERS, {"account": account_number})
+    else:
+        result = connection.execute(
+            _OPEN_ORDERS_OF_ASSET, {"account": account_number, "asset": symbol}
+        )
+    return list(result.mappings())
+
+
+_LATEST_ORDER_SEQUENCE = sa.select(sa.func.max(order_table.c.sequence)).where(
+    order_table.c.account_number == sa.bindparam("account")
+)
 
 
 def next_sequence(connection: Connection, account_number: str) -> int:
     """The number of the account's next order (the account is locked: no two get the same)."""
-    query = sa.select(sa.func.max(order_table.c.sequence)).where(
-        order_table.c.account_number == account_number
-    )
-    latest = connection.execute(query).scalar_one_or_none()
+    latest = connection.execute(
+        _LATEST_ORDER_SEQUENCE, {"account": account_number}
+    ).scalar_one_or_none()
     return 1 if latest is None else int(latest) + 1
 
 
@@ -136,19 +176,32 @@ def reserved_cash(
     )
 
 
+_FEES = sa.select(order_table.c.fees).where(order_table.c.account_number == sa.bindparam("account"))
+
+
 def fees_paid(connection: Connection, account_number: str) -> Decimal:
     """The commissions charged on all the account's orders (summed exactly, in Python)."""
-    query = sa.select(order_table.c.fees).where(order_table.c.account_number == account_number)
-    total: Decimal = sum(connection.execute(query).scalars(), Decimal(0))
+    fees = connection.execute(_FEES, {"account": account_number}).scalars()
+    total: Decimal = sum(fees, Decimal(0))
     return total
+
+
+# One position's row (parameters ``account`` and ``asset``, its symbol).
+_POSITION_KEY = sa.and_(
+    position_table.c.account_number == sa.bindparam("account"),
+    position_table.c.symbol == sa.bindparam("asset"),
+)
+_POSITION = sa.select(position_table).where(_POSITION_KEY)
+_POSITION_QTY = sa.select(position_table.c.qty).where(_POSITION_KEY)
+_INSERT_POSITION = sa.insert(position_table)
+_UPDATE_POSITION = sa.update(position_table).where(_POSITION_KEY)  # SET: as _UPDATE_ACCOUNT
+_DELETE_POSITION = sa.delete(position_table).where(_POSITION_KEY)
 
 
 def sellable_qty(connection: Connection, account_number: str, symbol: str) -> Decimal:
     """The position in ``symbol`` less what open sell orders already offer."""
-    query = sa.select(position_table.c.qty).where(
-        position_table.c.account_number == account_number, position_table.c.symbol == symbol
-    )
-    held: Decimal = connection.execute(query).scalar_one_or_none() or Decimal(0)
+    key = {"account": account_number, "asset": symbol}
+    held: Decimal = connection.execute(_POSITION_QTY, key).scalar_one_or_none() or Decimal(0)
     offered = sum(
         (
             _remaining(row)
@@ -170,27 +223,41 @@ def _is_client_order_id_conflict(error: sa_exc.IntegrityError) -> bool:
     return "UNIQUE constraint failed" in text and "client_order_id" in text
 
 
+_INSERT_ORDER = sa.insert(order_table)
+
+
 def insert_order(connection: Connection, row: dict[str, Any]) -> None:
     """Insert one order; the unique constraint turns a reused id into a duplicate error."""
     try:
-        connection.execute(sa.insert(order_table).values(row))
+        connection.execute(_INSERT_ORDER, row)
     except sa_exc.IntegrityError as err:
         if _is_client_order_id_conflict(err):
             raise DuplicateOrderError(row["client_order_id"]) from err
         raise
 
 
+_NOTE_SESSION = (
+    sa.update(account_table)
+    .where(
+        account_table.c.account_number == sa.bindparam("account"),
+        sa.or_(
+            account_table.c.first_session_date.is_(None),
+            account_table.c.first_session_date > sa.bindparam("session"),
+        ),
+    )
+    .values(first_session_date=sa.bindparam("session"))
+)
+
+
 def note_session(connection: Connection, account_number: str, session: date) -> None:
     """Make ``session`` the account's first session if it is earlier than the one recorded."""
-    column = account_table.c.first_session_date
-    connection.execute(
-        sa.update(account_table)
-        .where(
-            account_table.c.account_number == account_number,
-            sa.or_(column.is_(None), column > session),
-        )
-        .values(first_session_date=session)
-    )
+    connection.execute(_NOTE_SESSION, {"account": account_number, "session": session})
+
+
+_LATEST_ACTIVITY_SEQUENCE = sa.select(sa.func.max(activity_table.c.sequence)).where(
+    activity_table.c.account_number == sa.bindparam("account")
+)
+_INSERT_ACTIVITY = sa.insert(activity_table)
 
 
 def record_activity(
@@ -210,38 +277,42 @@ def record_activity(
     """Append one change of the account's cash or positions to its ledger (account locked:
     the next sequence number is the account's own)."""
     latest = connection.execute(
-        sa.select(sa.func.max(activity_table.c.sequence)).where(
-            activity_table.c.account_number == account_number
-        )
+        _LATEST_ACTIVITY_SEQUENCE, {"account": account_number}
     ).scalar_one_or_none()
     connection.execute(
-        sa.insert(activity_table).values(
-            account_number=account_number,
-            sequence=1 if latest is None else int(latest) + 1,
-            activity_type=activity_type.value,
-            session_date=session,
-            broker_order_id=broker_order_id,
-            symbol=symbol,
-            position_change=position_change,
-            cash_change=cash_change,
-            price=price,
-            fee=fee,
-            created_at=now,
-        )
+        _INSERT_ACTIVITY,
+        {
+            "account_number": account_number,
+            "sequence": 1 if latest is None else int(latest) + 1,
+            "activity_type": activity_type.value,
+            "session_date": session,
+            "broker_order_id": broker_order_id,
+            "symbol": symbol,
+            "position_change": position_change,
+            "cash_change": cash_change,
+            "price": price,
+            "fee": fee,
+            "created_at": now,
+        },
     )
     note_session(connection, account_number, session)
+
+
+_ACTIVITIES_THROUGH = (
+    sa.select(activity_table)
+    .where(
+        activity_table.c.account_number == sa.bindparam("account"),
+        activity_table.c.session_date <= sa.bindparam("through"),
+    )
+    .order_by(activity_table.c.session_date, activity_table.c.sequence)
+)
 
 
 def read_activities(
     connection: Connection, account_number: str, *, through: date
 ) -> list[Activity]:
     """The account's activities of sessions up to ``through``, by session, then as recorded."""
-    table = activity_table
-    query = (
-        sa.select(table)
-        .where(table.c.account_number == account_number, table.c.session_date <= through)
-        .order_by(table.c.session_date, table.c.sequence)
-    )
+    rows = connection.execute(_ACTIVITIES_THROUGH, {"account": account_number, "through": through})
     return [
         Activity(
             session=row["session_date"],
@@ -251,8 +322,13 @@ def read_activities(
             price=row["price"],
             transfer=row["activity_type"] != ActivityType.FILL.value,
         )
-        for row in connection.execute(query).mappings()
+        for row in rows.mappings()
     ]
+
+
+_ACCOUNT_CASH = sa.select(account_table.c.cash).where(
+    account_table.c.account_number == sa.bindparam("account")
+)
 
 
 def apply_fill(
@@ -273,16 +349,10 @@ def apply_fill(
 
     A buy pays ``cents(qty * price) + fee``, a sell receives ``cents(qty * price) - fee``.
     """
-    cash: Decimal = connection.execute(
-        sa.select(account_table.c.cash).where(account_table.c.account_number == account_number)
-    ).scalar_one()
+    cash: Decimal = connection.execute(_ACCOUNT_CASH, {"account": account_number}).scalar_one()
     amount = cents(qty * price)
     change = -amount - fee if side is OrderSide.BUY else amount - fee
-    connection.execute(
-        sa.update(account_table)
-        .where(account_table.c.account_number == account_number)
-        .values(cash=cash + change, updated_at=now)
-    )
+    update_account(connection, account_number, cash=cash + change, updated_at=now)
     record_activity(
         connection,
         account_number=account_number,
@@ -296,8 +366,8 @@ def apply_fill(
         fee=fee,
         broker_order_id=broker_order_id,
     )
-    key = (position_table.c.account_number == account_number) & (position_table.c.symbol == symbol)
-    current = connection.execute(sa.select(position_table).where(key)).mappings().one_or_none()
+    key = {"account": account_number, "asset": symbol}
+    current = connection.execute(_POSITION, key).mappings().one_or_none()
     held = Decimal(0) if current is None else current["qty"]
     if side is OrderSide.BUY:
         avg = average_entry_price(
@@ -305,28 +375,26 @@ def apply_fill(
         )
         if current is None:
             connection.execute(
-                sa.insert(position_table).values(
-                    account_number=account_number,
-                    symbol=symbol,
-                    qty=qty,
-                    avg_entry_price=avg,
-                    updated_at=now,
-                )
+                _INSERT_POSITION,
+                {
+                    "account_number": account_number,
+                    "symbol": symbol,
+                    "qty": qty,
+                    "avg_entry_price": avg,
+                    "updated_at": now,
+                },
             )
         else:
             connection.execute(
-                sa.update(position_table)
-                .where(key)
-                .values(qty=held + qty, avg_entry_price=avg, updated_at=now)
+                _UPDATE_POSITION,
+                {**key, "qty": held + qty, "avg_entry_price": avg, "updated_at": now},
             )
         return held + qty
     remaining = held - qty
     if remaining < 0:  # the caller checked sellable_qty; this guards the no-shorting rule
         raise AssertionError(f"sell of {qty} {symbol} exceeds the position of {held}")
     if remaining == 0:
-        connection.execute(sa.delete(position_table).where(key))
+        connection.execute(_DELETE_POSITION, key)
     else:
-        connection.execute(
-            sa.update(position_table).where(key).values(qty=remaining, updated_at=now)
-        )
+        connection.execute(_UPDATE_POSITION, {**key, "qty": remaining, "updated_at": now})
     return remaining

@@ -28,7 +28,6 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -77,6 +76,58 @@ INSERT_PAGE_ROWS = 25
 _MIGRATIONS = Path(__file__).parent / "migrations"
 _log = logging.getLogger(__name__)
 
+# The statements of a batch are built once, one per dialect where they differ (SQLAlchemy then
+# skips coercing them and generating their cache keys on every call); ``_dialect`` picks one.
+_DIALECTS = ("postgresql", "sqlite")
+
+
+def _dialect(name: str) -> str:
+    """Which dialect's statement to run (PostgreSQL's, else SQLite's)."""
+    return "postgresql" if name == "postgresql" else "sqlite"
+
+
+def _key_in(
+    dialect: str, column: sa.ColumnElement[str] = inbox_table.c.dedupe_key
+) -> sa.ColumnElement[bool]:
+    """``column IN :keys`` (a list parameter); on PostgreSQL one array parameter (``= ANY``),
+    not one bound parameter per key: a batch looks up a thousand keys, and expanding them
+    costs more than the query."""
+    if dialect == "postgresql":
+        array = sa.bindparam("keys", type_=postgresql.ARRAY(sa.String()))
+        return column == sa.any_(array)
+    return column.in_(sa.bindparam("keys", expanding=True))
+
+
+# ``INSERT ... ON CONFLICT DO NOTHING RETURNING dedupe_key``, run with many rows (the generic
+# claim; PostgreSQL's store claims through :mod:`.bulk`). SQLAlchemy's "insertmanyvalues"
+# turns the executemany into multi-row inserts with one cached compiled form, so a batch of
+# claims costs a round trip, not one per row.
+_CLAIM = {
+    dialect: insert(inbox_table)
+    .on_conflict_do_nothing(index_elements=["consumer", "dedupe_key"])
+    .returning(inbox_table.c.dedupe_key)
+    for dialect, insert in (("postgresql", postgresql.insert), ("sqlite", sqlite.insert))
+}
+
+_DELETE_ROW = sa.delete(inbox_table).where(
+    inbox_table.c.consumer == sa.bindparam("consumer"),
+    inbox_table.c.dedupe_key == sa.bindparam("dedupe_key"),
+)
+
+_INSERT_OUTPUTS = sa.insert(inbox_output_table)  # the generic path, one row per output
+
+# the WHERE parameter is ``b_consumer``: a column's own name is reserved for its SET value
+_MARK_PUBLISHED = {
+    dialect: sa.update(inbox_table)
+    .where(
+        inbox_table.c.consumer == sa.bindparam("b_consumer"),
+        _key_in(dialect),
+        inbox_table.c.published_at.is_(None),
+    )
+    .values(published_at=sa.bindparam("published_at"))
+    for dialect in _DIALECTS
+}
+
 
 class InboxStore(ABC):
     """The inbox port (see the module docstring); one adapter per database dialect.
@@ -93,10 +144,6 @@ class InboxStore(ABC):
     def engine(self) -> Engine:
         """The engine the store uses."""
         return self._engine
-
-    @abstractmethod
-    def _insert(self) -> Any:
-        """The dialect's ``insert`` construct (it has ``on_conflict_do_nothing``)."""
 
     @abstractmethod
     def _connect(self, *, write: bool = True) -> Connection:
@@ -204,11 +251,7 @@ class InboxStore(ABC):
                 continue
             error = _apply(connection, entry) if entry.state is not None else None
             if error is not None:
-                connection.execute(
-                    sa.delete(inbox_table).where(
-                        inbox_table.c.consumer == consumer, inbox_table.c.dedupe_key == key
-                    )
-                )
+                connection.execute(_DELETE_ROW, {"consumer": consumer, "dedupe_key": key})
                 claims[key] = Claim(ClaimOutcome.STATE_FAILED, error=error)
                 continue
             claims[key] = Claim(ClaimOutcome.NEW)
@@ -234,7 +277,8 @@ class InboxStore(ABC):
             }
             for entry in entries
         ]
-        return {row.dedupe_key for row in connection.execute(self._claim_statement(), rows)}
+        statement = _CLAIM[_dialect(connection.dialect.name)]
+        return {row.dedupe_key for row in connection.execute(statement, rows)}
 
     def _store_outputs(
         self, connection: Connection, consumer: str, entries: Sequence[InboxEntry]
@@ -254,20 +298,7 @@ class InboxStore(ABC):
             for seq, output in enumerate(entry.outputs)
         ]
         if outputs:
-            connection.execute(sa.insert(inbox_output_table), outputs)
-
-    def _claim_statement(self) -> sa.Executable:
-        """``INSERT ... ON CONFLICT DO NOTHING RETURNING dedupe_key``, run with many rows.
-
-        SQLAlchemy's "insertmanyvalues" turns the executemany into multi-row inserts with one
-        cached compiled form, so a batch of claims costs a round trip, not one per row.
-        """
-        statement: sa.Executable = (
-            self._insert()(inbox_table)
-            .on_conflict_do_nothing(index_elements=["consumer", "dedupe_key"])
-            .returning(inbox_table.c.dedupe_key)
-        )
-        return statement
+            connection.execute(_INSERT_OUTPUTS, outputs)
 
     def mark_published(self, consumer: str, dedupe_keys: Iterable[str]) -> None:
         """Record that the outputs of these inputs are committed to Kafka.
@@ -279,20 +310,13 @@ class InboxStore(ABC):
         keys = list(dedupe_keys)
         if not keys:
             return
-        statement = (
-            sa.update(inbox_table)
-            .where(
-                inbox_table.c.consumer == consumer,
-                _key_in(self._engine.dialect.name, keys),
-                inbox_table.c.published_at.is_(None),
-            )
-            .values(published_at=self.now())
-        )
+        statement = _MARK_PUBLISHED[_dialect(self._engine.dialect.name)]
+        parameters = {"b_consumer": consumer, "keys": keys, "published_at": self.now()}
         with (
             translated_errors(f"marking {len(keys)} input(s) published"),
             self._connect() as connection,
         ):
-            connection.execute(statement)
+            connection.execute(statement, parameters)
             connection.commit()
 
     # -- reads for operators and tests ---------------------------------------------------
@@ -331,9 +355,6 @@ class PostgresInboxStore(InboxStore):
     turn duplicates into serialization failures.
     """
 
-    def _insert(self) -> Any:
-        return postgresql.insert
-
     def _connect(self, *, write: bool = True) -> Connection:
         return self._engine.connect().execution_options(isolation_level="READ COMMITTED")
 
@@ -360,9 +381,6 @@ class SqliteInboxStore(InboxStore):
                 "create_engine_from_url (transactions must start with BEGIN IMMEDIATE)"
             )
         super().__init__(engine, clock=clock)
-
-    def _insert(self) -> Any:
-        return sqlite.insert
 
     def _connect(self, *, write: bool = True) -> Connection:
         # Writes take the write lock up front (concurrent writers queue; no lock upgrade that
@@ -405,18 +423,20 @@ def _apply(connection: Connection, entry: InboxEntry) -> BaseException | None:
     return None
 
 
+_EXISTING = {
+    dialect: sa.select(
+        inbox_table.c.dedupe_key, inbox_table.c.content_hash, inbox_table.c.published_at
+    ).where(inbox_table.c.consumer == sa.bindparam("consumer"), _key_in(dialect))
+    for dialect in _DIALECTS
+}
+
+
 def _existing(connection: Connection, consumer: str, hashes: Mapping[str, str]) -> dict[str, Claim]:
     """Claims for the keys of ``hashes`` that have a committed row (others are absent)."""
     if not hashes:
         return {}
-    rows = connection.execute(
-        sa.select(
-            inbox_table.c.dedupe_key, inbox_table.c.content_hash, inbox_table.c.published_at
-        ).where(
-            inbox_table.c.consumer == consumer,
-            _key_in(connection.dialect.name, list(hashes)),
-        )
-    ).all()
+    statement = _EXISTING[_dialect(connection.dialect.name)]
+    rows = connection.execute(statement, {"consumer": consumer, "keys": list(hashes)}).all()
     unpublished = [
         row.dedupe_key
         for row in rows
@@ -439,16 +459,15 @@ def _existing(connection: Connection, consumer: str, hashes: Mapping[str, str]) 
     return claims
 
 
-def _key_in(
-    dialect: str, keys: list[str], column: sa.ColumnElement[str] = inbox_table.c.dedupe_key
-) -> sa.ColumnElement[bool]:
-    """``column IN keys``; on PostgreSQL one array parameter (``= ANY``), not one bound
-    parameter per key: a batch looks up a thousand keys, and expanding them costs more than
-    the query."""
-    if dialect == "postgresql":
-        array = sa.bindparam("keys", keys, type_=postgresql.ARRAY(sa.String()))
-        return column == sa.any_(array)
-    return column.in_(keys)
+_OUTPUTS = {
+    dialect: sa.select(inbox_output_table)
+    .where(
+        inbox_output_table.c.consumer == sa.bindparam("consumer"),
+        _key_in(dialect, inbox_output_table.c.dedupe_key),
+    )
+    .order_by(inbox_output_table.c.dedupe_key, inbox_output_table.c.seq)
+    for dialect in _DIALECTS
+}
 
 
 def _outputs(
@@ -458,15 +477,8 @@ def _outputs(
     if not keys:
         return {}
     found: dict[str, list[StoredOutput]] = {}
-    query = (
-        sa.select(inbox_output_table)
-        .where(
-            inbox_output_table.c.consumer == consumer,
-            _key_in(connection.dialect.name, list(keys), inbox_output_table.c.dedupe_key),
-        )
-        .order_by(inbox_output_table.c.dedupe_key, inbox_output_table.c.seq)
-    )
-    for row in connection.execute(query):
+    statement = _OUTPUTS[_dialect(connection.dialect.name)]
+    for row in connection.execute(statement, {"consumer": consumer, "keys": list(keys)}):
         found.setdefault(row.dedupe_key, []).append(
             StoredOutput(
                 topic=row.topic,

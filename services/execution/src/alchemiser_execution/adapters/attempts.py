@@ -52,6 +52,88 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+# The statements are built once: a prebuilt statement keeps its cache key, so SQLAlchemy
+# neither coerces it nor generates its key again on every call. Values come as bound
+# parameters; an UPDATE's WHERE parameters are named ``b_...`` (a column's own name is
+# reserved for its SET value).
+
+# runs
+
+_FIND_RUN = sa.select(run_table).where(
+    run_table.c.account_id == sa.bindparam("account_id"),
+    run_table.c.correlation_id == sa.bindparam("correlation_id"),
+)
+
+_INSERT_RUN = run_table.insert()  # the columns are the keys of the parameters
+
+_FINISH_RUN = (
+    run_table.update()
+    .where(
+        run_table.c.account_id == sa.bindparam("b_account_id"),
+        run_table.c.correlation_id == sa.bindparam("b_correlation_id"),
+        run_table.c.status == RunStatus.RUNNING.value,
+    )
+    .values(
+        status=RunStatus.DONE.value,
+        traded_value=sa.bindparam("traded_value"),
+        updated_at=sa.bindparam("updated_at"),
+    )
+)
+
+_LAST_RUN_CHANGE = sa.select(sa.func.max(run_table.c.updated_at)).where(
+    run_table.c.account_id == sa.bindparam("account_id"),
+    run_table.c.correlation_id != sa.bindparam("excluding"),
+    run_table.c.status != RunStatus.REFUSED.value,
+)
+
+_TRADED_ON = sa.select(run_table.c.reserved_value, run_table.c.traded_value).where(
+    run_table.c.account_id == sa.bindparam("account_id"),
+    run_table.c.trading_day == sa.bindparam("trading_day"),
+    run_table.c.correlation_id != sa.bindparam("excluding"),
+    run_table.c.status != RunStatus.REFUSED.value,
+)
+
+# attempts
+
+_ATTEMPTS_OF = (
+    sa.select(attempt_table)
+    .where(
+        attempt_table.c.account_id == sa.bindparam("account_id"),
+        attempt_table.c.correlation_id == sa.bindparam("correlation_id"),
+    )
+    .order_by(attempt_table.c.leg, attempt_table.c.attempt)
+)
+
+_ATTEMPTS_FOR_WORKFLOW = (
+    sa.select(attempt_table)
+    .where(attempt_table.c.correlation_id == sa.bindparam("correlation_id"))
+    .order_by(attempt_table.c.account_id, attempt_table.c.leg, attempt_table.c.attempt)
+)
+
+_FIND_ATTEMPT = sa.select(attempt_table).where(
+    attempt_table.c.client_order_id == sa.bindparam("client_order_id")
+)
+
+_INSERT_ATTEMPT = attempt_table.insert()  # the columns are the keys of the parameters
+
+# what a save writes: every column but the surrogate id and the attempt's identity
+_ATTEMPT_IDENTITY = frozenset(
+    {"id", "account_id", "correlation_id", "leg", "attempt", "client_order_id"}
+)
+_ATTEMPT_CHANGES = tuple(c.name for c in attempt_table.c if c.name not in _ATTEMPT_IDENTITY)
+_SAVE_ATTEMPT = (
+    attempt_table.update()
+    .where(attempt_table.c.client_order_id == sa.bindparam("b_client_order_id"))
+    .values({name: sa.bindparam(name) for name in _ATTEMPT_CHANGES})
+)
+
+_UNSETTLED = (
+    sa.select(attempt_table)
+    .where(attempt_table.c.state.in_(_OPEN_STATES))
+    .order_by(attempt_table.c.id)
+)
+
+
 class AttemptStore:
     """Runs and attempts over SQLAlchemy Core (PostgreSQL or SQLite)."""
 
@@ -82,18 +164,16 @@ class AttemptStore:
 
     def find_run(self, account_id: str, correlation_id: str) -> ExecutionRun | None:
         """The run of ``(account_id, correlation_id)``, if one was recorded."""
-        query = sa.select(run_table).where(
-            run_table.c.account_id == account_id, run_table.c.correlation_id == correlation_id
-        )
+        parameters = {"account_id": account_id, "correlation_id": correlation_id}
         with self._transaction("reading a run", write=False) as connection:
-            row = connection.execute(query).mappings().one_or_none()
+            row = connection.execute(_FIND_RUN, parameters).mappings().one_or_none()
         return None if row is None else _run_from_row(row)
 
     def start_run(self, run: ExecutionRun) -> ExecutionRun:
         """Record ``run``; if the workflow already has a run, return that one instead."""
         try:
             with self._transaction("recording a run", write=True) as connection:
-                connection.execute(run_table.insert().values(**_run_values(run, self.now())))
+                connection.execute(_INSERT_RUN, _run_values(run, self.now()))
             return run
         except sa_exc.IntegrityError:
             existing = self.find_run(run.account_id, run.correlation_id)
@@ -103,39 +183,27 @@ class AttemptStore:
 
     def finish_run(self, account_id: str, correlation_id: str, traded_value: Decimal) -> None:
         """Mark a run DONE with the value it traded (replacing its reservation in the ledger)."""
-        statement = (
-            run_table.update()
-            .where(
-                run_table.c.account_id == account_id,
-                run_table.c.correlation_id == correlation_id,
-                run_table.c.status == RunStatus.RUNNING.value,
-            )
-            .values(status=RunStatus.DONE.value, traded_value=traded_value, updated_at=self.now())
-        )
+        parameters = {
+            "b_account_id": account_id,
+            "b_correlation_id": correlation_id,
+            "traded_value": traded_value,
+            "updated_at": self.now(),
+        }
         with self._transaction("finishing a run", write=True) as connection:
-            connection.execute(statement)
+            connection.execute(_FINISH_RUN, parameters)
 
     def last_run_change(self, account_id: str, *, excluding: str) -> datetime | None:
         """When the account's latest other run (not refused) last changed, or ``None``."""
-        query = sa.select(sa.func.max(run_table.c.updated_at)).where(
-            run_table.c.account_id == account_id,
-            run_table.c.correlation_id != excluding,
-            run_table.c.status != RunStatus.REFUSED.value,
-        )
+        parameters = {"account_id": account_id, "excluding": excluding}
         with self._transaction("reading the account's last run", write=False) as connection:
-            moment = connection.execute(query).scalar_one_or_none()
+            moment = connection.execute(_LAST_RUN_CHANGE, parameters).scalar_one_or_none()
         return None if moment is None else as_utc(moment)
 
     def traded_value_on(self, account_id: str, day: date, *, excluding: str) -> Decimal:
         """What the account's other runs of ``day`` traded (or reserved, while running)."""
-        query = sa.select(run_table.c.reserved_value, run_table.c.traded_value).where(
-            run_table.c.account_id == account_id,
-            run_table.c.trading_day == day,
-            run_table.c.correlation_id != excluding,
-            run_table.c.status != RunStatus.REFUSED.value,
-        )
+        parameters = {"account_id": account_id, "trading_day": day, "excluding": excluding}
         with self._transaction("reading the daily ledger", write=False) as connection:
-            rows = connection.execute(query).all()
+            rows = connection.execute(_TRADED_ON, parameters).all()
         return sum(
             (traded if traded is not None else reserved for reserved, traded in rows), Decimal(0)
         )
@@ -144,41 +212,30 @@ class AttemptStore:
 
     def attempts_of(self, account_id: str, correlation_id: str) -> list[Attempt]:
         """Every attempt of a run, by leg and attempt number."""
-        query = (
-            sa.select(attempt_table)
-            .where(
-                attempt_table.c.account_id == account_id,
-                attempt_table.c.correlation_id == correlation_id,
-            )
-            .order_by(attempt_table.c.leg, attempt_table.c.attempt)
-        )
+        parameters = {"account_id": account_id, "correlation_id": correlation_id}
         with self._transaction("reading attempts", write=False) as connection:
-            rows = connection.execute(query).mappings().all()
+            rows = connection.execute(_ATTEMPTS_OF, parameters).mappings().all()
         return [_attempt_from_row(row) for row in rows]
 
     def attempts_for_workflow(self, correlation_id: str) -> list[Attempt]:
         """Every attempt of a workflow, whatever the account (for operators)."""
-        query = (
-            sa.select(attempt_table)
-            .where(attempt_table.c.correlation_id == correlation_id)
-            .order_by(attempt_table.c.account_id, attempt_table.c.leg, attempt_table.c.attempt)
-        )
+        parameters = {"correlation_id": correlation_id}
         with self._transaction("reading attempts", write=False) as connection:
-            rows = connection.execute(query).mappings().all()
+            rows = connection.execute(_ATTEMPTS_FOR_WORKFLOW, parameters).mappings().all()
         return [_attempt_from_row(row) for row in rows]
 
     def find_attempt(self, client_order_id: str) -> Attempt | None:
         """The attempt recorded under ``client_order_id``, if any."""
-        query = sa.select(attempt_table).where(attempt_table.c.client_order_id == client_order_id)
+        parameters = {"client_order_id": client_order_id}
         with self._transaction("reading an attempt", write=False) as connection:
-            row = connection.execute(query).mappings().one_or_none()
+            row = connection.execute(_FIND_ATTEMPT, parameters).mappings().one_or_none()
         return None if row is None else _attempt_from_row(row)
 
     def add_pending(self, attempt: Attempt) -> Attempt:
         """Record ``attempt`` (PENDING) before its order is sent; an existing one wins."""
         try:
             with self._transaction("recording a pending attempt", write=True) as connection:
-                connection.execute(attempt_table.insert().values(**_attempt_values(attempt)))
+                connection.execute(_INSERT_ATTEMPT, _attempt_values(attempt))
             return attempt
         except sa_exc.IntegrityError:
             existing = self.find_attempt(attempt.client_order_id)
@@ -189,26 +246,16 @@ class AttemptStore:
     def save(self, attempt: Attempt) -> Attempt:
         """Store ``attempt``'s new state and broker facts (by ``client_order_id``)."""
         values = _attempt_values(attempt)
-        for key in ("account_id", "correlation_id", "leg", "attempt", "client_order_id"):
-            values.pop(key)
-        statement = (
-            attempt_table.update()
-            .where(attempt_table.c.client_order_id == attempt.client_order_id)
-            .values(**values)
-        )
+        parameters = {name: values[name] for name in _ATTEMPT_CHANGES}
+        parameters["b_client_order_id"] = attempt.client_order_id
         with self._transaction("updating an attempt", write=True) as connection:
-            connection.execute(statement)
+            connection.execute(_SAVE_ATTEMPT, parameters)
         return attempt
 
     def unsettled(self) -> list[Attempt]:
         """Attempts whose broker state may differ from ours: PENDING, UNKNOWN, SUBMITTED."""
-        query = (
-            sa.select(attempt_table)
-            .where(attempt_table.c.state.in_(_OPEN_STATES))
-            .order_by(attempt_table.c.id)
-        )
         with self._transaction("reading unsettled attempts", write=False) as connection:
-            rows = connection.execute(query).mappings().all()
+            rows = connection.execute(_UNSETTLED).mappings().all()
         return [_attempt_from_row(row) for row in rows]
 
     # -------------------------------------------------------------- internals

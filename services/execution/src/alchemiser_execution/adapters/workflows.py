@@ -21,6 +21,7 @@ from __future__ import annotations
 import threading
 import weakref
 from collections import OrderedDict
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -45,12 +46,22 @@ batch that handled the failure, after which the committed row answers."""
 
 _WorkflowKey = tuple[str, str]
 
+# The statements are built once (SQLAlchemy then skips coercing them and generating their
+# cache keys on every call), one per dialect where ``ON CONFLICT`` differs; an INSERT's
+# columns are the keys of the parameters it is executed with.
+_KEY = ["account_id", "correlation_id"]
+_FAILURE_COLUMNS = ("failed_at", "failure_step", "failure_reason")
 
-def _insert(connection: Connection) -> Any:
-    """The dialect's ``INSERT`` with ``ON CONFLICT`` support."""
-    if connection.dialect.name == "postgresql":
-        return postgresql.insert(workflow_table)
-    return sqlite.insert(workflow_table)
+
+def _dialect(connection: Connection) -> str:
+    """Which dialect's statement to run (PostgreSQL's, else SQLite's)."""
+    return "postgresql" if connection.dialect.name == "postgresql" else "sqlite"
+
+
+_RECORD_WORKFLOW = {
+    "postgresql": postgresql.insert(workflow_table).on_conflict_do_nothing(index_elements=_KEY),
+    "sqlite": sqlite.insert(workflow_table).on_conflict_do_nothing(index_elements=_KEY),
+}
 
 
 def record_workflow(event: WorkflowStarted, seen_at: datetime) -> UnitOfWork:
@@ -63,11 +74,7 @@ def record_workflow(event: WorkflowStarted, seen_at: datetime) -> UnitOfWork:
     }
 
     def write(connection: Connection) -> None:
-        connection.execute(
-            _insert(connection)
-            .values(row)
-            .on_conflict_do_nothing(index_elements=["account_id", "correlation_id"])
-        )
+        connection.execute(_RECORD_WORKFLOW[_dialect(connection)], row)
 
     return write
 
@@ -81,6 +88,22 @@ def failure_of(event: WorkflowFailed) -> WorkflowFailure:
     )
 
 
+def _failure_upsert(insert: Callable[[sa.Table], Any]) -> Any:
+    """``insert``'s upsert that fills the failure columns of a row only while they are empty."""
+    statement = insert(workflow_table)
+    return statement.on_conflict_do_update(
+        index_elements=_KEY,
+        set_={name: statement.excluded[name] for name in _FAILURE_COLUMNS},
+        where=workflow_table.c.failed_at.is_(None),
+    )
+
+
+_RECORD_FAILURE = {
+    "postgresql": _failure_upsert(postgresql.insert),
+    "sqlite": _failure_upsert(sqlite.insert),
+}
+
+
 def record_failure(event: WorkflowFailed, seen_at: datetime) -> UnitOfWork:
     """The unit of work that records ``event``'s workflow as failed (idempotent, first wins).
 
@@ -88,28 +111,18 @@ def record_failure(event: WorkflowFailed, seen_at: datetime) -> UnitOfWork:
     columns of its row if they are still empty.
     """
     failure = failure_of(event)
-    columns = {
-        "failed_at": failure.failed_at,
-        "failure_step": failure.failure_step,
-        "failure_reason": failure.reason,
-    }
     row = {
         "account_id": event.account_id,
         "correlation_id": str(event.correlation_id),
         "as_of": None,
         "seen_at": seen_at,
-        **columns,
+        "failed_at": failure.failed_at,
+        "failure_step": failure.failure_step,
+        "failure_reason": failure.reason,
     }
 
     def write(connection: Connection) -> None:
-        insert = _insert(connection).values(row)
-        connection.execute(
-            insert.on_conflict_do_update(
-                index_elements=["account_id", "correlation_id"],
-                set_={name: insert.excluded[name] for name in columns},
-                where=workflow_table.c.failed_at.is_(None),
-            )
-        )
+        connection.execute(_RECORD_FAILURE[_dialect(connection)], row)
 
     return write
 
@@ -144,6 +157,14 @@ def _notes_of(engine: Engine) -> _NotedFailures:
         return notes
 
 
+_STATUS = sa.select(
+    workflow_table.c.failed_at, workflow_table.c.failure_step, workflow_table.c.failure_reason
+).where(
+    workflow_table.c.account_id == sa.bindparam("account_id"),
+    workflow_table.c.correlation_id == sa.bindparam("correlation_id"),
+)
+
+
 class WorkflowLog:
     """Reads (and migrates) ``execution_workflows`` on the database the runtime writes it to."""
 
@@ -166,16 +187,13 @@ class WorkflowLog:
 
     def status(self, account_id: str, correlation_id: str) -> WorkflowStatus:
         """Whether the workflow was seen (its row is committed) and how it failed, if it did."""
-        columns = workflow_table.c
-        query = sa.select(columns.failed_at, columns.failure_step, columns.failure_reason).where(
-            columns.account_id == account_id, columns.correlation_id == correlation_id
-        )
+        parameters = {"account_id": account_id, "correlation_id": correlation_id}
         try:
             with (
                 self._engine.connect().execution_options(sqlite_begin="DEFERRED") as connection,
                 connection.begin(),
             ):
-                row = connection.execute(query).one_or_none()
+                row = connection.execute(_STATUS, parameters).one_or_none()
         except sa_exc.SQLAlchemyError as err:
             if not is_transient_database_error(err):
                 raise

@@ -47,6 +47,27 @@ def _as_utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
+# Built once: SQLAlchemy then skips coercing the statements and generating their cache keys
+# on every call.
+_UNFINISHED = (
+    sa.select(plan_table.c.correlation_id, plan_table.c.planned_at)
+    .where(
+        plan_table.c.account_id == sa.bindparam("account_id"),
+        plan_table.c.correlation_id != sa.bindparam("excluding"),
+        ~sa.exists().where(
+            finished_table.c.account_id == plan_table.c.account_id,
+            finished_table.c.correlation_id == plan_table.c.correlation_id,
+        ),
+    )
+    .order_by(plan_table.c.planned_at, plan_table.c.correlation_id)
+)
+
+_FINISHED_AMONG = sa.select(finished_table.c.correlation_id).where(
+    finished_table.c.account_id == sa.bindparam("account_id"),
+    finished_table.c.correlation_id.in_(sa.bindparam("asking", expanding=True)),
+)
+
+
 class WorkflowLedger:
     """Reads the ledger's tables over SQLAlchemy Core (PostgreSQL or SQLite)."""
 
@@ -73,29 +94,13 @@ class WorkflowLedger:
     ) -> AccountWorkflows:
         """``account_id``'s plans (other than ``excluding``'s) with no finished workflow, and
         which workflows of ``asking`` have finished: one short read transaction."""
-        finished = finished_table.c
-        plans = plan_table.c
-        unfinished_query = (
-            sa.select(plans.correlation_id, plans.planned_at)
-            .where(
-                plans.account_id == account_id,
-                plans.correlation_id != excluding,
-                ~sa.exists().where(
-                    finished.account_id == plans.account_id,
-                    finished.correlation_id == plans.correlation_id,
-                ),
-            )
-            .order_by(plans.planned_at, plans.correlation_id)
-        )
+        parameters = {"account_id": account_id, "excluding": excluding}
         with self._read("reading the account's workflows") as connection:
-            rows = connection.execute(unfinished_query).all()
+            rows = connection.execute(_UNFINISHED, parameters).all()
             done: set[str] = set()
             if asking:
-                done_query = sa.select(finished.correlation_id).where(
-                    finished.account_id == account_id,
-                    finished.correlation_id.in_(sorted(asking)),
-                )
-                done = set(connection.execute(done_query).scalars())
+                among = {"account_id": account_id, "asking": sorted(asking)}
+                done = set(connection.execute(_FINISHED_AMONG, among).scalars())
         unfinished = tuple(PlanRef(_as_utc(at), correlation_id) for correlation_id, at in rows)
         return AccountWorkflows(unfinished=unfinished, finished=frozenset(done))
 

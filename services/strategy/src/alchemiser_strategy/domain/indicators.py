@@ -109,10 +109,12 @@ def rsi(closes: FloatArray, window: int) -> FloatArray:
     avg_loss = float(losses[:window].mean())
     values = [_rsi_value(avg_gain, avg_loss)]
     keep = window - 1
+    # _rsi_value inlined: this loop runs for every bar of every RSI series
     for gain, loss in zip(gains[window:].tolist(), losses[window:].tolist(), strict=True):
         avg_gain = (avg_gain * keep + gain) / window
         avg_loss = (avg_loss * keep + loss) / window
-        values.append(_rsi_value(avg_gain, avg_loss))
+        total = avg_gain + avg_loss
+        values.append(NEUTRAL_RSI if total == 0.0 else 100.0 * avg_gain / total)
     out[window:] = values
     return out
 
