@@ -134,6 +134,26 @@ def test_authenticate_when_secret_wrong_then_not_authorized(
     assert caught.value.status == 401
 
 
+def test_account_number_of_when_key_checked_once_then_remembered_and_wrong_secret_still_refused(
+    exchange: Exchange, new_key: Callable[[], str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = new_key()
+    number = exchange.open_account(key, "secret").account_number
+
+    assert exchange.account_number_of(key, "secret") == number
+
+    def no_database(*_args: Any) -> None:
+        raise AssertionError("the database was asked again")
+
+    monkeypatch.setattr(exchange, "authenticate", no_database)
+    assert exchange.account_number_of(key, "secret") == number
+    monkeypatch.undo()
+    with pytest.raises(NotAuthorizedError):
+        exchange.account_number_of(key, "not-the-secret")
+    with pytest.raises(NotAuthorizedError):
+        exchange.account_number_of(key, "")
+
+
 def test_authenticate_when_auto_open_off_then_unknown_key_not_authorized(
     make_exchange: ExchangeFactory, new_key: Callable[[], str]
 ) -> None:

@@ -29,6 +29,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
@@ -51,9 +52,8 @@ from alchemiser_exchange.errors import (
     NotFoundError,
 )
 from alchemiser_exchange.orders import TradeUpdate
-from alchemiser_exchange.schema import AccountRecord
 
-__all__ = ["Account", "RateLimiter", "StreamHub", "authorised", "create_app"]
+__all__ = ["Account", "Caller", "RateLimiter", "StreamHub", "authorised", "create_app"]
 
 _log = get_logger(__name__)
 _MAX_CLIENT_ORDER_ID = 128
@@ -217,11 +217,19 @@ class _BadBodyError(ExchangeError):
     code = _BAD_BODY
 
 
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Whose request it is: the account its keys open (routes read the account's state
+    themselves, inside their own transaction)."""
+
+    account_number: str
+
+
 def authorised(
     request: Request,
     key: Annotated[str | None, Header(alias="APCA-API-KEY-ID")] = None,
     secret: Annotated[str | None, Header(alias="APCA-API-SECRET-KEY")] = None,
-) -> AccountRecord:
+) -> Caller:
     """The account of the request's Alpaca key headers, counted by the rate limiter.
 
     The rate-limit headers are kept in ``request.state``; a middleware adds them to whatever
@@ -230,13 +238,13 @@ def authorised(
     if not key or not secret:
         raise NotAuthorizedError("request is not authorized")
     exchange: Exchange = request.app.state.exchange
-    account = exchange.authenticate(key, secret)
+    number = exchange.account_number_of(key, secret)
     limiter: RateLimiter = request.app.state.limiter
     request.state.rate_limit_headers = limiter.admit(key)
-    return account
+    return Caller(number)
 
 
-Account = Annotated[AccountRecord, Depends(authorised)]
+Account = Annotated[Caller, Depends(authorised)]
 """A route parameter: the authenticated account."""
 
 
@@ -327,7 +335,7 @@ def _trading_routes(app: FastAPI, exchange: Exchange) -> None:
         pnl_reset: str | None = None,
     ) -> Response:
         first, last = history.resolve_window(
-            current=exchange.session_of(acct),
+            current=exchange.session_of(exchange.account(acct.account_number)),
             period=period,
             timeframe=timeframe,
             start=start,
@@ -405,7 +413,7 @@ def _trading_routes(app: FastAPI, exchange: Exchange) -> None:
 
 def _market_data_routes(app: FastAPI, exchange: Exchange) -> None:
 
-    def _latest(kind: str, acct: AccountRecord, symbols: list[str]) -> dict[str, Any]:
+    def _latest(kind: str, acct: Caller, symbols: list[str]) -> dict[str, Any]:
         session = exchange.session_of(exchange.account(acct.account_number))
         at = exchange.session_time(session)
         found: dict[str, Any] = {}
@@ -462,7 +470,7 @@ def _exchange_routes(app: FastAPI, exchange: Exchange, admin_token: str | None) 
         return shapes.account_json(exchange.balances(record.account_number))
 
 
-def _session_json(acct: AccountRecord, session: date, exchange: Exchange) -> dict[str, Any]:
+def _session_json(acct: Caller, session: date, exchange: Exchange) -> dict[str, Any]:
     clock = exchange.clock(acct.account_number)
     return {"account_number": acct.account_number, "session": session.isoformat()} | (
         shapes.clock_json(clock)

@@ -217,6 +217,10 @@ class Exchange:
         self._last_day = max(self._days) if self._days else None
         self._listeners: list[Listener] = []
         self._listeners_lock = threading.Lock()
+        # api key id -> (its secret's hash, its account number): both fixed once the account
+        # is open (accounts are never re-keyed nor removed), so a request's key is checked
+        # against the database once per process
+        self._known_keys: dict[str, tuple[str, str]] = {}
         self.hold_fills = False
         """Accept orders as ``new`` without filling them (tests; see :meth:`fill_order`)."""
 
@@ -318,6 +322,16 @@ class Exchange:
         if not hmac.compare_digest(row["secret_sha256"], _secret_hash(secret_key)):
             raise NotAuthorizedError("request is not authorized")
         return AccountRecord.from_row(row)
+
+    def account_number_of(self, api_key_id: str, secret_key: str) -> str:
+        """The number of the account of a key pair: :meth:`authenticate`, remembered."""
+        known = self._known_keys.get(api_key_id)
+        secret = _secret_hash(secret_key)
+        if known is not None and hmac.compare_digest(known[0], secret):
+            return known[1]
+        number = self.authenticate(api_key_id, secret_key).account_number
+        self._known_keys[api_key_id] = (secret, number)
+        return number
 
     def accounts(self) -> list[AccountRecord]:
         """Every account, by number."""
