@@ -49,7 +49,7 @@ def exchange(paper_exchange: PaperExchange) -> PaperExchange:
 @pytest.fixture
 def proxy(exchange: PaperExchange) -> Iterator[FaultProxy]:
     with FaultProxy(
-        exchange.url, routes=ALPACA_ROUTES, read_timeout_delay_s=1.5, rate_limit_reset_s=0.0
+        exchange.url, routes=ALPACA_ROUTES, read_timeout_delay_s=3.0, rate_limit_reset_s=0.0
     ) as running:
         yield running
 
@@ -57,8 +57,9 @@ def proxy(exchange: PaperExchange) -> Iterator[FaultProxy]:
 @pytest.fixture
 def broker(proxy: FaultProxy) -> AlpacaBroker:
     # the timeout leaves room for a loaded machine: a submit slower than it is re-sent after a
-    # look-up that finds nothing yet, which this suite counts as a re-send
-    settings = adapter_settings(proxy.url, request_timeout_s=1.0, max_rate_limit_wait_s=0.1)
+    # look-up that finds nothing yet, which this suite counts as a re-send (1 s was seen to be
+    # too short under `make test` on a slow day: a forwarded submit timed out)
+    settings = adapter_settings(proxy.url, request_timeout_s=2.5, max_rate_limit_wait_s=0.1)
     return AlpacaBroker(settings, sleep=lambda _s: None)
 
 
