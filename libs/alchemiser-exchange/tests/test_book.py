@@ -656,6 +656,21 @@ def test_orders_when_status_filter_then_open_closed_or_all_newest_first(
         exchange.orders(account, status="pending")
 
 
+def test_orders_when_several_open_then_newest_first_up_to_the_limit(
+    exchange: Exchange, account: str
+) -> None:
+    exchange.submit(account, _buy("b1", qty=Decimal(1)))
+    resting = [
+        exchange.submit(account, _buy(f"l{n}", qty=Decimal(1), limit_price=Decimal(400 + n)))
+        for n in range(3)
+    ]
+    newest_first = [order.broker_order_id for order in reversed(resting)]
+
+    assert [o.broker_order_id for o in exchange.orders(account)] == newest_first
+    assert [o.broker_order_id for o in exchange.orders(account, limit=2)] == newest_first[:2]
+    assert [o.broker_order_id for o in exchange.orders(account, session=FRIDAY)] == newest_first
+
+
 # -- partial fills and manual fills -----------------------------------------------------------
 
 
@@ -1073,6 +1088,53 @@ def test_exchange_when_engine_not_from_helper_then_configuration_error(
             Exchange(plain, DatasetMarketData(bars_dir), TradingRules())
     finally:
         plain.dispose()
+
+
+def test_reads_when_account_has_orders_then_working_and_session_orders_found_by_index(
+    sqlite_url: str, bars_dir: Path
+) -> None:
+    """The working orders (buying power, sellable quantity, ``status=open``) and a session's
+    orders are looked up by status or session, not by walking every order of the account."""
+    engine = create_engine_from_url(sqlite_url)
+    seen: list[tuple[str, Any]] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        if statement.lstrip().upper().startswith("SELECT") and "FROM exchange_order" in statement:
+            seen.append((statement, parameters))
+
+    try:
+        exchange = Exchange(engine, DatasetMarketData(bars_dir), TradingRules())
+        exchange.migrate()
+        account = exchange.open_account("key", "secret").account_number
+        exchange.set_session(account, FRIDAY)
+        for n in range(5):
+            exchange.submit(account, _buy(f"b{n}", qty=Decimal(1)))
+        exchange.submit(account, _buy("rest", qty=Decimal(1), limit_price=Decimal(400)))
+        sa.event.listen(engine, "before_cursor_execute", record)
+        exchange.balances(account)
+        exchange.submit(account, _sell("s1", qty=Decimal(1)))
+        exchange.orders(account)
+        exchange.orders(account, status="all", session=FRIDAY)
+        sa.event.remove(engine, "before_cursor_execute", record)
+        with engine.connect() as connection:
+            plans = [
+                [
+                    row[-1]
+                    for row in connection.exec_driver_sql(
+                        f"EXPLAIN QUERY PLAN {statement}", parameters
+                    )
+                ]
+                for statement, parameters in seen
+                if "status IN" in statement or "session_date =" in statement
+            ]
+    finally:
+        engine.dispose()
+
+    assert len(plans) >= 4  # balances, the sell's check, open orders, the session's orders
+    for plan in plans:
+        searches = [step for step in plan if step.startswith("SEARCH exchange_order")]
+        assert searches, plan
+        assert all("status=?" in step or "session_date=?" in step for step in searches), plan
 
 
 def test_submit_when_database_locked_then_unavailable_503_and_nothing_stored(

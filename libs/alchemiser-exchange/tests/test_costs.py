@@ -436,7 +436,7 @@ def test_migrate_when_database_at_exchange_0001_then_orders_get_zero_fees(
             version = connection.execute(
                 sa.text(f"SELECT version_num FROM {EXCHANGE_VERSION_TABLE}")
             ).scalar_one()
-        assert version == "exchange_0003"
+        assert version == "exchange_0004"
         assert exchange.order("PA-OLD", "old-order").fees == 0
         assert exchange.fees("PA-OLD") == 0
         filled = exchange.fill_order("PA-OLD", "old-order", price=Decimal(400))

@@ -36,4 +36,4 @@ def test_migrate_when_done_then_own_version_table_at_head(exchange: Exchange) ->
 
     assert set(metadata.tables) <= tables
     assert "alembic_version" not in tables  # never the services' own version table
-    assert version == "exchange_0003"
+    assert version == "exchange_0004"

@@ -138,6 +138,28 @@ class AttemptStoreContract:
         assert store.traded_value_on("acct", DAY, excluding="c-9") == Decimal("340.5")
         assert store.traded_value_on("acct", DAY, excluding="c-1") == Decimal("240.5")
 
+    def test_last_run_change_when_runs_changed_then_latest_of_the_other_runs_not_refused(
+        self, database_url: str
+    ) -> None:
+        moments = [datetime(2025, 3, 14, 19, minute, tzinfo=UTC) for minute in range(6)]
+        now = iter(moments)
+        engine = create_engine_from_url(database_url)
+        try:
+            store = AttemptStore(engine, clock=lambda: next(now))
+            store.migrate()
+            assert store.last_run_change("acct", excluding="c-9") is None
+            store.start_run(_run("c-1"))  # minute 0
+            store.start_run(_run("c-2"))  # minute 1
+            store.finish_run("acct", "c-1", Decimal(1))  # minute 2: c-1 is now the latest
+            store.start_run(_run("c-3", status=RunStatus.REFUSED))  # minute 3: never counts
+            store.start_run(_run("c-4", account_id="other"))  # minute 4: another account
+
+            assert store.last_run_change("acct", excluding="c-9") == moments[2]
+            assert store.last_run_change("acct", excluding="c-1") == moments[1]
+            assert store.last_run_change("other", excluding="c-4") is None
+        finally:
+            engine.dispose()
+
     def test_attempt_when_added_twice_then_constraint_returns_the_first(
         self, store: AttemptStore
     ) -> None:

@@ -122,6 +122,9 @@ order_table = sa.Table(
         name="fk_exchange_order_account",
     ),
     sa.Index("ix_exchange_order_account_status", "account_number", "status"),
+    # A session's orders, newest first, without reading the account's other sessions
+    # (migration exchange_0004).
+    sa.Index("ix_exchange_order_account_session", "account_number", "session_date", "sequence"),
 )
 
 

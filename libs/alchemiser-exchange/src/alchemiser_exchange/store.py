@@ -112,15 +112,19 @@ def read_positions(connection: Connection, account_number: str) -> list[Position
     ]
 
 
-_OPEN_ORDERS = (
-    sa.select(order_table)
-    .where(
-        order_table.c.account_number == sa.bindparam("account"),
-        order_table.c.status.in_([status.value for status in OPEN_STATUSES]),
-    )
-    .order_by(order_table.c.sequence)
+# No ORDER BY: SQLite would then walk the (account, sequence) index through every order the
+# account ever placed to skip the sort; without it, the (account, status) index finds only the
+# few working orders, sorted here.
+_OPEN_ORDERS = sa.select(order_table).where(
+    order_table.c.account_number == sa.bindparam("account"),
+    order_table.c.status.in_([status.value for status in OPEN_STATUSES]),
 )
 _OPEN_ORDERS_OF_ASSET = _OPEN_ORDERS.where(order_table.c.symbol == sa.bindparam("asset"))
+
+
+def _sequence(row: RowMapping) -> int:
+    sequence: int = row["sequence"]
+    return sequence
 
 
 def open_orders(
@@ -133,7 +137,7 @@ def open_orders(
         result = connection.execute(
             _OPEN_ORDERS_OF_ASSET, {"account": account_number, "asset": symbol}
         )
-    return list(result.mappings())
+    return sorted(result.mappings(), key=_sequence)
 
 
 _LATEST_ORDER_SEQUENCE = sa.select(sa.func.max(order_table.c.sequence)).where(

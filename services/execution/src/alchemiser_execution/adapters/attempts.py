@@ -80,10 +80,17 @@ _FINISH_RUN = (
     )
 )
 
-_LAST_RUN_CHANGE = sa.select(sa.func.max(run_table.c.updated_at)).where(
-    run_table.c.account_id == sa.bindparam("account_id"),
-    run_table.c.correlation_id != sa.bindparam("excluding"),
-    run_table.c.status != RunStatus.REFUSED.value,
+# The newest first by the (account, updated_at) index, stopping at the first that counts: a
+# max() over the account's runs would read every run it ever had.
+_LAST_RUN_CHANGE = (
+    sa.select(run_table.c.updated_at)
+    .where(
+        run_table.c.account_id == sa.bindparam("account_id"),
+        run_table.c.correlation_id != sa.bindparam("excluding"),
+        run_table.c.status != RunStatus.REFUSED.value,
+    )
+    .order_by(run_table.c.updated_at.desc())
+    .limit(1)
 )
 
 _TRADED_ON = sa.select(run_table.c.reserved_value, run_table.c.traded_value).where(

@@ -53,6 +53,8 @@ run_table = sa.Table(
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint("account_id", "correlation_id", name="pk_execution_runs"),
     sa.Index("ix_execution_runs_account_day", "account_id", "trading_day"),
+    # The account's latest change, read newest first (migration execution_0004).
+    sa.Index("ix_execution_runs_account_updated", "account_id", "updated_at"),
 )
 
 attempt_table = sa.Table(
