@@ -178,10 +178,13 @@ def _orders_query(status: str, *, of_session: bool) -> sa.Select[Any]:
     )
 
 
+_STATUSES = ("open", "closed", "all")
+# The open orders of every session are ``store.open_orders`` (their own index), not a query here.
 _ORDERS = {
     (status, of_session): _orders_query(status, of_session=of_session)
-    for status in ("open", "closed", "all")
+    for status in _STATUSES
     for of_session in (False, True)
+    if of_session or status != "open"
 }
 
 
@@ -490,18 +493,16 @@ class Exchange:
     ) -> list[OrderRecord]:
         """The account's orders, newest first: ``open``, ``closed`` or ``all`` (of ``session``
         only, when given)."""
-        query = _ORDERS.get((status, session is not None))
-        if query is None:
+        if status not in _STATUSES:
             raise InvalidOrderError(f"invalid status {status}")
-        params: dict[str, Any] = {"account": account_number, "limit": limit}
-        if session is not None:
-            params["session"] = session
         with self._transaction("list orders", write=False) as connection:
             if status == "open" and session is None:
-                # the few working orders by their own index (see ``store.open_orders``)
                 working = store.open_orders(connection, account_number)[::-1][: max(limit, 0)]
                 return [OrderRecord.from_row(row) for row in working]
-            rows = connection.execute(query, params).mappings()
+            params: dict[str, Any] = {"account": account_number, "limit": limit}
+            if session is not None:
+                params["session"] = session
+            rows = connection.execute(_ORDERS[(status, session is not None)], params).mappings()
             return [OrderRecord.from_row(row) for row in rows]
 
     def order(self, account_number: str, broker_order_id: str) -> OrderRecord:
