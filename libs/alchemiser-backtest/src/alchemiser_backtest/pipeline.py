@@ -30,7 +30,7 @@ from alchemiser_common.events import (
     WorkflowFailed,
     WorkflowStarted,
 )
-from alchemiser_common.kafka.clients import KafkaConsumer, KafkaProducer
+from alchemiser_common.kafka.clients import KafkaConsumer, KafkaProducer, take_records
 from alchemiser_common.serde import EventSerde
 from alchemiser_common.topics import DLQ_TOPICS
 from alchemiser_devtools.stack import TRADING_SERVICES, Stack, StackError
@@ -168,7 +168,8 @@ class PipelineWorkflow:
         deadline = time.monotonic() + self._timeout_s
         checked = time.monotonic()
         while True:
-            for record in self._reader.consume(_READ_BATCH, timeout=_READ_WAIT_S):
+            # not consume(_READ_BATCH, ...): it would hold the outcome until the wait ends
+            for record in take_records(self._reader, _READ_BATCH, _READ_WAIT_S):
                 if record.error() is not None:
                     continue
                 headers = {

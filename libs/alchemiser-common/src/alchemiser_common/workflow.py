@@ -66,7 +66,13 @@ from alchemiser_common.events import (
     WorkflowStarted,
     canonical_json,
 )
-from alchemiser_common.kafka.clients import KafkaAdmin, KafkaConsumer, KafkaProducer, Message
+from alchemiser_common.kafka.clients import (
+    KafkaAdmin,
+    KafkaConsumer,
+    KafkaProducer,
+    Message,
+    take_records,
+)
 from alchemiser_common.kafka.exceptions import BrokerUnreachableError, KafkaClientError
 from alchemiser_common.serde import EventSerde, RegistryUnavailableError
 from alchemiser_common.settings import KafkaSettings, RegistrySettings
@@ -461,7 +467,7 @@ def wait_for_outcome(
     try:
         _assign(consumer, _OUTCOME_TOPICS, max(timeout_s, PROBE_TIMEOUT_S))
         while time.monotonic() < deadline:
-            for record in consumer.consume(100, timeout=0.5):
+            for record in take_records(consumer, 100, 0.5):
                 if record.error() is not None or not _of_workflow(record, wanted):
                     continue
                 event = serde.deserialize(str(record.topic()), record.value())

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
 from confluent_kafka import KafkaError, Message, TopicPartition
 
-from alchemiser_common.kafka import KafkaConsumer, KafkaProducer
+from alchemiser_common.kafka import KafkaConsumer, KafkaProducer, take_records
 from alchemiser_common.settings import KafkaSettings
 from alchemiser_devtools.broker import TopicFactory
 
@@ -113,3 +114,49 @@ def test_transaction_when_committed_then_group_offset_advances_and_when_aborted_
     finally:
         consumer.close()
         producer.close(5)
+
+
+def _assigned_reader(settings: KafkaSettings, group_id: str, topic: str) -> KafkaConsumer:
+    consumer = KafkaConsumer(settings, group_id=group_id)
+    consumer.assign_from_beginning([topic])
+    return consumer
+
+
+def test_take_records_when_a_lone_record_arrives_then_it_comes_before_the_timeout(
+    kafka_settings: KafkaSettings, kafka_topic_factory: TopicFactory, kafka_group_id: str
+) -> None:
+    # consume(200, 60) would hold the lone record for the whole minute
+    topic = kafka_topic_factory("take-lone")
+    consumer = _assigned_reader(kafka_settings, kafka_group_id, topic)
+    producing = threading.Timer(0.5, _produce_plain, (kafka_settings, topic, [b"only"]))
+    try:
+        producing.start()
+        started = time.monotonic()
+        records = take_records(consumer, 200, 60.0)
+        waited = time.monotonic() - started
+    finally:
+        producing.join()
+        consumer.close()
+
+    assert [record.value() for record in records] == [b"only"]
+    assert waited < 30.0
+
+
+def test_take_records_when_records_are_fetched_then_at_most_the_batch_comes_in_order(
+    kafka_settings: KafkaSettings, kafka_topic_factory: TopicFactory, kafka_group_id: str
+) -> None:
+    topic = kafka_topic_factory("take-batch")
+    _produce_plain(kafka_settings, topic, [b"r0", b"r1", b"r2", b"r3", b"r4"])
+    consumer = _assigned_reader(kafka_settings, kafka_group_id, topic)
+    taken: list[bytes] = []
+    try:
+        deadline = time.monotonic() + _FIRST_RECORD_TIMEOUT_S
+        while len(taken) < 5 and time.monotonic() < deadline:
+            batch = take_records(consumer, 3, 1.0)
+            assert len(batch) <= 3
+            taken.extend(record.value() for record in batch if record.error() is None)
+        assert take_records(consumer, 3, 0.2) == []
+    finally:
+        consumer.close()
+
+    assert taken == [b"r0", b"r1", b"r2", b"r3", b"r4"]

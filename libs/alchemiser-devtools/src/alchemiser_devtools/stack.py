@@ -1194,7 +1194,7 @@ def follow_workflow(
     (its reason is kept); so do a dead process and the timeout (:class:`StackError`).
     """
     from alchemiser_common.errors import AlchemiserError
-    from alchemiser_common.kafka.clients import KafkaConsumer
+    from alchemiser_common.kafka.clients import KafkaConsumer, take_records
     from alchemiser_common.serde import EventSerde
     from alchemiser_common.topics import DLQ_TOPICS
     from alchemiser_common.workflow import publish
@@ -1221,7 +1221,7 @@ def follow_workflow(
                     f"logs in {_rel(stack.run_dir)}"
                 )
             stack.check_alive()
-            for record in consumer.consume(100, timeout=0.2):
+            for record in take_records(consumer, 100, 0.2):
                 if record.error() is not None:
                     continue
                 headers = _headers(record.headers())

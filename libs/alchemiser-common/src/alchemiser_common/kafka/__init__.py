@@ -18,6 +18,7 @@ from alchemiser_common.kafka.clients import (
     admin_config,
     consumer_config,
     producer_config,
+    take_records,
 )
 from alchemiser_common.kafka.exceptions import (
     BrokerStartError,
@@ -42,4 +43,5 @@ __all__ = [
     "classify_kafka_error",
     "consumer_config",
     "producer_config",
+    "take_records",
 ]

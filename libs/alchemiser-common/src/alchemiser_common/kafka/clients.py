@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from confluent_kafka import (
     OFFSET_BEGINNING,
@@ -50,6 +50,7 @@ __all__ = [
     "classify_kafka_error",
     "consumer_config",
     "producer_config",
+    "take_records",
 ]
 
 # Bounded default for blocking calls: a lost broker surfaces as a retriable _TIMED_OUT
@@ -74,6 +75,29 @@ DeliveryCallback = Callable[[KafkaError | None, Message], None]
 """``on_delivery(error, message)``: called from ``poll()``/``flush()`` once per record."""
 
 _DEFAULT_LOGGER = logging.getLogger("alchemiser_common.kafka")
+
+
+class _Consumes(Protocol):
+    def consume(self, num_messages: int = ..., timeout: float = ...) -> list[Any]: ...
+
+
+def take_records(consumer: _Consumes, max_records: int, timeout: float) -> list[Any]:
+    """What ``consumer`` has already fetched (up to ``max_records``), else the first record to
+    arrive within ``timeout`` seconds plus whatever came with it (empty on timeout).
+
+    confluent-kafka's ``consume(n, timeout)`` returns only once it has ``n`` records or the
+    timeout passed, so asking for a whole batch holds a lone record for the whole timeout: on
+    every hop of a workflow, and in every reader waiting for a workflow's outcome. Asking for
+    one first returns as soon as it is there. Works on :class:`KafkaConsumer` and on a bare
+    ``confluent_kafka.Consumer``.
+    """
+    records = consumer.consume(max_records, 0)
+    if records or timeout <= 0:
+        return records
+    records = consumer.consume(1, timeout)
+    if records and max_records > 1:
+        records += consumer.consume(max_records - 1, 0)
+    return records
 
 
 def _merge(*layers: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -59,7 +59,7 @@ import structlog
 from alchemiser_common.errors import DeadLetterReason, TransientError
 from alchemiser_common.events import Event, WorkflowCompleted, WorkflowFailed
 from alchemiser_common.inbox import Claim, ClaimOutcome, InboxEntry, InboxStore, StoredOutput
-from alchemiser_common.kafka.clients import KafkaConsumer, KafkaProducer
+from alchemiser_common.kafka.clients import KafkaConsumer, KafkaProducer, take_records
 from alchemiser_common.observability.logging import bind_event_context
 from alchemiser_common.observability.metrics import Metrics
 from alchemiser_common.observability.tracing import consume_span, inject_headers
@@ -168,20 +168,10 @@ class ProcessingLoop:
 
     def _take(self) -> list[Any]:
         """The next batch: what the client has already fetched (up to ``batch_size``), else the
-        first record to arrive within ``poll_timeout_s`` plus whatever came with it.
-
-        ``consume(n, timeout)`` returns only once it has ``n`` records or the timeout passed,
-        so asking for a whole batch would hold a lone record for the whole poll timeout (on
-        every hop of a workflow); asking for one first returns as soon as it is there.
-        """
-        size = self._config.batch_size
-        records = self._consumer.consume(num_messages=size, timeout=0)
-        if records:
-            return records
-        records = self._consumer.consume(num_messages=1, timeout=self._config.poll_timeout_s)
-        if records and size > 1:
-            records += self._consumer.consume(num_messages=size - 1, timeout=0)
-        return records
+        first record to arrive within ``poll_timeout_s`` plus whatever came with it (see
+        :func:`~alchemiser_common.kafka.take_records`: a lone record is not held for the whole
+        poll timeout on every hop of a workflow)."""
+        return take_records(self._consumer, self._config.batch_size, self._config.poll_timeout_s)
 
     def run(self) -> None:
         """Process batches until :meth:`stop`; raise :class:`FatalRuntimeError` on fatal errors."""
