@@ -134,7 +134,9 @@ class PipelineWorkflow:
         self._producer.close()
         self._reader.close()
 
-    def _publish(self, trigger: WorkflowStarted) -> None:
+    def _publish(self, trigger: WorkflowStarted) -> list[str]:
+        """Send ``trigger`` without waiting for the broker's acknowledgement (the wait for the
+        outcome covers it); the returned list receives a delivery error if there is one."""
         errors: list[str] = []
 
         def delivered(error: object, _message: object) -> None:
@@ -152,9 +154,13 @@ class PipelineWorkflow:
             ],
             on_delivery=delivered,
         )
-        if self._producer.flush(_DELIVERY_TIMEOUT_S + 5.0) or errors:
-            detail = errors[0] if errors else "not delivered"
-            raise StackError(f"could not publish the trigger of {trigger.as_of}: {detail}")
+        return errors
+
+    def _check_delivery(self, trigger: WorkflowStarted, errors: list[str]) -> None:
+        """Serve the trigger's delivery report; a failed delivery stops the backtest."""
+        self._producer.poll(0)
+        if errors:
+            raise StackError(f"could not publish the trigger of {trigger.as_of}: {errors[0]}")
 
     def run(self, trigger: WorkflowStarted) -> Outcome:
         """Publish ``trigger`` and wait for its workflow's outcome."""
@@ -162,12 +168,13 @@ class PipelineWorkflow:
         # records produced before this trigger (an earlier backtest's on a given cluster, with
         # the same workflow ids) are not this run's: their producers stamped them earlier
         since_ms = int(time.time() * 1000) - _CLOCK_SLACK_MS
-        self._publish(trigger)
+        delivery_errors = self._publish(trigger)
         signal: SignalGenerated | None = None
         ended: Outcome | None = None
         deadline = time.monotonic() + self._timeout_s
         checked = time.monotonic()
         while True:
+            self._check_delivery(trigger, delivery_errors)
             # not consume(_READ_BATCH, ...): it would hold the outcome until the wait ends
             for record in take_records(self._reader, _READ_BATCH, _READ_WAIT_S):
                 if record.error() is not None:
