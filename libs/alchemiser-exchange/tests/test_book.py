@@ -139,8 +139,13 @@ def test_account_number_of_when_key_checked_once_then_remembered_and_wrong_secre
 ) -> None:
     key = new_key()
     number = exchange.open_account(key, "secret").account_number
+    assert exchange.remembered_account_number(key, "secret") is None
 
     assert exchange.account_number_of(key, "secret") == number
+
+    assert exchange.remembered_account_number(key, "secret") == number
+    assert exchange.remembered_account_number(key, "not-the-secret") is None
+    assert exchange.remembered_account_number(new_key(), "secret") is None
 
     def no_database(*_args: Any) -> None:
         raise AssertionError("the database was asked again")

@@ -146,6 +146,24 @@ def test_request_when_credentials_missing_or_wrong_then_401(
         assert _error(response) == (401, 40110000, "request is not authorized")
 
 
+def test_request_when_key_already_served_and_secret_wrong_then_401_and_right_one_still_served(
+    server: ExchangeServer, account: str, creds: dict[str, str]
+) -> None:
+    key = creds["APCA-API-KEY-ID"]
+    assert Client(server.url, creds).get("/v2/account").status_code == 200  # remembered now
+
+    wrong = Client(server.url, {"APCA-API-KEY-ID": key, "APCA-API-SECRET-KEY": "wrong"})
+    for method, path in [("GET", "/v2/account"), ("POST", "/v2/orders"), ("GET", "/v2/clock")]:
+        assert _error(wrong.call(method, path, json=_order("x"))) == (
+            401,
+            40110000,
+            "request is not authorized",
+        )
+    again = Client(server.url, creds).get("/v2/account")
+    assert again.status_code == 200
+    assert again.json()["account_number"] == account
+
+
 def test_request_when_auto_open_off_and_key_unknown_then_401(
     make_exchange: Callable[..., Exchange],
     serve: Callable[..., ExchangeServer],

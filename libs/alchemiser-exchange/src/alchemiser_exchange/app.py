@@ -225,7 +225,7 @@ class Caller:
     account_number: str
 
 
-def authorised(
+async def authorised(
     request: Request,
     key: Annotated[str | None, Header(alias="APCA-API-KEY-ID")] = None,
     secret: Annotated[str | None, Header(alias="APCA-API-SECRET-KEY")] = None,
@@ -233,12 +233,17 @@ def authorised(
     """The account of the request's Alpaca key headers, counted by the rate limiter.
 
     The rate-limit headers are kept in ``request.state``; a middleware adds them to whatever
-    answer the request gets (a 204, an error), not only to a route's JSON.
+    answer the request gets (a 204, an error), not only to a route's JSON. A key pair the
+    exchange already knows is answered on the event loop; only a new one is looked up in the
+    database, in the thread pool (a synchronous dependency would cost every request a
+    thread hand-off of its own, before the route's).
     """
     if not key or not secret:
         raise NotAuthorizedError("request is not authorized")
     exchange: Exchange = request.app.state.exchange
-    number = exchange.account_number_of(key, secret)
+    number = exchange.remembered_account_number(key, secret)
+    if number is None:
+        number = await run_in_threadpool(exchange.account_number_of, key, secret)
     limiter: RateLimiter = request.app.state.limiter
     request.state.rate_limit_headers = limiter.admit(key)
     return Caller(number)

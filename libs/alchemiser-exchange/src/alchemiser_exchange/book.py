@@ -328,13 +328,20 @@ class Exchange:
 
     def account_number_of(self, api_key_id: str, secret_key: str) -> str:
         """The number of the account of a key pair: :meth:`authenticate`, remembered."""
-        known = self._known_keys.get(api_key_id)
-        secret = _secret_hash(secret_key)
-        if known is not None and hmac.compare_digest(known[0], secret):
-            return known[1]
+        remembered = self.remembered_account_number(api_key_id, secret_key)
+        if remembered is not None:
+            return remembered
         number = self.authenticate(api_key_id, secret_key).account_number
-        self._known_keys[api_key_id] = (secret, number)
+        self._known_keys[api_key_id] = (_secret_hash(secret_key), number)
         return number
+
+    def remembered_account_number(self, api_key_id: str, secret_key: str) -> str | None:
+        """The account number of a key pair :meth:`account_number_of` already authenticated,
+        without reading the database (the server's event loop asks this first); else ``None``."""
+        known = self._known_keys.get(api_key_id)
+        if known is not None and hmac.compare_digest(known[0], _secret_hash(secret_key)):
+            return known[1]
+        return None
 
     def accounts(self) -> list[AccountRecord]:
         """Every account, by number."""
