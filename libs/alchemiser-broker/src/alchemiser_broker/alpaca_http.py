@@ -16,7 +16,8 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import requests
 from alpaca.common.exceptions import APIError
@@ -29,6 +30,9 @@ from alchemiser_broker.exceptions import (
     OrderRejectedError,
 )
 from alchemiser_common.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from requests.sessions import _Settings
 
 __all__ = [
     "DUPLICATE_CLIENT_ORDER_ID_MESSAGE",
@@ -49,17 +53,41 @@ _AUTH_WORDS = ("forbidden", "authoriz", "authentic", "api key", "access key")
 
 
 class TimeoutSession(requests.Session):
-    """A ``requests.Session`` whose requests default to ``timeout`` seconds."""
+    """A ``requests.Session`` whose requests default to ``timeout`` seconds.
+
+    It reads the environment's proxy and CA-bundle settings (``HTTPS_PROXY``, ``NO_PROXY``,
+    ``REQUESTS_CA_BUNDLE``, ...) once per origin (scheme, host and port) instead of on every
+    request: requests walks the whole environment for them each time, which costs more than
+    a loopback request to the paper exchange itself. A change of those variables after the
+    first request to an origin is not seen (the service reads its settings at start-up).
+    """
 
     def __init__(self, timeout: float) -> None:
         super().__init__()
         self.default_timeout = timeout
+        self._environment: dict[tuple[str, str], _Settings] = {}
 
     def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> Any:
         """Send a request; a call without ``timeout`` gets :attr:`default_timeout`."""
         if kwargs.get("timeout") is None:
             kwargs["timeout"] = self.default_timeout
         return super().request(method, url, *args, **kwargs)
+
+    def merge_environment_settings(
+        self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any
+    ) -> _Settings:
+        """requests' own merge, remembered per origin for calls that set none of the four."""
+        if not self.trust_env or proxies or any(x is not None for x in (stream, verify, cert)):
+            return super().merge_environment_settings(url, proxies, stream, verify, cert)
+        parts = urlsplit(url if isinstance(url, str) else bytes(url).decode())
+        origin = (parts.scheme, parts.netloc)
+        settings = self._environment.get(origin)
+        if settings is None:
+            settings = super().merge_environment_settings(url, {}, None, None, None)
+            self._environment[origin] = settings
+        merged = settings.copy()
+        merged["proxies"] = dict(settings["proxies"])  # requests may add to it
+        return merged
 
 
 def configure_client(client: Any, timeout: float) -> None:
