@@ -8,9 +8,10 @@ from datetime import date
 import numpy as np
 import pytest
 
-from alchemiser_strategy.domain.errors import InvalidMarketDataError
+from alchemiser_strategy.domain.errors import InvalidMarketDataError, SourcePosition
 from alchemiser_strategy.domain.indicators import rsi
 from alchemiser_strategy.domain.market import IndicatorCache, MarketData
+from alchemiser_strategy.domain.model import IndicatorRef
 from alchemiser_strategy.domain.sample_prices import business_days, random_walk
 
 DAYS = business_days(5, end=date(2024, 3, 8))
@@ -76,6 +77,33 @@ def test_indicator_cache_when_same_key_requested_twice_then_computed_once() -> N
     assert first is second
     assert cache.computations == 2
     np.testing.assert_array_equal(first, rsi(closes, 10))
+
+
+def test_values_of_when_reference_read_again_then_same_floats_as_the_series_computed_once() -> None:
+    closes = random_walk(300, seed=1)
+    market = MarketData(business_days(300), {"SPY": closes})
+    cache = IndicatorCache(market)
+    ref = IndicatorRef("rsi", "SPY", (10,), SourcePosition("test.clj", 1, 1))
+    twin = IndicatorRef("rsi", "SPY", (10,), SourcePosition("test.clj", 2, 1))
+
+    values = cache.values_of(ref)
+
+    assert values is not None
+    assert cache.values_of(ref) is values
+    np.testing.assert_array_equal(np.array(cache.values_of(twin)), np.array(values))
+    assert cache.computations == 1
+    assert [type(value) for value in values] == [float] * 300
+    np.testing.assert_array_equal(np.array(values), cache.series("SPY", "rsi", 10))
+
+
+def test_values_of_when_symbol_has_no_column_then_none_and_nothing_computed() -> None:
+    market = MarketData(DAYS, {"SPY": [1.0, 2.0, 3.0, 4.0, 5.0]})
+    cache = IndicatorCache(market)
+
+    assert (
+        cache.values_of(IndicatorRef("rsi", "QQQ", (2,), SourcePosition("test.clj", 1, 1))) is None
+    )
+    assert cache.computations == 0
 
 
 def test_indicator_cache_when_symbol_starts_late_then_indicator_starts_at_its_first_price() -> None:

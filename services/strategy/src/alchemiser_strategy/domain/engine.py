@@ -22,6 +22,7 @@ the end (:func:`~alchemiser_strategy.domain.weights.to_decimal_weights`).
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
@@ -78,12 +79,12 @@ _N = TypeVar("_N", Fraction, float)
 ZERO_VOLATILITY = 1e-9
 """A stdev-return (daily %) at or below this is "zero": prices flat over the whole window."""
 
-_COMPARE = {
-    ">": lambda a, b: a > b,
-    "<": lambda a, b: a < b,
-    ">=": lambda a, b: a >= b,
-    "<=": lambda a, b: a <= b,
-    "=": lambda a, b: a == b,
+_COMPARE: dict[str, Callable[[float, float], bool]] = {
+    ">": operator.gt,
+    "<": operator.lt,
+    ">=": operator.ge,
+    "<=": operator.le,
+    "=": operator.eq,
 }
 
 
@@ -222,7 +223,7 @@ class _Evaluator(Generic[_N]):
     def _condition(self, comparison: Comparison) -> bool:
         left = self._value(comparison.left)
         right = self._value(comparison.right)
-        result = bool(_COMPARE[comparison.operator](left, right))
+        result = _COMPARE[comparison.operator](left, right)
         if self._trace is not None:
             self._trace.append(
                 ConditionTrace(comparison.position, comparison.render(), left, right, result)
@@ -235,9 +236,10 @@ class _Evaluator(Generic[_N]):
         return self._indicator(expression)
 
     def _indicator(self, ref: IndicatorRef) -> float:
-        if ref.symbol not in self._market:
+        values = self._cache.values_of(ref)
+        if values is None:
             raise _missing(ref.symbol, ref.position)
-        value = float(self._cache.series(ref.symbol, ref.indicator, ref.args)[self._index])
+        value = values[self._index]
         if math.isnan(value):
             raise self._too_short(ref.render(), ref.symbol, ref.indicator, ref.args, ref.position)
         return value

@@ -19,6 +19,7 @@ import numpy as np
 
 from alchemiser_strategy.domain.errors import InvalidMarketDataError
 from alchemiser_strategy.domain.indicators import INDICATORS, FloatArray, IndicatorArgs, as_args
+from alchemiser_strategy.domain.model import IndicatorRef
 
 __all__ = ["IndicatorCache", "MarketData"]
 
@@ -115,11 +116,12 @@ class IndicatorCache:
     serves evaluations at any bar (a backtest pays for each indicator once).
     """
 
-    __slots__ = ("_market", "_prices", "_series", "computations", "simulations")
+    __slots__ = ("_market", "_prices", "_series", "_values", "computations", "simulations")
 
     def __init__(self, market: MarketData) -> None:
         self._market = market
         self._series: dict[tuple[Hashable, str, IndicatorArgs], FloatArray] = {}
+        self._values: dict[IndicatorRef, list[float]] = {}
         self._prices: dict[Hashable, FloatArray] = {}
         #: how many series were computed (not served from the cache); useful in tests.
         self.computations = 0
@@ -142,6 +144,21 @@ class IndicatorCache:
             cached = self._compute(indicator, key[2], self._market.closes[symbol])
             self._series[key] = cached
         return cached
+
+    def values_of(self, ref: IndicatorRef) -> list[float] | None:
+        """:meth:`series` of ``ref`` as Python floats, or ``None`` when its symbol has no column.
+
+        Looked up by the reference itself (hashed by identity): the engine reads one bar of
+        a reference per condition, on every bar of every simulated node, so this is the
+        evaluator's hot path; the values are the series' exactly.
+        """
+        found = self._values.get(ref)
+        if found is None:
+            if ref.symbol not in self._market:
+                return None
+            found = self.series(ref.symbol, ref.indicator, ref.args).tolist()
+            self._values[ref] = found
+        return found
 
     def derived_series(
         self,
