@@ -69,6 +69,7 @@ def execution_config(settings: ExecutionSettings) -> ExecutionConfig:
         poll_interval_s=section.fill_poll_interval_s,
         buying_power_timeout_s=section.buying_power_timeout_s,
         cash_tolerance=section.cash_tolerance_pct,
+        asset_cache_s=section.asset_cache_s,
     )
 
 

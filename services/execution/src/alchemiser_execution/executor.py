@@ -28,6 +28,7 @@ from uuid import UUID
 
 from alchemiser_broker import (
     ACCOUNT_MISMATCH,
+    AssetInfo,
     BrokerPort,
     BrokerUnavailableError,
     OrderNotFoundError,
@@ -109,13 +110,16 @@ class Executor:
         *,
         sleep: Callable[[float], None] = time.sleep,
         updates: OrderUpdates | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._broker = broker
         self._store = store
         self._desk = desk
         self._config = config
         self._sleep = sleep
+        self._monotonic = monotonic
         self._account_number: str | None = None
+        self._known_assets: dict[str, tuple[float, AssetInfo]] = {}
         self._phases = PhaseRunner(broker, desk, config, sleep=sleep, updates=updates)
 
     @property
@@ -307,7 +311,7 @@ class Executor:
         unavailable: dict[str, str] = {}
         for symbol in symbols:
             try:
-                asset = self._broker.get_asset(symbol)
+                asset = self._asset(symbol)
             except OrderNotFoundError:
                 unavailable[symbol] = f"unknown asset {symbol}"
                 continue
@@ -315,6 +319,18 @@ class Executor:
                 unavailable[symbol] = f"{symbol} is not tradable"
             fractionable[symbol] = asset.fractionable
         return fractionable, unavailable
+
+    def _asset(self, symbol: str) -> AssetInfo:
+        """The broker's answer on ``symbol``, reused for ``asset_cache_s`` (an unknown symbol
+        is asked again every time: it may be listed since)."""
+        now = self._monotonic()
+        known = self._known_assets.get(symbol)
+        if known is not None and now < known[0]:
+            return known[1]
+        asset = self._broker.get_asset(symbol)
+        if self._config.asset_cache_s > 0:
+            self._known_assets[symbol] = (now + self._config.asset_cache_s, asset)
+        return asset
 
     # -------------------------------------------------------------- running
 

@@ -88,6 +88,8 @@ class ExecutionConfig:
     buying_power_timeout_s: float = 60.0
     cash_tolerance: Decimal = DEFAULT_CASH_TOLERANCE
     """Funding rule slack: buys may exceed cash plus sell proceeds by this fraction."""
+    asset_cache_s: float = 0.0
+    """How long an asset's flags from the broker are reused (0: asked before every plan)."""
 
     @property
     def timing(self) -> Timing:

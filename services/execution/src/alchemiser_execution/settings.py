@@ -108,6 +108,15 @@ class ExecutionSection(_Section):
             "counted from the plan's occurred_at; older, it is dead-lettered (unknown_workflow)."
         ),
     )
+    asset_cache_s: float = Field(
+        default=300.0,
+        ge=0,
+        le=86400,
+        description=(
+            "How long the broker's answer on an asset (tradable, fractionable) is reused "
+            "before it is asked again; 0 asks before every plan."
+        ),
+    )
     reconcile_timeout_s: float = Field(
         default=120.0,
         gt=0,
