@@ -248,6 +248,36 @@ def test_close_position_when_client_id_given_then_idempotent_market_sell(
     assert len(paper_exchange.orders_for("wf10-close-SPY")) == 1
 
 
+def test_close_position_when_held_then_position_read_and_order_sent_without_a_lookup(
+    paper_exchange: PaperExchange, proxy: FaultProxy, broker: AlpacaBroker
+) -> None:
+    paper_exchange.exchange.set_position(paper_exchange.account, "SPY", Decimal(2), Decimal(400))
+
+    order = broker.close_position("SPY", client_order_id="wf12-close-SPY")
+
+    assert order.client_order_id == "wf12-close-SPY" and order.qty == Decimal(2)
+    assert proxy.requests_seen["GET /v2/positions/{symbol}"] == 1
+    assert proxy.requests_seen["POST /v2/orders"] == 1
+    assert proxy.requests_seen["GET /v2/orders:by_client_order_id"] == 0
+
+
+def test_close_position_when_held_again_after_the_id_closed_it_then_first_order_adopted(
+    paper_exchange: PaperExchange, broker: AlpacaBroker
+) -> None:
+    account = paper_exchange.account
+    paper_exchange.exchange.set_position(account, "SPY", Decimal(3), Decimal(400))
+    first = broker.close_position("SPY", client_order_id="wf13-close-SPY")
+    paper_exchange.exchange.set_position(account, "SPY", Decimal(5), Decimal(400))
+
+    again = broker.close_position("SPY", client_order_id="wf13-close-SPY")
+
+    assert again.broker_order_id == first.broker_order_id
+    assert again.filled_qty == Decimal(3)
+    assert len(paper_exchange.orders_for("wf13-close-SPY")) == 1
+    position = broker.get_position("SPY")
+    assert position is not None and position.qty == Decimal(5)  # not sold a second time
+
+
 def test_close_position_when_no_client_id_then_close_endpoint_used(
     paper_exchange: PaperExchange, proxy: FaultProxy, broker: AlpacaBroker
 ) -> None:

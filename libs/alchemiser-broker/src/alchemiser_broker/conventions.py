@@ -3,8 +3,8 @@
 * :func:`check_replace`: a replace names a quantity or a limit price, and the quantity is whole
   (alpaca-py's replace request carries an integer quantity).
 * :func:`close_by_order`: closing a position under a ``client_order_id`` is an ordinary market
-  order for the whole quantity, looked up first, so a re-run after a crash adopts the order
-  the first run placed.
+  order for the whole quantity; a re-run after a crash adopts the order the first run placed
+  (the broker refuses the id twice, or nothing is held any more and the id finds it).
 """
 
 from __future__ import annotations
@@ -27,12 +27,18 @@ def check_replace(qty: Decimal | None, limit_price: Decimal | None) -> None:
 
 
 def close_by_order(broker: BrokerPort, symbol: str, client_order_id: str) -> BrokerOrder:
-    """Close ``symbol`` with a market order under ``client_order_id`` (idempotent)."""
-    existing = broker.get_order_by_client_id(client_order_id)
-    if existing is not None:
-        return existing
+    """Close ``symbol`` with a market order under ``client_order_id`` (idempotent).
+
+    The position is read first and the whole of it sold (or bought back) under the id; the
+    broker refuses a second order with an id it already has, and ``submit_order`` adopts that
+    order, so a re-run after a crash never places a second one. When nothing is held (the
+    first run's order closed it), the order under the id is the answer, if there is one.
+    """
     position = broker.get_position(symbol)
     if position is None or position.qty == 0:
+        existing = broker.get_order_by_client_id(client_order_id)
+        if existing is not None:
+            return existing
         raise OrderNotFoundError(f"no open position in {symbol} to close")
     side = OrderSide.SELL if position.qty > 0 else OrderSide.BUY
     request = OrderRequest(
