@@ -76,6 +76,8 @@ FloatWeights = dict[str, float]
 
 _N = TypeVar("_N", Fraction, float)
 
+_EQUAL_SPLIT = (Group, WeightEqual)
+
 ZERO_VOLATILITY = 1e-9
 """A stdev-return (daily %) at or below this is "zero": prices flat over the whole window."""
 
@@ -195,14 +197,13 @@ class _Evaluator(Generic[_N]):
         self._one: _N = arithmetic.ratio(1, 1)
 
     def portfolio(self, node: PortfolioNode) -> dict[str, _N]:
+        while isinstance(node, If):  # the commonest node: followed without recursing
+            node = node.then if self._condition(node.condition) else node.otherwise
         if isinstance(node, Asset):
             if node.symbol not in self._market:
                 raise _missing(node.symbol, node.position)
             return {node.symbol: self._one}
-        if isinstance(node, If):
-            chosen = node.then if self._condition(node.condition) else node.otherwise
-            return self.portfolio(chosen)
-        if isinstance(node, Group | WeightEqual):
+        if isinstance(node, _EQUAL_SPLIT):
             if len(node.children) == 1:
                 return self.portfolio(node.children[0])
             share = self._math.ratio(1, len(node.children))
@@ -264,11 +265,14 @@ class _Evaluator(Generic[_N]):
         return value
 
     def _performance(self, child: PortfolioNode) -> FloatArray:
-        cache = self._cache
-        keys = self._keys
-        return performance_series(
-            child, cache.market, lambda bar: float_weights(child, cache, bar, keys)
-        )
+        # float_weights at every bar, through one evaluator moved from bar to bar
+        walker = _Evaluator(self._cache, self._index, None, _FLOAT, self._keys)
+
+        def weights_at(bar: int) -> FloatWeights:
+            walker._index = bar
+            return walker.portfolio(child)
+
+        return performance_series(child, self._market, weights_at)
 
     def _inverse_volatility(self, node: InverseVolatility) -> dict[str, _N]:
         shown = f"(stdev-return {{:window {node.window}}})"
