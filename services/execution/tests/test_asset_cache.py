@@ -18,10 +18,10 @@ from alchemiser_devtools.exchange import PaperExchange, adapter_settings
 from alchemiser_execution.adapters.attempts import AttemptStore
 from alchemiser_execution.app import execution_config
 from alchemiser_execution.exceptions import InvalidPlanError
-from alchemiser_execution.executor import ExecutionRequest, Executor
+from alchemiser_execution.executor import Executor
 from alchemiser_execution.orders import OrderDesk
 from alchemiser_execution.settings import ExecutionSettings
-from alchemiser_execution.testing import FAST_CONFIG, buy, planned
+from alchemiser_execution.testing import FAST_CONFIG, buy, execution_request, planned
 
 
 class _Counting(AlpacaBroker):
@@ -61,15 +61,7 @@ def _executor(
 
 def _check(executor: Executor, exchange: PaperExchange, *symbols: str) -> None:
     event = planned([buy(symbol, "1000") for symbol in symbols], account_id=exchange.account)
-    executor.check_plan(
-        ExecutionRequest(
-            account_id=event.account_id,
-            correlation_id=event.correlation_id,
-            plan_hash=event.plan_hash,
-            plan=event.plan,
-            input_event_id=event.event_id,
-        )
-    )
+    executor.check_plan(execution_request(event))
 
 
 def test_check_when_assets_read_within_the_cache_time_then_broker_asked_once_per_symbol(

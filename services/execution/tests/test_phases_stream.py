@@ -35,7 +35,7 @@ from alchemiser_execution.domain.attempts import Attempt, AttemptState
 from alchemiser_execution.domain.runs import ExecutionRun, RunStatus
 from alchemiser_execution.domain.sizing import PlannedOrder
 from alchemiser_execution.exceptions import OrderOutcomeUnknownError
-from alchemiser_execution.executor import ExecutionRequest, Executor
+from alchemiser_execution.executor import Executor
 from alchemiser_execution.orders import OrderDesk
 from alchemiser_execution.phases import (
     LIVE_WAIT_MAX_S,
@@ -43,7 +43,13 @@ from alchemiser_execution.phases import (
     PhaseRunner,
     client_order_id_for,
 )
-from alchemiser_execution.testing import FAST_CONFIG, TEST_ACCOUNT, buy, planned
+from alchemiser_execution.testing import (
+    FAST_CONFIG,
+    TEST_ACCOUNT,
+    buy,
+    execution_request,
+    planned,
+)
 
 PRICE = Decimal("50.00")
 
@@ -416,15 +422,7 @@ def test_executor_when_updates_given_then_fills_learned_from_the_stream(
     executor = Executor(broker, store, desk, FAST_CONFIG, sleep=lambda _s: None, updates=updates)
     event = planned([buy("SPY", "5000")])
 
-    report = executor.execute(
-        ExecutionRequest(
-            account_id=event.account_id,
-            correlation_id=event.correlation_id,
-            plan_hash=event.plan_hash,
-            plan=event.plan,
-            input_event_id=event.event_id,
-        )
-    )
+    report = executor.execute(execution_request(event))
 
     assert report.result is not None
     assert report.result.success

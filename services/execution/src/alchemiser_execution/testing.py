@@ -38,7 +38,7 @@ from alchemiser_execution.adapters.attempts import AttemptStore
 from alchemiser_execution.adapters.workflows import WorkflowLog
 from alchemiser_execution.domain.attempts import Attempt
 from alchemiser_execution.domain.plan_rules import UNKNOWN_WORKFLOW_WAIT_S
-from alchemiser_execution.executor import Executor
+from alchemiser_execution.executor import ExecutionRequest, Executor
 from alchemiser_execution.handlers import (
     RebalancePlannedHandler,
     WorkflowFailedHandler,
@@ -52,6 +52,7 @@ __all__ = [
     "TEST_ACCOUNT",
     "buy",
     "context",
+    "execution_request",
     "fail_workflow",
     "failure_for",
     "hold",
@@ -255,3 +256,14 @@ def make_handler(
 def outputs_by_type(events: Sequence[Any]) -> dict[str, Any]:
     """Output events keyed by event type (each type at most once)."""
     return {event.event_type: event for event in events}
+
+
+def execution_request(event: RebalancePlanned) -> ExecutionRequest:
+    """What the handler hands the executor for ``event`` (without its ``planned_at``)."""
+    return ExecutionRequest(
+        account_id=event.account_id,
+        correlation_id=event.correlation_id,
+        plan_hash=event.plan_hash,
+        plan=event.plan,
+        input_event_id=event.event_id,
+    )
