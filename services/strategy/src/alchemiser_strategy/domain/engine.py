@@ -68,7 +68,6 @@ __all__ = [
     "Weights",
     "evaluate",
     "evaluate_weights",
-    "float_weights",
 ]
 
 Weights = dict[str, Fraction]
@@ -129,20 +128,6 @@ def evaluate_weights(
     series in ``cache``; without it each node has its own.
     """
     return _Evaluator(cache, index, trace, _EXACT, keys).portfolio(node)
-
-
-def float_weights(
-    node: PortfolioNode,
-    cache: IndicatorCache,
-    index: int,
-    keys: Mapping[PortfolioNode, str] | None = None,
-) -> FloatWeights:
-    """The same decisions as :func:`evaluate_weights` with float weights (no trace).
-
-    Used for the daily returns of a node's performance series, where exact fractions would
-    only cost time: the series is a float statistic anyway.
-    """
-    return _Evaluator(cache, index, None, _FLOAT, keys).portfolio(node)
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,7 +250,9 @@ class _Evaluator(Generic[_N]):
         return value
 
     def _performance(self, child: PortfolioNode) -> FloatArray:
-        # float_weights at every bar, through one evaluator moved from bar to bar
+        # the same decisions with float weights (no trace): the daily returns of a
+        # performance series, where exact fractions would only cost time; one evaluator
+        # moved from bar to bar
         walker = _Evaluator(self._cache, self._index, None, _FLOAT, self._keys)
 
         def weights_at(bar: int) -> FloatWeights:
