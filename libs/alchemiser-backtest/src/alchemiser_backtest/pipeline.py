@@ -42,6 +42,7 @@ WORKFLOW_TIMEOUT_S = 120.0
 _DELIVERY_TIMEOUT_S = 30.0
 _READ_BATCH = 200
 _READ_WAIT_S = 0.05
+_DEAD_LETTER_WAIT_MS = 100
 _CLOCK_SLACK_MS = 50
 _log = logging.getLogger(__name__)
 _log.addHandler(logging.NullHandler())
@@ -112,27 +113,41 @@ class PipelineWorkflow:
             },
             logger=_log,
         )
-        self._reader = KafkaConsumer(
+        self._reader = self._reader_from_end(
+            stack, [SignalGenerated.TOPIC, WorkflowCompleted.TOPIC, WorkflowFailed.TOPIC], {}
+        )
+        # A dead letter is rare and ends the run: it is looked for at a slower pace, sparing
+        # the broker a fast fetch loop over six more partitions.
+        self._dead_letters = self._reader_from_end(
+            stack, list(DLQ_TOPICS), {"fetch.wait.max.ms": _DEAD_LETTER_WAIT_MS}
+        )
+
+    @staticmethod
+    def _reader_from_end(
+        stack: Stack, topics: list[str], overrides: dict[str, int]
+    ) -> KafkaConsumer:
+        """A consumer of ``topics`` from their current ends, resolved now (before any trigger
+        is published): a given cluster may hold an earlier backtest's events of the same
+        workflow ids."""
+        reader = KafkaConsumer(
             stack.kafka,
             group_id=f"alchemiser-backtest-{uuid.uuid4().hex}",
-            overrides=_QUIET,
+            overrides={**_QUIET, **overrides},
             logger=_log,
         )
-        topics = [SignalGenerated.TOPIC, WorkflowCompleted.TOPIC, WorkflowFailed.TOPIC]
-        # From the topics' current ends, resolved now (before any trigger is published): a
-        # given cluster may hold an earlier backtest's events of the same workflow ids.
-        partitions = self._reader.assign_from_beginning([*topics, *DLQ_TOPICS])
         ends = []
-        for partition in partitions:
-            marks = self._reader.get_watermark_offsets(partition)
+        for partition in reader.assign_from_beginning(topics):
+            marks = reader.get_watermark_offsets(partition)
             offset = marks[1] if marks is not None else OFFSET_BEGINNING
             ends.append(TopicPartition(partition.topic, partition.partition, offset))
-        self._reader.client.assign(ends)
+        reader.client.assign(ends)
+        return reader
 
     def close(self) -> None:
         """Close the Kafka clients (the stack is the caller's to stop)."""
         self._producer.close()
         self._reader.close()
+        self._dead_letters.close()
 
     def _publish(self, trigger: WorkflowStarted) -> list[str]:
         """Send ``trigger`` without waiting for the broker's acknowledgement (the wait for the
@@ -176,7 +191,9 @@ class PipelineWorkflow:
         while True:
             self._check_delivery(trigger, delivery_errors)
             # not consume(_READ_BATCH, ...): it would hold the outcome until the wait ends
-            for record in take_records(self._reader, _READ_BATCH, _READ_WAIT_S):
+            records = take_records(self._dead_letters, _READ_BATCH, 0)
+            records += take_records(self._reader, _READ_BATCH, _READ_WAIT_S)
+            for record in records:
                 if record.error() is not None:
                     continue
                 headers = {
