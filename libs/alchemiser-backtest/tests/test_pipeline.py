@@ -1,8 +1,8 @@
 """The pipeline mode (the services over Kafka, the embedded stack) against the in-process mode.
 
-The same sessions produce the same orders, fills, accounts and allocations in both; a service
-killed in the middle of a pipeline backtest stops it, and ``--resume`` ends with the results of
-an uninterrupted run.
+The same sessions produce the same orders, fills, accounts and allocations in both, also when
+a fresh stack takes over every few sessions; a service killed in the middle of a pipeline
+backtest stops it, and ``--resume`` ends with the results of an uninterrupted run.
 """
 
 from __future__ import annotations
@@ -105,6 +105,25 @@ def test_resume_when_a_service_is_killed_mid_pipeline_then_same_results_as_unint
 
     assert helpers.comparable(resumed) == helpers.comparable(expected)
     assert resumed[-1].day.equity == expected[-1].day.equity != Decimal(100000)
+
+
+def test_pipeline_when_each_stack_runs_a_few_sessions_then_same_results_as_inprocess(
+    dataset: DatasetMarketData, tmp_path: Path
+) -> None:
+    """On the embedded broker a fresh stack takes over every ``stack_sessions`` sessions and
+    carries on from the checkpoint: the results are those of the in-process run."""
+    start, end = date(2008, 9, 15), date(2008, 9, 19)
+    expected = _run(_prepare(tmp_path / "inprocess", dataset, start, end, Mode.INPROCESS))
+    backtest = _prepare(tmp_path / "pipeline", dataset, start, end, Mode.PIPELINE)
+    backtest.stack_sessions = 3
+    said: list[str] = []
+
+    records = backtest.run(said.append)
+
+    assert sum(line.startswith("starting the broker") for line in said) == 2
+    assert len(records) == len(expected) == 5
+    assert sum(len(record.trades) for record in records) > 0
+    assert helpers.comparable(records) == helpers.comparable(expected)
 
 
 def test_pipeline_when_kafka_and_registry_are_given_then_runs_over_them_and_starts_neither(

@@ -237,12 +237,8 @@ def backtest(  # noqa: PLR0917 - Typer maps each parameter to one option
             f"backtest {run.config.start} to {run.config.end}: {len(run.sessions)} sessions, "
             f"mode {run.mode.value}, {run.config.costs()}, results in {run.out_dir}"
         )
-        with (
-            _interrupts(stop, console),
-            run.open(console.print, resume=resume) as session,
-            _Bar(console, len(run.sessions)) as bar,
-        ):
-            records = session.run(resume=resume, progress=bar, stop=lambda: stop[0])
+        with _interrupts(stop, console), _Bar(console, len(run.sessions)) as bar:
+            records = run.run(console.print, resume=resume, progress=bar, stop=lambda: stop[0])
         if len(records) < len(run.sessions):
             console.print(
                 f"interrupted after {len(records)} of {len(run.sessions)} sessions; continue "

@@ -171,8 +171,10 @@ def run_backtest(
     resume: bool,
     progress: Progress | None = None,
     stop_requested: Callable[[], bool] = lambda: False,
+    limit: int | None = None,
 ) -> list[SessionRecord]:
-    """Run every session not yet done; return all the sessions' records, oldest first."""
+    """Run every session not yet done (at most ``limit`` of them); return all the sessions'
+    records done so far, oldest first."""
     done = checkpoint.start(config, resume=resume)
     if [record.day.session for record, _ in done] != list(sessions[: len(done)]):
         raise ValueError("the checkpoint's sessions are not the first sessions of the range")
@@ -181,7 +183,7 @@ def run_backtest(
     cash = done[-1][0].day.cash if done else config.cash
     restore_account(exchange, account_number, cash, last_holdings)
     records = [record for record, _ in done]
-    for session in sessions[len(done) :]:
+    for session in sessions[len(done) :][:limit]:
         if stop_requested():
             break
         trigger = build_trigger(account_number, requested_by="backtest", as_of=session)
