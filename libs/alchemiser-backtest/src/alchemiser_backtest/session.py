@@ -310,8 +310,8 @@ class Backtest:
         sessions and a fresh one carries on from the checkpoint, as ``--resume`` does. The
         embedded broker keeps every record and its fetches cost more the longer a partition
         is (a fetch of the newest record took ~0.3 ms of its CPU in a near-empty partition
-        and ~6 ms after 3,000 records), so one stack over ten years slows down by half
-        towards the end; a restart costs ~15 s. The results are those of one run: the
+        and ~6 ms after 3,000 records), so one stack over ten years slowed to a third of its
+        starting speed by the end; a restart costs ~15 s. The results are those of one run: the
         account and the checkpoint carry over, and the workflow ids derive from the account
         and the session. The logs kept in ``<out>/state/logs`` are the last stack's.
         """
