@@ -70,6 +70,7 @@ from alchemiser_common.schemas import SchemaCatalog
 from alchemiser_common.serde import subject_for
 from alchemiser_common.topics import DLQ_TOPICS, dlq_topic
 from alchemiser_common.workflow import WorkflowOutcome, build_trigger
+from alchemiser_devtools.harness import read_topics
 from alchemiser_devtools.system import PROCESSES, SERVICES, Record, TradingSystem
 from tests.e2e.conftest import running_system, scale
 
@@ -93,8 +94,6 @@ UNLISTED = "ZZZZ"
 #: A schema id no registry of this test hands out (ids count up from 1).
 UNKNOWN_SCHEMA_ID = 424_242
 WAIT_S = 120.0
-#: A topic is read to its end once nothing new arrived for this long.
-READ_IDLE_S = 1.0
 SOURCE = EventSource(service="e2e-poison", version="0")
 
 R = DeadLetterReason
@@ -437,32 +436,10 @@ class Run:
 
 def _read_dead(system: TradingSystem) -> dict[str, list[Record]]:
     """Every record of every dead-letter topic, read by one consumer (undecoded)."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": system.bootstrap,
-            "group.id": f"e2e-poison-reader-{uuid.uuid4().hex}",
-            "enable.auto.commit": False,
-            "fetch.wait.max.ms": 10,
-        }
-    )
     dead: dict[str, list[Record]] = {topic: [] for topic in DLQ_TOPICS}
-    try:
-        metadata = consumer.list_topics(timeout=10).topics
-        consumer.assign(
-            [TopicPartition(t, p, 0) for t in DLQ_TOPICS for p in metadata[t].partitions]
-        )
-        idle_since = time.monotonic()
-        while time.monotonic() - idle_since < READ_IDLE_S:
-            batch = [r for r in consumer.consume(500, timeout=0.2) if r.error() is None]
-            if batch:
-                idle_since = time.monotonic()
-            for r in batch:
-                headers = {name: value for name, value in r.headers() or [] if value is not None}
-                dead[r.topic()].append(
-                    Record(r.topic(), r.offset(), r.key(), r.value(), headers, event=None)
-                )
-    finally:
-        consumer.close()
+    for r in read_topics(system.bootstrap, list(DLQ_TOPICS)):
+        headers = {name: value for name, value in r.headers() or [] if value is not None}
+        dead[r.topic()].append(Record(r.topic(), r.offset(), r.key(), r.value(), headers, None))
     return dead
 
 

@@ -25,7 +25,7 @@ from typing import Any
 
 import httpx
 import sqlalchemy as sa
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
 from alchemiser_common.events import Event, WorkflowStarted
 from alchemiser_common.events.samples import sample_workflow_started
@@ -254,27 +254,39 @@ class Pipeline:
 
 
 def read_topic(bootstrap: str, topic: str) -> list[Any]:
-    """Every record on ``topic`` (all partitions) from the beginning, committed or not: read
-    until nothing new came for a second."""
+    """Every record on ``topic`` (all partitions) from the beginning to its end as of now."""
+    return read_topics(bootstrap, [topic])
+
+
+def read_topics(bootstrap: str, topics: list[str], timeout_s: float = WAIT_S) -> list[Any]:
+    """Every record on ``topics`` (all partitions) from the beginning up to the end each
+    partition had when it was reached (the consumer's end-of-partition event), in offset order
+    per partition. A slow broker delays the answer but never shortens it: a read that does not
+    reach every end within ``timeout_s`` raises. A topic that does not exist reads empty."""
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,
             "group.id": f"reader-{uuid.uuid4().hex}",
             "enable.auto.commit": False,
+            "enable.partition.eof": True,
             "fetch.wait.max.ms": 10,
         }
     )
     try:
-        metadata = consumer.list_topics(topic, timeout=10).topics[topic]
-        consumer.assign([TopicPartition(topic, p, 0) for p in metadata.partitions])
+        metadata = consumer.list_topics(timeout=10).topics  # a topic not there has no records
+        pending = {(t, p) for t in topics if t in metadata for p in metadata[t].partitions}
+        consumer.assign([TopicPartition(t, p, 0) for t, p in sorted(pending)])
         records: list[Any] = []
-        idle_since = time.monotonic()
-        while time.monotonic() - idle_since < 1.0:
-            batch = consumer.consume(500, timeout=0.2)
-            got = [r for r in batch if r.error() is None]
-            if got:
-                records.extend(got)
-                idle_since = time.monotonic()
+        deadline = time.monotonic() + timeout_s
+        while pending:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"read of {topics} did not reach the end of {pending}")
+            for record in consumer.consume(500, timeout=0.2):
+                error = record.error()
+                if error is None:
+                    records.append(record)
+                elif error.code() == KafkaError._PARTITION_EOF:
+                    pending.discard((record.topic(), record.partition()))
         return records
     finally:
         consumer.close()
