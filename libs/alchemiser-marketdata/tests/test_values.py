@@ -133,6 +133,20 @@ def test_align_when_symbols_start_late_or_miss_days_then_nan_then_carried() -> N
     assert aligned.closes["A"].tolist() == [1.0, 2.0, 3.0, 4.0]
 
 
+def test_align_when_aligned_then_every_array_read_only_and_empty_input_gives_empty_axis() -> None:
+    full = history("A", D0, ["1", "2", "3"])
+    gappy = PriceHistory("B", [bar(D0, "5", "B"), bar(D0 + timedelta(days=2), "6", "B")])
+
+    aligned = align_closes([full, gappy])
+
+    for closes in aligned.closes.values():
+        with pytest.raises(ValueError, match="read-only"):
+            closes[0] = 0.0
+    assert aligned.closes["B"].tolist() == [5.0, 5.0, 6.0]
+    empty = align_closes([])
+    assert (empty.dates, dict(empty.closes), dict(empty.filled)) == ((), {}, {})
+
+
 def test_align_when_until_given_then_later_bars_dropped() -> None:
     aligned = align_closes([history("A", D0, ["1", "2", "3"])], until=D0 + timedelta(days=1))
 

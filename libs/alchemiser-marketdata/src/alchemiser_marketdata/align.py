@@ -38,13 +38,20 @@ def align_closes(
     values = list(histories.values() if isinstance(histories, Mapping) else histories)
     if until is not None:
         values = [h for h in (history.between(date.min, until) for history in values) if h]
-    axis_days = sorted({day for history in values for day in history.days})
-    axis = np.array(axis_days, dtype="datetime64[D]")
+    axis = (
+        np.unique(np.concatenate([history.dates for history in values]))
+        if values
+        else np.array([], dtype="datetime64[D]")
+    )
     closes: dict[str, npt.NDArray[np.float64]] = {}
     filled: dict[str, int] = {}
     for history in sorted(values, key=lambda history: history.symbol):
         if history.symbol in closes:
             raise ValueError(f"{history.symbol}: given twice")
+        if len(history) == len(axis):  # a bar on every date of the axis: nothing to carry
+            closes[history.symbol] = history.closes
+            filled[history.symbol] = 0
+            continue
         raw = np.full(len(axis), np.nan, dtype=np.float64)
         raw[np.searchsorted(axis, history.dates)] = history.closes
         present = np.isfinite(raw)
@@ -55,7 +62,7 @@ def align_closes(
         series.setflags(write=False)
         closes[history.symbol] = series
     return AlignedCloses(
-        dates=tuple(axis_days),
+        dates=tuple(axis.tolist()),
         closes=MappingProxyType(closes),
         filled=MappingProxyType(filled),
     )
