@@ -261,8 +261,9 @@ def read_topic(bootstrap: str, topic: str) -> list[Any]:
 def read_topics(bootstrap: str, topics: list[str], timeout_s: float = WAIT_S) -> list[Any]:
     """Every record on ``topics`` (all partitions) from the beginning up to the end each
     partition had when it was reached (the consumer's end-of-partition event), in offset order
-    per partition. A slow broker delays the answer but never shortens it: a read that does not
-    reach every end within ``timeout_s`` raises. A topic that does not exist reads empty."""
+    per partition; a broker that honours transactions shows committed records only. A slow
+    broker delays the answer but never shortens it: a read that does not reach every end
+    within ``timeout_s`` raises. A topic that does not exist reads empty."""
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,

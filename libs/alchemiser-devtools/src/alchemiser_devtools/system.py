@@ -322,7 +322,8 @@ class TradingSystem:
             time.sleep(0.2)
 
     def records(self, topic: str) -> list[Record]:
-        """Every record on ``topic`` from the beginning (committed or not), decoded if it can be."""
+        """Every record on ``topic`` from the beginning to its end, decoded if it can be (a
+        broker that honours transactions shows committed records only)."""
         return [self._record(topic, record) for record in read_topic(self.bootstrap, topic)]
 
     def events(self, topic: str) -> list[Any]:
