@@ -124,6 +124,7 @@ def test_values_files_match_the_schema(name: str) -> None:
         (("services", "portfolio", "metricsPort"), 70000),
         (("broker", "kind"), "ibkr"),
         (("kafka", "securityProtocol"), "TLS"),
+        (("kafka", "fetchWaitMaxMs"), -1),
         (("services", "execution", "unknownKey"), 1),
         (("extraConfig", "ALCHEMISER_KAFKA__SASL_PASSWORD"), "hunter2"),
         (("services", "ledger", "extraConfig", "ALCHEMISER_NOTIFY__WEBHOOK__URL"), "https://x"),
@@ -257,6 +258,7 @@ def test_configmap_holds_settings_and_no_secrets(rendering: str) -> None:
     assert data["ALCHEMISER_OBSERVABILITY__METRICS_HOST"] == "0.0.0.0"
     assert data["ALCHEMISER_OBSERVABILITY__LOG_FORMAT"] == "json"
     assert data["ALCHEMISER_RUNTIME__SHUTDOWN_TIMEOUT_S"] == "20"
+    assert data["ALCHEMISER_KAFKA__FETCH_WAIT_MAX_MS"] == "500"  # a real cluster's long poll
     if rendering == "default":
         assert data["ALCHEMISER_BROKER__KIND"] == "exchange"
         assert (
@@ -735,6 +737,7 @@ def test_rendered_ledger_env_loads_as_the_ledgers_settings(
 
     settings = load_settings(LedgerSettings)
     assert settings.service_name == "ledger"
+    assert settings.kafka.fetch_wait_max_ms == 500
     assert settings.observability.metrics_port == 9104
     assert settings.notify.channels() == ["email", "webhook"]
     smtp, webhook = settings.notify.smtp, settings.notify.webhook
