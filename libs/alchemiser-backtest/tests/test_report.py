@@ -24,6 +24,8 @@ from alchemiser_backtest.records import (
 )
 from alchemiser_backtest.report import (
     Statistics,
+    allocation_by_file,
+    allocation_figure,
     compute_statistics,
     daily_returns,
     write_results,
@@ -538,3 +540,51 @@ def test_write_tearsheet_when_no_trades_and_long_run_then_all_charts_drawn(
 def test_write_tearsheet_when_no_sessions_then_value_error(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="no sessions"):
         write_tearsheet(tmp_path, [], title="Nothing")
+
+
+def test_allocation_by_file_when_files_hold_several_symbols_then_each_files_shares() -> None:
+    first, second, third = SESSIONS[:3]
+    allocations = [
+        AllocationRecord(first, "b", "SPY", Decimal("0.15")),
+        AllocationRecord(first, "b", "QQQ", Decimal("0.05")),
+        AllocationRecord(first, "a", "TLT", Decimal("0.8")),
+        AllocationRecord(second, "b", "QQQ", Decimal("0.2")),
+        AllocationRecord(second, "a", "TLT", Decimal("0.3")),
+        AllocationRecord(second, "a", "TLT", Decimal("0.1")),  # listed twice: the weights add
+        AllocationRecord(second, "a", "BIL", Decimal("0.4")),
+        AllocationRecord(third, "a", "BIL", Decimal("0.8")),  # "b" failed on the third session
+    ]
+
+    shares = allocation_by_file(allocations)
+
+    assert list(shares) == ["a", "b"]
+    assert list(shares["a"].columns) == ["BIL", "TLT"]
+    assert list(shares["b"].columns) == ["QQQ", "SPY"]
+    assert list(shares["a"].index.date) == [first, second, third]
+    assert shares["a"].to_numpy().tolist() == [[0.0, 1.0], [0.5, 0.5], [1.0, 0.0]]
+    assert shares["b"].to_numpy().ravel().tolist() == pytest.approx([0.25, 0.75, 1, 0, 0, 0])
+    assert allocation_by_file([]) == {}
+
+
+def test_allocation_figure_when_two_files_then_a_panel_each_with_its_symbols() -> None:
+    allocations = [
+        AllocationRecord(session, strategy, symbol, Decimal(weight))
+        for session in SESSIONS
+        for strategy, symbol, weight in (
+            ("a", "TLT", "0.5"),
+            ("b", "SPY", "0.3"),
+            ("b", "QQQ", "0.2"),
+        )
+    ]
+
+    figure = allocation_figure(allocations)
+
+    panels = [axes for axes in figure.axes if axes.get_title(loc="left")]
+    assert [axes.get_title(loc="left") for axes in panels] == ["a", "b"]
+    legends = [axes.get_legend() for axes in panels]
+    assert None not in legends
+    assert [[text.get_text() for text in legend.get_texts()] for legend in legends if legend] == [
+        ["TLT"],
+        ["QQQ", "SPY"],
+    ]
+    assert [axes.get_ylim() for axes in panels] == [(0.0, 100.0), (0.0, 100.0)]

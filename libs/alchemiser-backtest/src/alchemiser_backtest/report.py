@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd  # type: ignore[import-untyped,unused-ignore]
 import pyarrow as pa  # type: ignore[import-untyped,unused-ignore]
 import pyarrow.parquet as pq  # type: ignore[import-untyped,unused-ignore]
+from matplotlib import colormaps
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
@@ -52,6 +53,8 @@ __all__ = [
     "STATS_FILE",
     "TEARSHEET_FILE",
     "Statistics",
+    "allocation_by_file",
+    "allocation_figure",
     "compute_statistics",
     "daily_returns",
     "write_results",
@@ -517,40 +520,78 @@ def _monthly_returns_chart(path: Path, returns: pd.Series) -> None:
     _save(figure, path)
 
 
-def _allocation_chart(path: Path, allocations: Sequence[AllocationRecord]) -> None:
-    title = "Allocation by strategy file"
+def allocation_by_file(allocations: Sequence[AllocationRecord]) -> dict[str, pd.DataFrame]:
+    """Each strategy file's holdings over time: per file (sorted by name), a frame of sessions
+    (every session with any allocation, ascending) by symbol (sorted) holding each symbol's
+    share of that file's target on that session, from 0 to 1. A session on which the file
+    allocated nothing (it failed that day) is all zeros."""
     if not allocations:
-        _placeholder(path, title, "No allocations were recorded.")
-        return
+        return {}
     frame = pd.DataFrame(
         {
             "session": [pd.Timestamp(a.session) for a in allocations],
             "strategy": [a.strategy for a in allocations],
+            "symbol": [a.symbol for a in allocations],
             "weight": [float(a.weight) for a in allocations],
         }
     )
-    weights = (
-        frame.groupby(["session", "strategy"])["weight"]
-        .sum()
-        .unstack("strategy", fill_value=0.0)
-        .sort_index()
-    )
-    figure, axes = _new_figure()
-    x = weights.index.to_pydatetime()
-    series = [weights[column].to_numpy() * 100.0 for column in weights.columns]
-    labels = [str(column) for column in weights.columns]
-    if len(weights.index) == 1:
-        bottom = 0.0
-        for label, values in zip(labels, series, strict=True):
-            axes.bar(x, values, bottom=bottom, label=label)
-            bottom += float(values[0])
-    else:
-        axes.stackplot(x, *series, labels=labels, alpha=0.8)
-    axes.set_title(title)
-    axes.set_ylabel("Target weight (%)")
-    axes.grid(visible=True, alpha=0.3)
-    axes.legend(loc="upper left", fontsize=8)
-    _save(figure, path)
+    sessions = pd.DatetimeIndex(sorted(frame["session"].unique()))
+    shares: dict[str, pd.DataFrame] = {}
+    for strategy, rows in sorted(frame.groupby("strategy"), key=lambda item: str(item[0])):
+        weights = (
+            rows.groupby(["session", "symbol"])["weight"]
+            .sum()
+            .unstack("symbol", fill_value=0.0)
+            .reindex(index=sessions, fill_value=0.0)
+            .sort_index(axis="columns")
+        )
+        totals = weights.sum(axis="columns")
+        shares[str(strategy)] = weights.div(totals.where(totals > 0.0), axis="index").fillna(0.0)
+    return shares
+
+
+def allocation_figure(allocations: Sequence[AllocationRecord]) -> Figure:
+    """One panel per strategy file: its symbols' shares of the file's target, stacked, over
+    the sessions (a symbol keeps its colour in every panel)."""
+    shares = allocation_by_file(allocations)
+    figure = Figure(figsize=(10.0, 1.0 + 2.0 * len(shares)), layout="constrained")
+    symbols = sorted({symbol for frame in shares.values() for symbol in frame.columns})
+    palette = [colormaps[name](n) for name in ("tab20", "tab20b") for n in range(20)]
+    colours = {symbol: palette[n % len(palette)] for n, symbol in enumerate(symbols)}
+    panels = figure.subplots(len(shares), 1, sharex=True, squeeze=False)[:, 0]
+    for axes, (strategy, frame) in zip(panels, shares.items(), strict=True):
+        x = frame.index.to_pydatetime()
+        values = [frame[symbol].to_numpy() * 100.0 for symbol in frame.columns]
+        names = [str(symbol) for symbol in frame.columns]
+        if len(frame.index) == 1:
+            bottom = 0.0
+            for name, column in zip(names, values, strict=True):
+                axes.bar(x, column, bottom=bottom, label=name, color=colours[name])
+                bottom += float(column[0])
+        else:
+            axes.stackplot(
+                x, *values, labels=names, colors=[colours[n] for n in names], step="post"
+            )
+        axes.set_title(strategy, loc="left", fontsize=10)
+        axes.set_ylabel("% of file")
+        axes.set_ylim(0.0, 100.0)
+        axes.grid(visible=True, alpha=0.3)
+        axes.legend(
+            loc="upper left",
+            bbox_to_anchor=(1.0, 1.0),
+            fontsize=7,
+            ncol=1 if len(names) <= 7 else 2,
+            frameon=False,
+        )
+    figure.suptitle("Allocation by strategy file (each file's holdings, as a share of its target)")
+    return figure
+
+
+def _allocation_chart(path: Path, allocations: Sequence[AllocationRecord]) -> None:
+    if not allocations:
+        _placeholder(path, "Allocation by strategy file", "No allocations were recorded.")
+        return
+    _save(allocation_figure(allocations), path)
 
 
 # --- tearsheet -----------------------------------------------------------------------------
