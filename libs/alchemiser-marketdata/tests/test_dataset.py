@@ -179,6 +179,9 @@ def test_read_when_column_missing_then_error_names_file_and_columns(tmp_path: Pa
         ("2024-01-09,,1,1,1,1,5", r"line 3: column 'symbol': '' is not a symbol"),
         ("2024-01-09,X,1,1", r"line 3: expected at least 7 fields, got 4"),
         ("2024-01-09,X,1,1,1,NaN,5", r"line 3: column 'close': 'NaN' is not a number"),
+        ("2024-01-09,A B,1,1,1,1,5", r"line 3: column 'symbol': 'A B' is not a symbol"),
+        ("2024-01-09,X,1,1,1,1,-5", r"line 3: column 'volume': '-5' is not a non-negative"),
+        ("2024-01-09,X,1,0,1,1,5", r"line 3: column 'high': '0' is not a positive price"),
     ],
 )
 def test_read_when_value_unparsable_then_error_names_file_and_line(
@@ -188,6 +191,24 @@ def test_read_when_value_unparsable_then_error_names_file_and_line(
 
     with pytest.raises(InvalidDatasetError, match=r"bad\.csv, " + message):
         DatasetMarketData(tmp_path).close_on("X", date(2024, 1, 8))
+
+
+def test_read_when_cells_padded_or_loosely_written_then_same_bars_as_clean_rows(
+    tmp_path: Path,
+) -> None:
+    clean = tmp_path / "clean"
+    loose = tmp_path / "loose"
+    clean.mkdir()
+    loose.mkdir()
+    write_csv(clean / "X.csv", ["2024-01-08,X,1.5,2,1,1.75,100", "2024-01-09,X,2,2,2,2,0"])
+    write_csv(
+        loose / "X.csv",
+        [" 2024-01-08 , X ,1.5, 2 ,1,1.75 ,100.0", ",,,,,,", "", "2024-01-09,X,2,2,2,2, 0 "],
+    )
+
+    assert DatasetMarketData(loose).histories == DatasetMarketData(clean).histories
+    (history,) = DatasetMarketData(loose).histories.values()
+    assert [(bar.close, bar.volume) for bar in history] == [(Decimal("1.75"), 100), (2, 0)]
 
 
 def test_read_when_duplicate_date_symbol_across_files_then_error_names_both(

@@ -70,14 +70,33 @@ def _csv_bars(path: Path, text: Iterable[str]) -> Iterator[LocatedBar]:
         raise InvalidDatasetError(f"{path}: empty file (no header row)")
     positions = _column_positions(path, header)
     width = max(positions.values()) + 1
+    day, symbol, open_, high, low, close, volume = (positions[c] for c in BAR_COLUMNS)
     for row in reader:
-        if not any(cell.strip() for cell in row):
-            continue
         where = f"{path}, line {reader.line_num}"
-        if len(row) < width:
-            raise InvalidDatasetError(f"{where}: expected at least {width} fields, got {len(row)}")
-        values = {column: row[index] for column, index in positions.items()}
-        yield _make_bar(where, values), where
+        try:  # the common row, with nothing to strip or convert: Bar checks the prices
+            name = row[symbol]
+            bar: Bar | None = Bar(
+                date=date.fromisoformat(row[day]),
+                symbol=name,
+                open=Decimal(row[open_]),
+                high=Decimal(row[high]),
+                low=Decimal(row[low]),
+                close=Decimal(row[close]),
+                volume=int(row[volume]),
+            )
+            if name.split() != [name]:  # whitespace inside: not a symbol
+                bar = None
+        except (IndexError, ValueError, InvalidOperation):
+            bar = None
+        if bar is None:  # anything else: the careful reading, which names what is wrong
+            if not any(cell.strip() for cell in row):
+                continue
+            if len(row) < width:
+                raise InvalidDatasetError(
+                    f"{where}: expected at least {width} fields, got {len(row)}"
+                )
+            bar = _make_bar(where, {column: row[index] for column, index in positions.items()})
+        yield bar, where
 
 
 def _parquet_bars(path: Path) -> Iterator[LocatedBar]:
