@@ -57,6 +57,10 @@ def test_history_arrays_when_read_then_match_bars_and_are_read_only() -> None:
     assert h.dates.dtype == np.dtype("datetime64[D]")
     with pytest.raises(ValueError, match="read-only"):
         h.closes[0] = 9.0
+    with pytest.raises(ValueError, match="read-only"):
+        h.dates[0] = h.dates[1]
+    around_1970 = history("OLD", date(1969, 12, 31), ["1", "2"])  # day numbers go negative
+    assert around_1970.dates.tolist() == [date(1969, 12, 31), date(1970, 1, 1)]
 
 
 def test_between_when_range_inside_then_sub_history_and_none_when_empty() -> None:

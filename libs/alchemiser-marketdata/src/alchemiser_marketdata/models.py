@@ -18,6 +18,8 @@ import numpy.typing as npt
 
 __all__ = ["Bar", "PriceHistory", "SymbolInfo"]
 
+_EPOCH_ORDINAL = _dt.date(1970, 1, 1).toordinal()
+
 
 @dataclass(frozen=True, slots=True)
 class Bar:
@@ -95,7 +97,9 @@ class PriceHistory:
     def dates(self) -> npt.NDArray[np.datetime64]:
         """The bar dates as a read-only ``datetime64[D]`` array."""
         if self._dates is None:
-            array = np.array(self._days, dtype="datetime64[D]")
+            # from day numbers: numpy converts date objects one by one, ~20 times slower
+            ordinals = np.fromiter((day.toordinal() for day in self._days), np.int64, len(self))
+            array = (ordinals - _EPOCH_ORDINAL).astype("datetime64[D]")
             array.setflags(write=False)
             self._dates = array
         return self._dates
