@@ -71,6 +71,7 @@ from alchemiser_common.kafka.clients import (
     KafkaConsumer,
     KafkaProducer,
     Message,
+    records_to_end,
     take_records,
 )
 from alchemiser_common.kafka.exceptions import BrokerUnreachableError, KafkaClientError
@@ -422,30 +423,25 @@ def workflow_state(
     started_at: datetime | None = None
     outcomes: list[WorkflowOutcome] = []
     try:
-        pending = _assign(consumer, _SCAN_TOPICS, timeout_s)
-        deadline = time.monotonic() + timeout_s
-        while pending:
-            if time.monotonic() >= deadline:
-                raise BrokerUnreachableError(
-                    f"Kafka broker at {kafka.bootstrap_servers} did not serve "
-                    f"{', '.join(_SCAN_TOPICS)} to their end within {timeout_s:g} s"
-                )
-            for record in consumer.consume(500, timeout=0.2):
-                error = record.error()
-                if error is not None:
-                    if error.code() == KafkaError._PARTITION_EOF:
-                        pending.discard((str(record.topic()), int(record.partition() or 0)))
-                    continue
-                if not _of_workflow(record, wanted):
-                    continue
-                try:
-                    event = serde.deserialize(str(record.topic()), record.value())
-                except DeserializationError:
-                    continue  # the services dead-letter it; it neither starts nor ends anything
-                if isinstance(event, WorkflowStarted) and trigger is None:
-                    trigger, started_at = event, _published_at(record, event.occurred_at)
-                elif isinstance(event, WorkflowCompleted | WorkflowFailed):
-                    outcomes.append(WorkflowOutcome(event))
+        partitions = _assign(consumer, _SCAN_TOPICS, timeout_s)
+
+        def unreached(_pending: set[tuple[str, int]]) -> BrokerUnreachableError:
+            return BrokerUnreachableError(
+                f"Kafka broker at {kafka.bootstrap_servers} did not serve "
+                f"{', '.join(_SCAN_TOPICS)} to their end within {timeout_s:g} s"
+            )
+
+        for record in records_to_end(consumer, partitions, timeout_s, unreached):
+            if not _of_workflow(record, wanted):
+                continue
+            try:
+                event = serde.deserialize(str(record.topic()), record.value())
+            except DeserializationError:
+                continue  # the services dead-letter it; it neither starts nor ends anything
+            if isinstance(event, WorkflowStarted) and trigger is None:
+                trigger, started_at = event, _published_at(record, event.occurred_at)
+            elif isinstance(event, WorkflowCompleted | WorkflowFailed):
+                outcomes.append(WorkflowOutcome(event))
     finally:
         consumer.close()
     outcome = next((o for o in outcomes if not o.timed_out), outcomes[0] if outcomes else None)

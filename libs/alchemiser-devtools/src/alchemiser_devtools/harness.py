@@ -25,10 +25,11 @@ from typing import Any
 
 import httpx
 import sqlalchemy as sa
-from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import Consumer, Producer, TopicPartition
 
 from alchemiser_common.events import Event, WorkflowStarted
 from alchemiser_common.events.samples import sample_workflow_started
+from alchemiser_common.kafka import records_to_end
 from alchemiser_common.schemas import find_schemas_dir
 from alchemiser_common.serde import EventSerde
 from alchemiser_devtools.pipeline import EFFECTS
@@ -277,18 +278,11 @@ def read_topics(bootstrap: str, topics: list[str], timeout_s: float = WAIT_S) ->
         metadata = consumer.list_topics(timeout=10).topics  # a topic not there has no records
         pending = {(t, p) for t in topics if t in metadata for p in metadata[t].partitions}
         consumer.assign([TopicPartition(t, p, 0) for t, p in sorted(pending)])
-        records: list[Any] = []
-        deadline = time.monotonic() + timeout_s
-        while pending:
-            if time.monotonic() > deadline:
-                raise AssertionError(f"read of {topics} did not reach the end of {pending}")
-            for record in consumer.consume(500, timeout=0.2):
-                error = record.error()
-                if error is None:
-                    records.append(record)
-                elif error.code() == KafkaError._PARTITION_EOF:
-                    pending.discard((record.topic(), record.partition()))
-        return records
+
+        def unreached(left: set[tuple[str, int]]) -> AssertionError:
+            return AssertionError(f"read of {topics} did not reach the end of {sorted(left)}")
+
+        return list(records_to_end(consumer, pending, timeout_s, unreached))
     finally:
         consumer.close()
 

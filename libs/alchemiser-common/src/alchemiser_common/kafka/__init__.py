@@ -18,6 +18,7 @@ from alchemiser_common.kafka.clients import (
     admin_config,
     consumer_config,
     producer_config,
+    records_to_end,
     take_records,
 )
 from alchemiser_common.kafka.exceptions import (
@@ -43,5 +44,6 @@ __all__ = [
     "classify_kafka_error",
     "consumer_config",
     "producer_config",
+    "records_to_end",
     "take_records",
 ]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
@@ -50,6 +50,7 @@ __all__ = [
     "classify_kafka_error",
     "consumer_config",
     "producer_config",
+    "records_to_end",
     "take_records",
 ]
 
@@ -98,6 +99,30 @@ def take_records(consumer: _Consumes, max_records: int, timeout: float) -> list[
     if records and max_records > 1:
         records += consumer.consume(max_records - 1, 0)
     return records
+
+
+def records_to_end(
+    consumer: _Consumes,
+    partitions: Iterable[tuple[str, int]],
+    timeout: float,
+    unreached: Callable[[set[tuple[str, int]]], Exception],
+) -> Iterator[Any]:
+    """The records of the assigned ``partitions`` (topic, partition) up to the end each had
+    when it was reached, in offset order per partition: the consumer must run with
+    ``enable.partition.eof``, whose end-of-partition events mark the ends. A slow broker
+    delays the answer but never shortens it: when the ends are not all reached within
+    ``timeout`` seconds, raises ``unreached(partitions still pending)``."""
+    pending = set(partitions)
+    deadline = time.monotonic() + timeout
+    while pending:
+        if time.monotonic() >= deadline:
+            raise unreached(pending)
+        for record in consumer.consume(500, 0.2):
+            error = record.error()
+            if error is None:
+                yield record
+            elif error.code() == KafkaError._PARTITION_EOF:
+                pending.discard((str(record.topic()), int(record.partition() or 0)))
 
 
 def _merge(*layers: Mapping[str, Any] | None) -> dict[str, Any]:
