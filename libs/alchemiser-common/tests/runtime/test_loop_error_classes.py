@@ -121,6 +121,7 @@ class ScriptedProducer:
     calls: list[str] = field(default_factory=list)
     committed_batches: list[list[tuple[str, bytes]]] = field(default_factory=list)
     offsets_sent: list[list[tuple[str, int, int]]] = field(default_factory=list)
+    unacknowledged: list[int] = field(default_factory=list)
     _open: list[tuple[str, bytes]] = field(default_factory=list)
 
     def _maybe_fail(self, method: str) -> None:
@@ -139,6 +140,11 @@ class ScriptedProducer:
 
     def poll(self, timeout: float = 0) -> int:
         return 0
+
+    def flush(self, timeout: float = 0) -> int:
+        """Scripted as the others; ``unacknowledged`` outputs are left after it."""
+        self._maybe_fail("flush")
+        return self.unacknowledged.pop(0) if self.unacknowledged else 0
 
     def send_offsets_to_transaction(self, offsets: Sequence[TopicPartition], *_: Any) -> None:
         self._maybe_fail("send_offsets_to_transaction")
@@ -257,6 +263,43 @@ def test_commit_when_abort_required_then_aborted_rewound_and_redelivery_reemits_
         for out in (inbox.get(CONSUMER, _key(serde, record)) or _missing()).outputs
     ]
     assert committed == expected
+
+
+def test_commit_when_outputs_produced_then_acknowledged_before_the_offsets_are_sent(
+    serde: EventSerde, inbox: InboxStore
+) -> None:
+    producer = ScriptedProducer()
+    loop = _loop(serde, inbox, ScriptedConsumer(), producer, _handler([]))
+    loop.process_batch(_records(serde))
+    assert producer.calls == [
+        "begin_transaction",
+        "produce",
+        "produce",
+        "flush",
+        "send_offsets_to_transaction",
+        "commit_transaction",
+    ]
+
+
+def test_commit_when_outputs_not_acknowledged_then_aborted_rewound_and_offsets_never_sent(
+    serde: EventSerde, inbox: InboxStore
+) -> None:
+    consumer = ScriptedConsumer()
+    producer = ScriptedProducer(unacknowledged=[1])
+    calls: list[Event] = []
+    loop = _loop(serde, inbox, consumer, producer, _handler(calls))
+    records = _records(serde)
+    loop.process_batch(records)
+    assert "send_offsets_to_transaction" not in producer.calls
+    assert "abort_transaction" in producer.calls
+    assert consumer.seeks == [(TOPIC, 0, 0)]
+    assert producer.committed_batches == []
+
+    loop.process_batch(records)  # the redelivery: the stored outputs, the handlers not again
+    assert len(calls) == 2
+    (committed,) = producer.committed_batches
+    assert len(committed) == 2
+    assert producer.offsets_sent == [[(TOPIC, 0, 2)]]
 
 
 def _key(serde: EventSerde, record: Record) -> str:

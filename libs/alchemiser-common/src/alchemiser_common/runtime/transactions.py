@@ -102,7 +102,24 @@ class KafkaTransaction:
 
         Returns the positions. Only a batch's processed prefix is committed, so the positions
         come from the processed records, not from the consumer's fetch position.
+
+        The outputs are acknowledged before the offsets are sent. Kafka commits both
+        atomically either way (``commit_transaction`` flushes too), but a broker that does not
+        honour transactions, as the embedded development broker, applies the offsets at once:
+        had it died with an output still in flight, the input would count as done and its
+        output would be lost. With the outputs acknowledged first, such a death redelivers the
+        input instead, and the inbox re-emits the same output. Outputs still unacknowledged
+        after :data:`API_TIMEOUT_S` abort the transaction (it is retried from the inputs).
         """
+        try:
+            with self._progress.call("flush"):
+                unacknowledged = self._producer.flush(API_TIMEOUT_S)
+        except Exception as err:
+            _raise_classified(err)
+        if unacknowledged:
+            raise AbortRequiredError(
+                f"{unacknowledged} output(s) not acknowledged within {API_TIMEOUT_S:g} s"
+            )
         metadata = self._consumer.consumer_group_metadata()
         self._call(
             "send_offsets_to_transaction",
