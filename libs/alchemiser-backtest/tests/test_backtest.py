@@ -9,17 +9,20 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
+from collections.abc import Sequence
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
+from alchemiser_backtest.ahead import can_work_ahead
 from alchemiser_backtest.cli import command
+from alchemiser_backtest.inprocess import InProcessWorkflow
 from alchemiser_backtest.records import SessionRecord, TradeRecord
 from alchemiser_backtest.runner import Outcome, Workflow
 from alchemiser_backtest.session import Backtest, BacktestError, Mode
-from alchemiser_common.events import WorkflowStarted
+from alchemiser_common.events import Event, WorkflowStarted
 from alchemiser_exchange.rules import cents, fill_price
 from alchemiser_marketdata import DatasetMarketData
 from alchemiser_strategy.adapters.market_data import DEMO_DATASET_DIR
@@ -142,6 +145,32 @@ def test_resume_when_stopped_then_crashed_mid_session_then_same_results_as_unint
     resumed = _run(_prepare(tmp_path, dataset), resume=True)
 
     assert comparable(resumed) == comparable(uninterrupted)
+
+
+@pytest.mark.skipif(not can_work_ahead(), reason="needs two cores and fork")
+def test_run_when_strategy_steps_computed_ahead_then_same_results_and_only_the_first_here(
+    uninterrupted: list[SessionRecord],
+    dataset: DatasetMarketData,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    here: list[date | None] = []
+    step = InProcessWorkflow._strategy_step
+
+    def counted(workflow: InProcessWorkflow, trigger: WorkflowStarted) -> Sequence[Event]:
+        here.append(trigger.as_of)  # in this process only: the worker has its own list
+        return step(workflow, trigger)
+
+    monkeypatch.setattr(InProcessWorkflow, "_strategy_step", counted)
+    ahead = _run(_prepare(tmp_path / "ahead", dataset))
+    assert here == [START]  # every later session's step came from the worker
+    assert comparable(ahead) == comparable(uninterrupted)
+
+    here.clear()
+    backtest = _prepare(tmp_path / "here", dataset)
+    backtest.work_ahead = False
+    assert comparable(_run(backtest)) == comparable(uninterrupted)
+    assert here == list(backtest.sessions)
 
 
 def test_resume_when_options_differ_then_refused_naming_them(

@@ -9,6 +9,10 @@ a transaction on its service's database, as the inbox runs it. The broker port i
 :class:`~alchemiser_exchange.direct.ExchangeBroker`: the exchange's HTTP answers and the
 Alpaca adapter's mapping without the wire, so the numbers are the ones the services see.
 
+Given the backtest's sessions, the strategy steps of the sessions to come run in a forked
+process while this one plans and executes (:mod:`.ahead`): the strategy step does not depend on
+the account, so this changes when it is computed, not what.
+
 The databases are in memory: a backtest's durable state is its checkpoint (see
 :mod:`.runner`), so nothing here needs to survive the process.
 """
@@ -16,14 +20,15 @@ The databases are in memory: a backtest's durable state is its checkpoint (see
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from alchemiser_backtest.runner import BACKTEST_KEY_ID, BACKTEST_SECRET, Outcome
+from alchemiser_backtest.ahead import StepsAhead
+from alchemiser_backtest.runner import BACKTEST_KEY_ID, BACKTEST_SECRET, Outcome, session_trigger
 from alchemiser_common.db import create_engine_from_url
 from alchemiser_common.events import (
     Event,
@@ -91,11 +96,16 @@ class InProcessWorkflow:
         strategy_settings: dict[str, Any],
         execution_settings: dict[str, Any],
         now: Callable[[], datetime] = _utc_now,
+        sessions: Sequence[date] = (),
     ) -> None:
+        """``sessions``: the backtest's, in order, for the strategy steps to be computed ahead
+        (none: each step is computed when its session runs)."""
         account = exchange.open_account(BACKTEST_KEY_ID, BACKTEST_SECRET)
         self.account_number = account.account_number
         broker = ExchangeBroker(exchange, self.account_number)
         self._now = now
+        self._sessions = tuple(sessions)
+        self._ahead: StepsAhead | None = None
         strategy = StrategySettings.model_validate({"strategy": strategy_settings})
         portfolio = PortfolioSettings.model_validate({})
         execution = ExecutionSettings.model_validate({"execution": execution_settings})
@@ -158,10 +168,36 @@ class InProcessWorkflow:
             self._portfolio_db, WorkflowEndedHandler(end)(outcome, self._context("portfolio"))
         )
 
+    def _strategy_step(self, trigger: WorkflowStarted) -> Sequence[Event]:
+        return self._signal(trigger, self._context("strategy"))
+
+    def _signal_of(self, trigger: WorkflowStarted) -> Sequence[Event]:
+        """The strategy step's events: from the worker when it computed them, else computed
+        here (and a worker started on the sessions after ``trigger``'s)."""
+        if self._ahead is not None:
+            events = self._ahead.take(trigger)
+            if events is not None:
+                return events
+        events = self._strategy_step(trigger)
+        later = [day for day in self._sessions if trigger.as_of is not None and day > trigger.as_of]
+        if later:
+            self.close()
+            self._ahead = StepsAhead(
+                self._strategy_step,
+                [session_trigger(self.account_number, day) for day in later],
+            )
+        return events
+
+    def close(self) -> None:
+        """Stop the strategy steps computed ahead, if any."""
+        if self._ahead is not None:
+            self._ahead.close()
+            self._ahead = None
+
     def run(self, trigger: WorkflowStarted) -> Outcome:
         """The trigger through strategy, portfolio and execution; its outcome."""
         self._apply(self._execution_db, self._started(trigger, self._context("execution")))
-        (first,) = self._signal(trigger, self._context("strategy"))
+        (first,) = self._signal_of(trigger)
         if not isinstance(first, SignalGenerated):
             assert isinstance(first, WorkflowFailed)
             self._ended(first)

@@ -44,6 +44,7 @@ __all__ = [
     "read_session",
     "restore_account",
     "run_backtest",
+    "session_trigger",
 ]
 
 BACKTEST_KEY_ID = LOCAL_EXCHANGE_KEY_ID
@@ -94,6 +95,11 @@ def allocations_of(signal: SignalGenerated | None, session: date) -> tuple[Alloc
         for item in signal.signals
     ]
     return tuple(record for record in records if record.weight != 0)
+
+
+def session_trigger(account_number: str, session: date) -> WorkflowStarted:
+    """The trigger of ``session``'s workflow (deterministic: the same for every run)."""
+    return build_trigger(account_number, requested_by="backtest", as_of=session)
 
 
 def restore_account(
@@ -186,8 +192,7 @@ def run_backtest(
     for session in sessions[len(done) :][:limit]:
         if stop_requested():
             break
-        trigger = build_trigger(account_number, requested_by="backtest", as_of=session)
-        outcome = workflow.run(trigger)
+        outcome = workflow.run(session_trigger(account_number, session))
         record, holdings = read_session(exchange, account_number, session, outcome)
         checkpoint.append(record, holdings)
         records.append(record)

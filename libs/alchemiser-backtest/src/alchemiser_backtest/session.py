@@ -203,6 +203,9 @@ class Backtest:
     """``pipeline``: a schema registry to use instead of starting one."""
     stack_sessions: int = EMBEDDED_STACK_SESSIONS
     """``pipeline`` on the embedded broker: sessions per stack (see :meth:`run`)."""
+    work_ahead: bool = True
+    """``inprocess``: compute the strategy steps of the sessions to come in a second process
+    where the machine has a second core (see :mod:`alchemiser_backtest.ahead`)."""
 
     @classmethod
     def prepare(
@@ -292,7 +295,7 @@ class Backtest:
         state.mkdir(parents=True, exist_ok=True)
         with (state / "backtest.log").open("a") as log, _logging_to(log):
             if self.mode is Mode.INPROCESS:
-                yield self._inprocess()
+                yield from self._inprocess()
                 return
             yield from self._pipeline(state, say)
 
@@ -336,7 +339,8 @@ class Backtest:
             Path(self.config.dataset_dir),
         )
 
-    def _inprocess(self) -> RunningBacktest:
+    def _inprocess(self) -> Iterator[RunningBacktest]:
+        from alchemiser_backtest.ahead import can_work_ahead
         from alchemiser_backtest.inprocess import InProcessWorkflow, open_exchange
 
         exchange = open_exchange(self.dataset, trading_rules(self.config))
@@ -345,8 +349,12 @@ class Backtest:
             self.dataset,
             strategy_settings=self._strategy_section(),
             execution_settings=execution_section(self.config),
+            sessions=self.sessions if self.work_ahead and can_work_ahead() else (),
         )
-        return RunningBacktest(self, exchange, workflow.account_number, workflow)
+        try:
+            yield RunningBacktest(self, exchange, workflow.account_number, workflow)
+        finally:
+            workflow.close()
 
     def _pipeline(self, state: Path, say: Callable[[str], None]) -> Iterator[RunningBacktest]:
         from alchemiser_backtest.pipeline import PipelineWorkflow, start_stack
