@@ -777,6 +777,19 @@ def test_submit_when_selling_more_than_held_or_offered_then_refused(
     assert _qty(exchange, account) == Decimal(10)
 
 
+def test_submit_when_another_symbol_has_resting_sells_then_this_ones_sellable_unchanged(
+    exchange: Exchange, account: str
+) -> None:
+    exchange.submit(account, _buy("b1"))
+    exchange.submit(account, _buy("b2", symbol="QQQ"))
+    exchange.submit(account, _sell("q1", symbol="QQQ", qty=Decimal(10), limit_price=Decimal(900)))
+
+    with pytest.raises(InsufficientFundsError, match="available: 0"):
+        exchange.submit(account, _sell("q2", symbol="QQQ", qty=Decimal(1)))
+    assert exchange.submit(account, _sell("s1", qty=Decimal(10))).status is OrderStatus.FILLED
+    assert _qty(exchange, account) == Decimal(0)
+
+
 # -- idempotency and concurrency --------------------------------------------------------------
 
 

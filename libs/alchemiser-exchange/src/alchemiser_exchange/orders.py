@@ -160,8 +160,9 @@ def place_order(
     number = account.account_number
     costs = trading.costs
     # Balances before this order exists; the account lock keeps them current.
-    buying_power = account.cash - store.reserved_cash(connection, number, costs)
-    sellable = store.sellable_qty(connection, number, order.symbol)
+    working = store.open_orders(connection, number)
+    buying_power = account.cash - store.cash_held(working, costs)
+    sellable = store.sellable_qty(connection, number, order.symbol, working)
     # the price a market order is expected to fill at: the close, slipped against it
     expected = costs.slipped(order.side, bar.close) if bar is not None else Decimal(0)
     reference = order.limit_price or expected
@@ -196,7 +197,8 @@ def place_order(
     _check_balances(order, target, expected, buying_power, sellable, costs=costs)
     accepted = {"status": OrderStatus.NEW.value, "target_qty": target}
     connection.execute(_UPDATE_ORDER, {**accepted, "order_id": order.broker_order_id})
-    store.note_session(connection, number, session)  # the account traded in this session
+    # the account traded in this session
+    store.note_session(connection, number, session, account.first_session_date)
     record = OrderRecord.from_row({**row, **accepted})
     updates = [TradeUpdate("new", record, now)]
     if not hold:

@@ -14,6 +14,7 @@ columns its parameters name, so the placeholders of WHERE clauses are named unli
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -46,6 +47,7 @@ from alchemiser_exchange.schema import (
 __all__ = [
     "Position",
     "apply_fill",
+    "cash_held",
     "fees_paid",
     "insert_order",
     "lock_account",
@@ -170,12 +172,13 @@ def reserved_cash(
 
     With commissions (``costs``) each hold includes the estimated commission of the rest.
     """
+    return cash_held(open_orders(connection, account_number), costs)
+
+
+def cash_held(working: Iterable[RowMapping], costs: Costs = FRICTIONLESS) -> Decimal:
+    """:func:`reserved_cash` of the working orders ``working`` (as :func:`open_orders` reads)."""
     return sum(
-        (
-            _hold(row, costs)
-            for row in open_orders(connection, account_number)
-            if row["side"] == OrderSide.BUY.value
-        ),
+        (_hold(row, costs) for row in working if row["side"] == OrderSide.BUY.value),
         Decimal(0),
     )
 
@@ -202,15 +205,23 @@ _UPDATE_POSITION = sa.update(position_table).where(_POSITION_KEY)  # SET: as _UP
 _DELETE_POSITION = sa.delete(position_table).where(_POSITION_KEY)
 
 
-def sellable_qty(connection: Connection, account_number: str, symbol: str) -> Decimal:
-    """The position in ``symbol`` less what open sell orders already offer."""
+def sellable_qty(
+    connection: Connection,
+    account_number: str,
+    symbol: str,
+    working: Iterable[RowMapping] | None = None,
+) -> Decimal:
+    """The position in ``symbol`` less what open sell orders already offer (``working``: the
+    account's working orders when the caller has read them, else they are read here)."""
     key = {"account": account_number, "asset": symbol}
     held: Decimal = connection.execute(_POSITION_QTY, key).scalar_one_or_none() or Decimal(0)
+    if working is None:
+        working = open_orders(connection, account_number, symbol=symbol)
     offered = sum(
         (
             _remaining(row)
-            for row in open_orders(connection, account_number, symbol=symbol)
-            if row["side"] == OrderSide.SELL.value
+            for row in working
+            if row["symbol"] == symbol and row["side"] == OrderSide.SELL.value
         ),
         Decimal(0),
     )
@@ -253,8 +264,20 @@ _NOTE_SESSION = (
 )
 
 
-def note_session(connection: Connection, account_number: str, session: date) -> None:
-    """Make ``session`` the account's first session if it is earlier than the one recorded."""
+_UNREAD: Any = object()
+"""``note_session``'s ``first`` when the caller has not read the account's first session."""
+
+
+def note_session(
+    connection: Connection, account_number: str, session: date, first: date | None = _UNREAD
+) -> None:
+    """Make ``session`` the account's first session if it is earlier than the one recorded.
+
+    ``first``: the recorded first session as read under the account's lock in this
+    transaction, when the caller has it (no statement when ``session`` is not earlier).
+    """
+    if first is not _UNREAD and first is not None and first <= session:
+        return
     connection.execute(_NOTE_SESSION, {"account": account_number, "session": session})
 
 
@@ -277,9 +300,11 @@ def record_activity(
     price: Decimal | None = None,
     fee: Decimal = Decimal(0),
     broker_order_id: str | None = None,
+    first_session: date | None = _UNREAD,
 ) -> None:
     """Append one change of the account's cash or positions to its ledger (account locked:
-    the next sequence number is the account's own)."""
+    the next sequence number is the account's own); ``first_session`` as ``note_session``'s
+    ``first``."""
     latest = connection.execute(
         _LATEST_ACTIVITY_SEQUENCE, {"account": account_number}
     ).scalar_one_or_none()
@@ -299,7 +324,7 @@ def record_activity(
             "created_at": now,
         },
     )
-    note_session(connection, account_number, session)
+    note_session(connection, account_number, session, first_session)
 
 
 _ACTIVITIES_THROUGH = (
@@ -330,7 +355,7 @@ def read_activities(
     ]
 
 
-_ACCOUNT_CASH = sa.select(account_table.c.cash).where(
+_ACCOUNT_CASH = sa.select(account_table.c.cash, account_table.c.first_session_date).where(
     account_table.c.account_number == sa.bindparam("account")
 )
 
@@ -353,7 +378,8 @@ def apply_fill(
 
     A buy pays ``cents(qty * price) + fee``, a sell receives ``cents(qty * price) - fee``.
     """
-    cash: Decimal = connection.execute(_ACCOUNT_CASH, {"account": account_number}).scalar_one()
+    account = connection.execute(_ACCOUNT_CASH, {"account": account_number}).one()
+    cash: Decimal = account.cash
     amount = cents(qty * price)
     change = -amount - fee if side is OrderSide.BUY else amount - fee
     update_account(connection, account_number, cash=cash + change, updated_at=now)
@@ -369,6 +395,7 @@ def apply_fill(
         price=price,
         fee=fee,
         broker_order_id=broker_order_id,
+        first_session=account.first_session_date,
     )
     key = {"account": account_number, "asset": symbol}
     current = connection.execute(_POSITION, key).mappings().one_or_none()
