@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import sqlite3
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -40,6 +40,7 @@ __all__ = [
     "ExactDecimal",
     "as_utc",
     "create_engine_from_url",
+    "fixed_values",
     "insert_ignoring_duplicates",
     "is_transient_database_error",
     "normalize_database_url",
@@ -303,6 +304,13 @@ def as_utc(moment: datetime | None) -> datetime | None:
     if moment is None:
         return None
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def fixed_values(values: Iterable[str]) -> list[sa.BindParameter[str]]:
+    """``values`` as one bound parameter each, for ``column.in_(fixed_values(...))`` in a
+    statement built once: a plain list would be an "expanding" parameter, which SQLAlchemy
+    renders into the SQL again at every execution (~15 us a statement here)."""
+    return [sa.literal(value, sa.String()) for value in values]
 
 
 def insert_ignoring_duplicates(

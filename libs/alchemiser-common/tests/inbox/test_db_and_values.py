@@ -14,6 +14,7 @@ from sqlalchemy import exc as sa_exc
 
 from alchemiser_common.db import (
     create_engine_from_url,
+    fixed_values,
     is_transient_database_error,
     normalize_database_url,
 )
@@ -98,6 +99,22 @@ def test_sqlite_transaction_when_another_writer_active_then_begin_waits_for_lock
             assert reader.execute(sa.text("SELECT count(*) FROM t")).scalar() == 0
     finally:
         engine.dispose()
+
+
+def test_fixed_values_when_in_a_prebuilt_statement_then_compiled_once_and_matching_rows() -> None:
+    metadata = sa.MetaData()
+    table = sa.Table("t", metadata, sa.Column("k", sa.String()), sa.Column("state", sa.String()))
+    engine = create_engine_from_url("sqlite://")
+    metadata.create_all(engine)
+    query = sa.select(table.c.k).where(table.c.state.in_(fixed_values(["new", "held"])))
+    negated = sa.select(table.c.k).where(table.c.state.not_in(fixed_values(["new", "held"])))
+    for dialect in (engine.dialect, sa.dialects.postgresql.dialect()):
+        assert "POSTCOMPILE" not in str(query.compile(dialect=dialect))  # no re-rendering
+    with engine.begin() as connection:
+        rows = [("a", "new"), ("b", "filled"), ("c", "held"), ("d", "canceled")]
+        connection.execute(table.insert(), [{"k": k, "state": state} for k, state in rows])
+        assert sorted(connection.execute(query).scalars()) == ["a", "c"]
+        assert sorted(connection.execute(negated).scalars()) == ["b", "d"]
 
 
 def test_is_transient_when_sqlite_schema_error_then_false(tmp_path: Path) -> None:

@@ -49,6 +49,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from alchemiser_broker.models import MarketClock, OrderSide, OrderStatus, OrderType, Quote
 from alchemiser_common.db import (
+    fixed_values,
     is_transient_database_error,
     sqlite_engine_is_configured,
     upgrade_to_head,
@@ -168,7 +169,7 @@ def _orders_query(status: str, *, of_session: bool) -> sa.Select[Any]:
     query = sa.select(order_table).where(order_table.c.account_number == sa.bindparam("account"))
     if of_session:
         query = query.where(order_table.c.session_date == sa.bindparam("session"))
-    open_values = [item.value for item in rules.OPEN_STATUSES]
+    open_values = fixed_values(item.value for item in rules.OPEN_STATUSES)
     if status == "open":
         query = query.where(order_table.c.status.in_(open_values))
     elif status == "closed":

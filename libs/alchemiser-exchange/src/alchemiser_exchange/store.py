@@ -25,6 +25,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, RowMapping
 
 from alchemiser_broker.models import OrderSide
+from alchemiser_common.db import fixed_values
 from alchemiser_exchange.errors import DuplicateOrderError
 from alchemiser_exchange.history import Activity
 from alchemiser_exchange.rules import (
@@ -119,7 +120,7 @@ def read_positions(connection: Connection, account_number: str) -> list[Position
 # few working orders, sorted here.
 _OPEN_ORDERS = sa.select(order_table).where(
     order_table.c.account_number == sa.bindparam("account"),
-    order_table.c.status.in_([status.value for status in OPEN_STATUSES]),
+    order_table.c.status.in_(fixed_values(status.value for status in OPEN_STATUSES)),
 )
 _OPEN_ORDERS_OF_ASSET = _OPEN_ORDERS.where(order_table.c.symbol == sa.bindparam("asset"))
 
