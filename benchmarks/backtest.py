@@ -7,7 +7,9 @@ by both runs; each run writes its state to a fresh temporary folder. In this ord
 
 1. **in process** (``Mode.INPROCESS``): the first ``BENCH_BACKTEST_INPROCESS_SESSIONS``
    sessions from 2008-01-02 (default 253: 2008-01-02 to 2008-12-31), every workflow's three
-   steps called in this process on the in-memory exchange;
+   steps called in this process on the in-memory exchange, the strategy steps of the sessions
+   to come computed ahead in a forked copy of it where the machine has a second core
+   (``strategy_ahead`` in the figures; see :mod:`alchemiser_backtest.ahead`);
 2. **pipeline** (``Mode.PIPELINE``): the first ``BENCH_BACKTEST_SESSIONS`` sessions from
    2008-01-02 (default 120) on the embedded stack (broker, registry, exchange and the three
    services as processes), one workflow per session through Kafka.
@@ -42,6 +44,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from alchemiser_backtest.ahead import can_work_ahead
 from alchemiser_backtest.records import SessionRecord
 from alchemiser_backtest.session import Backtest, Mode
 from alchemiser_marketdata import DatasetMarketData
@@ -151,6 +154,8 @@ def _run(
         "failed_sessions": sum(record.day.outcome != "completed" for record in records),
         "final_equity": str(records[-1].day.equity),
     }
+    if mode is Mode.INPROCESS:
+        figures["strategy_ahead"] = backtest.work_ahead and can_work_ahead()
     return backtest, records, figures
 
 
