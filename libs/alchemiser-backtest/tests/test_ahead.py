@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 from collections.abc import Sequence
 from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
 
-from alchemiser_backtest.ahead import StepsAhead
+from alchemiser_backtest.ahead import StepsAhead, can_work_ahead
 from alchemiser_backtest.runner import session_trigger
 from alchemiser_common.events import Event, FailureStep, WorkflowFailed, WorkflowStarted
 
@@ -130,3 +131,15 @@ def test_close_when_this_process_handles_sigterm_then_the_worker_still_stops(
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)  # stopped and reaped
     assert terms == []
+
+
+@pytest.mark.parametrize(
+    ("platform", "cores", "expected"),
+    [("linux", {0, 1}, True), ("linux", {3}, False), ("darwin", {0, 1, 2, 3}, False)],
+)
+def test_can_work_ahead_when_platform_and_cores_then_only_linux_with_two(
+    monkeypatch: pytest.MonkeyPatch, platform: str, cores: set[int], expected: bool
+) -> None:
+    monkeypatch.setattr(sys, "platform", platform)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: cores, raising=False)
+    assert can_work_ahead() is expected

@@ -19,6 +19,7 @@ import multiprocessing
 import os
 import queue
 import signal
+import sys
 from collections.abc import Callable, Sequence
 from multiprocessing.process import BaseProcess
 from multiprocessing.queues import Queue
@@ -38,9 +39,12 @@ _Result = tuple[Any, Sequence[Event] | None]
 
 
 def can_work_ahead() -> bool:
-    """True where a second process helps and can be forked: more than one core, POSIX."""
-    available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
-    return available > 1 and "fork" in multiprocessing.get_all_start_methods()
+    """True where a second process helps and forking a copy of this one is safe: Linux (macOS
+    offers ``fork`` but its system libraries, numpy's Accelerate among them, are not safe to
+    use in a forked child) with more than one core available to this process."""
+    if not sys.platform.startswith("linux"):
+        return False
+    return len(os.sched_getaffinity(0)) > 1
 
 
 def _work(step: Step, triggers: Sequence[WorkflowStarted], results: Queue[_Result]) -> None:
