@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import time
 from collections.abc import Sequence
 from datetime import date, timedelta
 from pathlib import Path
@@ -101,6 +102,24 @@ def test_take_when_the_worker_died_then_none(tmp_path: Path) -> None:
     with StepsAhead(die, triggers) as ahead:
         assert ahead.take(triggers[0]) is None
         assert not ahead.active
+
+
+def test_take_when_the_worker_gives_nothing_for_too_long_then_none_and_worker_stopped(
+    tmp_path: Path,
+) -> None:
+    triggers = _triggers(2)
+
+    def stuck(trigger: WorkflowStarted) -> Sequence[Event]:
+        time.sleep(600)
+        return []
+
+    with StepsAhead(stuck, triggers, stall_s=0.2) as ahead:
+        pid = ahead.worker_pid
+        assert pid is not None
+        assert ahead.take(triggers[0]) is None
+        assert not ahead.active
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
 
 
 def test_close_when_results_are_waiting_then_worker_stopped(tmp_path: Path) -> None:

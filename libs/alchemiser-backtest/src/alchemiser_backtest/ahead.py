@@ -9,8 +9,9 @@ backtest (almost) nothing.
 
 It is an optimisation and nothing else: the worker runs the handler this process would have
 called, on the trigger this process would have passed. When the worker has nothing to give
-(it failed on a trigger, it died, it was asked for a session it is not computing), the caller
-computes the step itself, so an error is raised where it would have been without the worker.
+(it failed on a trigger, it died, it was asked for a session it is not computing, it gave
+nothing for a minute), the caller computes the step itself, so an error is raised where it
+would have been without the worker, and a stuck worker cannot stop the backtest.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import os
 import queue
 import signal
 import sys
+import time
 from collections.abc import Callable, Sequence
 from multiprocessing.process import BaseProcess
 from multiprocessing.queues import Queue
@@ -27,10 +29,13 @@ from typing import Any
 
 from alchemiser_common.events import Event, WorkflowStarted
 
-__all__ = ["AHEAD_DEPTH", "StepsAhead", "can_work_ahead"]
+__all__ = ["AHEAD_DEPTH", "STALL_S", "StepsAhead", "can_work_ahead"]
 
 AHEAD_DEPTH = 32
 """How many sessions' results the worker may hold before this process takes them."""
+STALL_S = 60.0
+"""A worker that gives no result for this long while one is awaited is stopped (a step takes
+milliseconds)."""
 _POLL_S = 0.5
 _STOP_WAIT_S = 5.0
 
@@ -71,8 +76,13 @@ class StepsAhead:
     """
 
     def __init__(
-        self, step: Step, triggers: Sequence[WorkflowStarted], depth: int = AHEAD_DEPTH
+        self,
+        step: Step,
+        triggers: Sequence[WorkflowStarted],
+        depth: int = AHEAD_DEPTH,
+        stall_s: float = STALL_S,
     ) -> None:
+        self._stall_s = stall_s
         context = multiprocessing.get_context("fork")
         self._results: Queue[_Result] = context.Queue(maxsize=depth)
         self._pending = [trigger.event_id for trigger in reversed(triggers)]
@@ -102,12 +112,13 @@ class StepsAhead:
             self.close()
             return None
         self._pending.pop()
+        deadline = time.monotonic() + self._stall_s
         while True:
             try:
                 event_id, events = self._results.get(timeout=_POLL_S)
                 break
             except queue.Empty:
-                if not self._worker.is_alive():
+                if not self._worker.is_alive() or time.monotonic() > deadline:
                     self.close()
                     return None
         if event_id != trigger.event_id or events is None:
