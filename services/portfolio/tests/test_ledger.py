@@ -5,18 +5,28 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from alembic import command
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.migration import MigrationContext
 
+import alchemiser_portfolio.adapters.ledger
 from alchemiser_common.db import create_engine_from_url
 from alchemiser_common.inbox import UnitOfWork
 from alchemiser_portfolio.adapters.ledger import WorkflowLedger, plan_recorded, workflows_finished
-from alchemiser_portfolio.adapters.schema import finished_table, metadata
+from alchemiser_portfolio.adapters.schema import (
+    PORTFOLIO_VERSION_TABLE,
+    finished_table,
+    metadata,
+    plan_table,
+)
 from alchemiser_portfolio.domain import PlanRef, WorkflowEnd
 
+_MIGRATIONS = Path(alchemiser_portfolio.adapters.ledger.__file__).parent / "migrations"
 T0 = datetime(2025, 3, 14, 19, 45, tzinfo=UTC)
 T1 = T0 + timedelta(minutes=1)
 
@@ -80,6 +90,76 @@ class WorkflowLedgerContract:
             rows = connection.execute(sa.select(finished_table)).mappings().all()
         assert [(row["correlation_id"], row["outcome"]) for row in rows] == [("w-1", "completed")]
 
+    def test_account_workflows_when_a_plan_is_recorded_after_its_outcome_then_not_unfinished(
+        self, ledger: WorkflowLedger
+    ) -> None:
+        self._run(ledger, workflows_finished("A", ["w-late"], WorkflowEnd.FAILED, T0))
+        self._run(ledger, plan_recorded("A", "w-late", T1), plan_recorded("A", "w-open", T1))
+
+        assert ledger.account_workflows("A", excluding="x").unfinished == (PlanRef(T1, "w-open"),)
+
+    def test_workflows_finished_when_recorded_then_plans_marked_with_the_first_outcome_time(
+        self, ledger: WorkflowLedger
+    ) -> None:
+        self._run(ledger, plan_recorded("A", "w-1", T0), plan_recorded("A", "w-2", T0))
+        self._run(ledger, workflows_finished("A", ["w-1"], WorkflowEnd.COMPLETED, T0))
+        self._run(ledger, workflows_finished("A", ["w-1"], WorkflowEnd.ABANDONED, T1))
+
+        assert _plan_marks(ledger) == {"w-1": T0, "w-2": None}
+
+    def test_migration_when_plans_were_finished_before_it_then_marked_from_their_outcomes(
+        self, database_url: str
+    ) -> None:
+        engine = create_engine_from_url(database_url)
+        try:
+            _upgrade(engine, "portfolio_0001")
+            with engine.begin() as connection:
+                connection.execute(
+                    sa.text(
+                        "INSERT INTO portfolio_plans (account_id, correlation_id, planned_at) "
+                        "VALUES ('A', 'w-1', :t0), ('A', 'w-2', :t0)"
+                    ),
+                    {"t0": T0},
+                )
+                connection.execute(
+                    sa.insert(finished_table),
+                    [
+                        {
+                            "account_id": "A",
+                            "correlation_id": "w-1",
+                            "outcome": "completed",
+                            "finished_at": T1,
+                        }
+                    ],
+                )
+            ledger = WorkflowLedger(engine)
+            ledger.migrate()
+
+            assert _plan_marks(ledger) == {"w-1": T1, "w-2": None}
+            assert ledger.account_workflows("A", excluding="x").unfinished == (PlanRef(T0, "w-2"),)
+        finally:
+            engine.dispose()
+
+
+def _plan_marks(ledger: WorkflowLedger) -> dict[str, datetime | None]:
+    with ledger.engine.connect() as connection:
+        rows = connection.execute(sa.select(plan_table.c.correlation_id, plan_table.c.finished_at))
+        return {
+            correlation_id: None if at is None else at.replace(tzinfo=at.tzinfo or UTC)
+            for correlation_id, at in rows
+        }
+
+
+def _upgrade(engine: sa.Engine, revision: str) -> None:
+    """The portfolio tables at ``revision`` (an older one than the head)."""
+    config = Config()
+    config.set_main_option("script_location", str(_MIGRATIONS))
+    config.attributes["version_table"] = PORTFOLIO_VERSION_TABLE
+    config.attributes["target_metadata"] = metadata
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)
+
 
 class TestWorkflowLedgerOnSqlite(WorkflowLedgerContract):
     """The contract on an SQLite file."""
@@ -87,6 +167,31 @@ class TestWorkflowLedgerOnSqlite(WorkflowLedgerContract):
     @pytest.fixture
     def database_url(self, tmp_path: Path) -> str:
         return f"sqlite:///{tmp_path / 'portfolio.db'}"
+
+    def test_account_workflows_when_many_finished_plans_then_read_through_the_index(
+        self, ledger: WorkflowLedger
+    ) -> None:
+        finished = [f"w-{n}" for n in range(50)]
+        self._run(ledger, *(plan_recorded("A", name, T0) for name in finished))
+        self._run(ledger, workflows_finished("A", finished, WorkflowEnd.COMPLETED, T1))
+        seen: list[tuple[str, Any]] = []
+
+        def record(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+            if "FROM portfolio_plans" in statement:
+                seen.append((statement, parameters))
+
+        sa.event.listen(ledger.engine, "before_cursor_execute", record)
+        try:
+            assert ledger.account_workflows("A", excluding="x").unfinished == ()
+        finally:
+            sa.event.remove(ledger.engine, "before_cursor_execute", record)
+        ((statement, parameters),) = seen
+        with ledger.engine.connect() as connection:
+            plan = [
+                row[-1]
+                for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)
+            ]
+        assert any("ix_portfolio_plans_account_finished" in line for line in plan), plan
 
 
 @pytest.mark.integration

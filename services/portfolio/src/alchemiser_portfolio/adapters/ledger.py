@@ -48,11 +48,13 @@ def _as_utc(moment: datetime) -> datetime:
 
 
 # Built once: SQLAlchemy then skips coercing the statements and generating their cache keys
-# on every call.
+# on every call. The unfinished plans are found by the plans' own mark (indexed); the finished
+# workflows still decide, for a plan recorded after its workflow's outcome (left unmarked).
 _UNFINISHED = (
     sa.select(plan_table.c.correlation_id, plan_table.c.planned_at)
     .where(
         plan_table.c.account_id == sa.bindparam("account_id"),
+        plan_table.c.finished_at.is_(None),
         plan_table.c.correlation_id != sa.bindparam("excluding"),
         ~sa.exists().where(
             finished_table.c.account_id == plan_table.c.account_id,
@@ -60,6 +62,16 @@ _UNFINISHED = (
         ),
     )
     .order_by(plan_table.c.planned_at, plan_table.c.correlation_id)
+)
+
+_MARK_FINISHED = (
+    sa.update(plan_table)
+    .where(
+        plan_table.c.account_id == sa.bindparam("b_account_id"),
+        plan_table.c.correlation_id == sa.bindparam("b_correlation_id"),
+        plan_table.c.finished_at.is_(None),
+    )
+    .values(finished_at=sa.bindparam("b_finished_at"))
 )
 
 _FINISHED_AMONG = sa.select(finished_table.c.correlation_id).where(
@@ -135,8 +147,18 @@ def workflows_finished(
         }
         for correlation_id in sorted(set(correlation_ids))
     ]
+    marks = [
+        {
+            "b_account_id": row["account_id"],
+            "b_correlation_id": row["correlation_id"],
+            "b_finished_at": finished_at,
+        }
+        for row in rows
+    ]
 
     def record(connection: Connection) -> None:
         insert_ignoring_duplicates(connection, finished_table, rows)
+        if marks:  # the plans keep the first outcome's time, as the finished rows do
+            connection.execute(_MARK_FINISHED, marks)
 
     return record

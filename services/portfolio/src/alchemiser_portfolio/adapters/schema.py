@@ -3,8 +3,11 @@
 The workflow ledger, by which the account's next plan waits for its previous workflow
 (see :mod:`alchemiser_portfolio.sequencing`):
 
-* ``portfolio_plans`` — one row per plan the service emitted: ``(account_id, correlation_id)``
-  and when it was planned. Written with the ``SignalGenerated`` input's inbox row.
+* ``portfolio_plans`` — one row per plan the service emitted: ``(account_id, correlation_id)``,
+  when it was planned and, once its workflow's outcome is recorded, when that workflow
+  finished. Written with the ``SignalGenerated`` input's inbox row; ``finished_at`` with the
+  outcome's. Indexed by (account, ``finished_at``), so the account's unfinished plans are
+  found without walking every plan it ever had.
 * ``portfolio_finished_workflows`` — one row per finished workflow: ``completed`` or
   ``failed`` (from ``workflow.completed.v1`` / ``workflow.failed.v1``), or ``abandoned`` (the
   service stopped waiting for it). Written with the outcome's inbox row.
@@ -30,7 +33,9 @@ plan_table = sa.Table(
     sa.Column("account_id", sa.String(64), nullable=False),
     sa.Column("correlation_id", sa.String(36), nullable=False),
     sa.Column("planned_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint("account_id", "correlation_id", name="pk_portfolio_plans"),
+    sa.Index("ix_portfolio_plans_account_finished", "account_id", "finished_at"),
 )
 
 finished_table = sa.Table(
