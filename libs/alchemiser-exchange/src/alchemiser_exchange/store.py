@@ -356,7 +356,7 @@ def read_activities(
     ]
 
 
-_ACCOUNT_CASH = sa.select(account_table.c.cash, account_table.c.first_session_date).where(
+_CASH_AND_FIRST_SESSION = sa.select(account_table.c.cash, account_table.c.first_session_date).where(
     account_table.c.account_number == sa.bindparam("account")
 )
 
@@ -379,7 +379,7 @@ def apply_fill(
 
     A buy pays ``cents(qty * price) + fee``, a sell receives ``cents(qty * price) - fee``.
     """
-    account = connection.execute(_ACCOUNT_CASH, {"account": account_number}).one()
+    account = connection.execute(_CASH_AND_FIRST_SESSION, {"account": account_number}).one()
     cash: Decimal = account.cash
     amount = cents(qty * price)
     change = -amount - fee if side is OrderSide.BUY else amount - fee
