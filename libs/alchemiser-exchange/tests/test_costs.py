@@ -18,14 +18,12 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
 from alpaca.trading.models import TradeUpdate as AlpacaTradeUpdate
 from pydantic import ValidationError
 
 import alchemiser_exchange
 from alchemiser_broker.models import OrderSide, OrderStatus, OrderType
-from alchemiser_common.db import create_engine_from_url
+from alchemiser_common.db import create_engine_from_url, upgrade_to
 from alchemiser_exchange import Exchange, OrderSpec, TradingRules
 from alchemiser_exchange.errors import InsufficientFundsError
 from alchemiser_exchange.orders import TradeUpdate
@@ -382,14 +380,15 @@ def test_migrate_when_database_at_exchange_0001_then_orders_get_zero_fees(
 ) -> None:
     engine = create_engine_from_url(pristine_url)
     try:
-        config = Config()
-        config.set_main_option("script_location", str(_MIGRATIONS))
-        config.attributes["version_table"] = EXCHANGE_VERSION_TABLE
-        config.attributes["target_metadata"] = metadata
+        upgrade_to(
+            engine,
+            "exchange_0001",
+            script_location=_MIGRATIONS,
+            version_table=EXCHANGE_VERSION_TABLE,
+            target_metadata=metadata,
+        )
         moment = datetime(2025, 3, 7, 20, 50, tzinfo=UTC)
         with engine.begin() as connection:
-            config.attributes["connection"] = connection
-            command.upgrade(config, "exchange_0001")
             columns = {c["name"] for c in sa.inspect(connection).get_columns("exchange_order")}
             assert "fees" not in columns
             connection.execute(

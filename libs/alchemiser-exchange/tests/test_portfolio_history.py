@@ -20,14 +20,12 @@ from typing import Any
 import pytest
 import requests
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
 from alpaca.trading.client import TradingClient
 from alpaca.trading.requests import GetPortfolioHistoryRequest
 
 import alchemiser_exchange
 from alchemiser_broker.models import OrderSide, OrderType
-from alchemiser_common.db import create_engine_from_url
+from alchemiser_common.db import create_engine_from_url, upgrade_to
 from alchemiser_exchange import EquityPoint, Exchange, ExchangeServer, OrderSpec, TradingRules
 from alchemiser_exchange.errors import InvalidOrderError, NotFoundError
 from alchemiser_exchange.history import resolve_window
@@ -247,14 +245,15 @@ def test_migrate_when_database_at_exchange_0002_then_existing_fills_become_the_l
 ) -> None:
     engine = create_engine_from_url(pristine_url)
     try:
-        config = Config()
-        config.set_main_option("script_location", str(_MIGRATIONS))
-        config.attributes["version_table"] = EXCHANGE_VERSION_TABLE
-        config.attributes["target_metadata"] = metadata
+        upgrade_to(
+            engine,
+            "exchange_0002",
+            script_location=_MIGRATIONS,
+            version_table=EXCHANGE_VERSION_TABLE,
+            target_metadata=metadata,
+        )
         moment = datetime(2025, 3, 7, 20, 50, tzinfo=UTC)
         with engine.begin() as connection:
-            config.attributes["connection"] = connection
-            command.upgrade(config, "exchange_0002")
             connection.execute(
                 sa.insert(account_table).values(
                     account_number="PA-OLD",

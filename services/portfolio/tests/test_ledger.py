@@ -9,13 +9,11 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from alembic import command
 from alembic.autogenerate import compare_metadata
-from alembic.config import Config
 from alembic.migration import MigrationContext
 
 import alchemiser_portfolio.adapters.ledger
-from alchemiser_common.db import create_engine_from_url
+from alchemiser_common.db import create_engine_from_url, upgrade_to
 from alchemiser_common.inbox import UnitOfWork
 from alchemiser_portfolio.adapters.ledger import WorkflowLedger, plan_recorded, workflows_finished
 from alchemiser_portfolio.adapters.schema import (
@@ -112,7 +110,13 @@ class WorkflowLedgerContract:
     ) -> None:
         engine = create_engine_from_url(database_url)
         try:
-            _upgrade(engine, "portfolio_0001")
+            upgrade_to(
+                engine,
+                "portfolio_0001",
+                script_location=_MIGRATIONS,
+                version_table=PORTFOLIO_VERSION_TABLE,
+                target_metadata=metadata,
+            )
             with engine.begin() as connection:
                 connection.execute(
                     sa.text(
@@ -148,17 +152,6 @@ def _plan_marks(ledger: WorkflowLedger) -> dict[str, datetime | None]:
             correlation_id: None if at is None else at.replace(tzinfo=at.tzinfo or UTC)
             for correlation_id, at in rows
         }
-
-
-def _upgrade(engine: sa.Engine, revision: str) -> None:
-    """The portfolio tables at ``revision`` (an older one than the head)."""
-    config = Config()
-    config.set_main_option("script_location", str(_MIGRATIONS))
-    config.attributes["version_table"] = PORTFOLIO_VERSION_TABLE
-    config.attributes["target_metadata"] = metadata
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, revision)
 
 
 class TestWorkflowLedgerOnSqlite(WorkflowLedgerContract):

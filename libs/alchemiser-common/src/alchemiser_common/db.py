@@ -48,6 +48,7 @@ __all__ = [
     "run_alembic_env",
     "sqlite_engine_is_configured",
     "transaction",
+    "upgrade_to",
     "upgrade_to_head",
 ]
 
@@ -241,6 +242,24 @@ def upgrade_to_head(
     processes starting together migrate once and the others find the tree at head. The
     tree's ``env.py`` must call :func:`run_alembic_env`. Idempotent.
     """
+    upgrade_to(
+        engine,
+        "head",
+        script_location=script_location,
+        version_table=version_table,
+        target_metadata=target_metadata,
+    )
+
+
+def upgrade_to(
+    engine: Engine,
+    revision: str,
+    *,
+    script_location: str | Path,
+    version_table: str,
+    target_metadata: Any,
+) -> None:
+    """:func:`upgrade_to_head`, to ``revision`` of the tree (a test's older schema, say)."""
     config = Config()
     config.set_main_option("script_location", str(script_location))
     config.attributes["version_table"] = version_table
@@ -251,7 +270,7 @@ def upgrade_to_head(
                 sa.select(sa.func.pg_advisory_xact_lock(_advisory_lock_key(version_table)))
             )
         config.attributes["connection"] = connection
-        command.upgrade(config, "head")
+        command.upgrade(config, revision)
 
 
 def run_alembic_env() -> None:
