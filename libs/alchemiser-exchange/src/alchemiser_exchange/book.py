@@ -385,7 +385,7 @@ class Exchange:
                     connection, account_number, session_date=session, updated_at=self._clock()
                 )
                 updates = self._roll_orders(connection, account_number, session)
-                store.note_session(connection, account_number, session)
+                store.note_session(connection, account_number, session, account.first_session_date)
         self._publish(account_number, updates)
         _log.info("session set", account_number=account_number, session=session.isoformat())
         return self._clock_for(session)
@@ -628,6 +628,7 @@ class Exchange:
                     session=session,
                     now=self.session_time(session),
                     cash_change=cash - account.cash,
+                    first_session=account.first_session_date,
                 )
 
     def set_trading_blocked(self, account_number: str, blocked: bool) -> None:
@@ -662,6 +663,7 @@ class Exchange:
                     symbol=symbol,
                     position_change=qty - held,
                     price=avg_entry_price if qty else None,
+                    first_session=account.first_session_date,
                 )
             connection.execute(sa.delete(position_table).where(key))
             if qty != 0:

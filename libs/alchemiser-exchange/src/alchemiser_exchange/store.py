@@ -265,19 +265,16 @@ _NOTE_SESSION = (
 )
 
 
-_UNREAD: Any = object()
-"""``note_session``'s ``first`` when the caller has not read the account's first session."""
-
-
 def note_session(
-    connection: Connection, account_number: str, session: date, first: date | None = _UNREAD
+    connection: Connection, account_number: str, session: date, first: date | None
 ) -> None:
     """Make ``session`` the account's first session if it is earlier than the one recorded.
 
-    ``first``: the recorded first session as read under the account's lock in this
-    transaction, when the caller has it (no statement when ``session`` is not earlier).
+    ``first``: the account's first session as read under its lock in this transaction. It
+    only ever moves earlier, so a read from before this transaction's own changes still
+    tells when nothing is to be written (``session`` not earlier than it): no statement then.
     """
-    if first is not _UNREAD and first is not None and first <= session:
+    if first is not None and first <= session:
         return
     connection.execute(_NOTE_SESSION, {"account": account_number, "session": session})
 
@@ -301,7 +298,7 @@ def record_activity(
     price: Decimal | None = None,
     fee: Decimal = Decimal(0),
     broker_order_id: str | None = None,
-    first_session: date | None = _UNREAD,
+    first_session: date | None,
 ) -> None:
     """Append one change of the account's cash or positions to its ledger (account locked:
     the next sequence number is the account's own); ``first_session`` as ``note_session``'s
